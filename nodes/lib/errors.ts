@@ -1,0 +1,94 @@
+/**
+ * Errors the engine raises. Each carries a stable `code` (public API: users match on it in Catch nodes) and
+ * interpolation `params` for the translated message. The adapters translate with the catalog key
+ * `errors.<code>`; `message` is the English fallback for logs outside Node-RED. Neither may ever hold a token,
+ * secret, authorization code or PKCE verifier.
+ */
+export const ERROR_CODES = [
+  /** invalid_grant, revoked consent, or never logged in: a person must log in again. */
+  'OAUTH2_LOGIN_REQUIRED',
+  /** Token endpoint answered 5xx, timed out or could not be reached, after the bounded retries. */
+  'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE',
+  /** Token endpoint refused the request for another reason (invalid_client, unauthorized_client, ...). */
+  'OAUTH2_TOKEN_REQUEST_REJECTED',
+  /** The token endpoint answered something that is not a valid token response. */
+  'OAUTH2_INVALID_TOKEN_RESPONSE',
+  /** The request URL's origin is not in the connection's allowed origins: nothing was sent. */
+  'OAUTH2_ORIGIN_NOT_ALLOWED',
+  /** Node or connection configuration is invalid; params.field names the field. */
+  'OAUTH2_INVALID_CONFIG',
+  /** A message property is invalid; params.field names it. */
+  'OAUTH2_INVALID_INPUT',
+  /** Issuer discovery failed (unreachable, not JSON, or issuer mismatch). */
+  'OAUTH2_DISCOVERY_FAILED',
+  /** Login callback: state missing, unknown, used, expired, or bound to another browser session. */
+  'OAUTH2_INVALID_STATE',
+  /** Login callback: the `iss` parameter is missing or names another issuer (RFC 9207). */
+  'OAUTH2_ISSUER_MISMATCH',
+  /** The provider answered the authorization or device request with an error (params.error). */
+  'OAUTH2_PROVIDER_ERROR',
+  /** Device authorization: the user code expired before the user approved. */
+  'OAUTH2_DEVICE_CODE_EXPIRED',
+  /** Device authorization or login: the user denied access. */
+  'OAUTH2_ACCESS_DENIED',
+  /** The API answered with a status the node treats as failure (params.statusCode). */
+  'OAUTH2_HTTP_STATUS',
+  /** The API request failed on the network (reset, refused, DNS) after the bounded retries. */
+  'OAUTH2_REQUEST_FAILED',
+  /** The API request timed out after the bounded retries. */
+  'OAUTH2_REQUEST_TIMEOUT',
+  /** More redirects than the node allows. */
+  'OAUTH2_TOO_MANY_REDIRECTS',
+  /** The response body could not be decoded as the node was told to (for example invalid JSON). */
+  'OAUTH2_RESPONSE_DECODE_FAILED',
+  /** The token store could not be read or written. */
+  'OAUTH2_TOKEN_STORE_FAILED',
+] as const;
+
+export type OAuth2ErrorCode = (typeof ERROR_CODES)[number];
+
+export type ErrorParams = Record<string, string | number | boolean | undefined>;
+
+export interface OAuth2ErrorOptions {
+  params?: ErrorParams;
+  /** RFC 6749 / 8628 / 7009 `error` value when the server sent one. */
+  oauthError?: string;
+  /** HTTP status of the response that caused the error, if any. */
+  statusCode?: number;
+  /** Whether trying again later may succeed (network, 5xx, 429). */
+  retryable?: boolean;
+  /** Lower-level cause, already free of secrets. */
+  cause?: unknown;
+}
+
+export class OAuth2Error extends Error {
+  readonly code: OAuth2ErrorCode;
+  readonly params: ErrorParams;
+  readonly oauthError?: string;
+  readonly statusCode?: number;
+  readonly retryable: boolean;
+
+  constructor(code: OAuth2ErrorCode, message: string, options: OAuth2ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OAuth2Error';
+    this.code = code;
+    this.params = options.params ?? {};
+    this.oauthError = options.oauthError;
+    this.statusCode = options.statusCode;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+export function isOAuth2Error(err: unknown, code?: OAuth2ErrorCode): err is OAuth2Error {
+  return err instanceof OAuth2Error && (code === undefined || err.code === code);
+}
+
+/** Translates an engine error with a Node-RED-style `_` function; falls back to the English message. */
+export function translateError(err: unknown, translate: (key: string, params?: ErrorParams) => string): string {
+  if (err instanceof OAuth2Error) {
+    const key = `errors.${err.code}`;
+    const text = translate(key, err.params);
+    return text && !text.endsWith(key) ? text : err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

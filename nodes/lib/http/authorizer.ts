@@ -1,0 +1,17 @@
+/**
+ * What the request pipeline needs from a connection. The pipeline asks for a token only for URLs the
+ * allowlist accepts, and reports a token the API rejected so the connection refreshes at most once for it.
+ */
+export interface Authorizer {
+  /** True when a bearer token may be sent to this absolute URL (origin in the allowlist). */
+  allows(url: URL): boolean;
+  /** A valid access token (refreshing first when within the skew). Throws OAuth2Error. */
+  getAccessToken(): Promise<{ accessToken: string; tokenType: string }>;
+  /**
+   * The API answered `token` with an expired status: refresh unless another caller already replaced it,
+   * and return the token to retry with. Throws OAuth2Error (for example OAUTH2_LOGIN_REQUIRED).
+   */
+  renewAfterRejection(rejectedAccessToken: string): Promise<{ accessToken: string; tokenType: string }>;
+  /** Statuses that mean "token expired" for this connection (default [401]). */
+  readonly expiredStatuses: readonly number[];
+}

@@ -1,0 +1,50 @@
+/** Shapes shared by the engine's layers. Plain data: no Node-RED, no network handles. */
+
+export type GrantType = 'authorization_code' | 'client_credentials' | 'device_code';
+
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'none';
+
+/** Authorization server metadata we use (RFC 8414 names, camel-cased). */
+export interface ProviderMetadata {
+  issuer?: string;
+  authorizationEndpoint?: string;
+  tokenEndpoint: string;
+  revocationEndpoint?: string;
+  deviceAuthorizationEndpoint?: string;
+  userinfoEndpoint?: string;
+  /** RFC 9207: the server sends `iss` with every authorization response. */
+  authorizationResponseIssParameterSupported?: boolean;
+  scopesSupported?: string[];
+  codeChallengeMethodsSupported?: string[];
+}
+
+/** One OAuth2 client as the user configured it. `clientSecret` comes from Node-RED's credential store. */
+export interface ClientSettings {
+  clientId: string;
+  clientSecret?: string;
+  authMethod: ClientAuthMethod;
+  scopes: string[];
+  /** RFC 8707 resource indicators, sent as repeated `resource` parameters. */
+  resources: string[];
+  /** Extra authorize-request parameters, for example access_type=offline or prompt=consent. */
+  extraAuthorizeParams: Record<string, string>;
+  /** Extra token-request parameters, for example audience=... */
+  extraTokenParams: Record<string, string>;
+}
+
+/** What a token response means to us, normalised. Times are epoch milliseconds. */
+export interface TokenSet {
+  accessToken: string;
+  tokenType: string;
+  refreshToken?: string;
+  idToken?: string;
+  /** When the access token stops being usable (from expires_in, else the JWT exp, else a default). */
+  expiresAt: number;
+  /** How expiresAt was decided, shown to the user. */
+  expirySource: 'expires_in' | 'jwt' | 'default';
+  /** Granted scopes when the server said (else the requested ones). */
+  scopes: string[];
+  obtainedAt: number;
+  /** Account or subject when the provider told us (id_token `sub` / `email` / `preferred_username`). */
+  subject?: string;
+}
