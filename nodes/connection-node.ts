@@ -1,0 +1,16 @@
+import type { Connection } from './lib/connection';
+import type { NodeError } from './node-errors';
+import type { Node } from './node-red-types';
+
+export interface ConnectionCredentials {
+  clientSecret?: string;
+  /** JSON of StoredTokens: Node-RED's copy of the login, written to disk by Node-RED on deploy. */
+  tokens?: string;
+}
+
+/** The oauth2-connection config node as the request nodes and admin routes see it. */
+export interface ConnectionNode extends Node<ConnectionCredentials> {
+  /** Undefined when the configuration is invalid (the node then reports why). */
+  connection?: Connection;
+  toNodeError(err: unknown): NodeError;
+}

@@ -1,0 +1,247 @@
+import { createHash } from 'node:crypto';
+import mustache from 'mustache';
+import { OAuth2Error, isOAuth2Error } from './lib/errors';
+import { createAgents } from './lib/http/agents';
+import { sendAuthorised, resolveRequestUrl, type AuthorisedResponse } from './lib/http/request';
+import type { RetryPolicy } from './lib/http/retry';
+import type { ConnectionState } from './lib/tokens/token-manager';
+import type { ConnectionNode } from './connection-node';
+import { toNodeError } from './node-errors';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red-types';
+
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
+const RETURN_MODES = new Set(['txt', 'bin', 'obj', 'auto']);
+/** Header the node adds to its output so a following request node does not send response headers on. */
+const RESPONSE_HASH_HEADER = 'x-node-red-request-node';
+
+interface RequestNodeDef extends NodeDef {
+  connection?: string;
+  method?: string;
+  url?: string;
+  paytoqs?: string | boolean;
+  headers?: Array<{ k?: string; v?: string }>;
+  ret?: string;
+  requestTimeout?: string | number;
+  tls?: string;
+  followRedirects?: boolean;
+  maxRedirects?: string | number;
+  retryStatuses?: string;
+  maxAttempts?: string | number;
+  retryUnsafe?: boolean;
+  maxRetryAfterSec?: string | number;
+  non2xxAsOutput?: boolean;
+}
+
+interface TlsConfigNode extends Node<never> {
+  addTLSOptions(opts: Record<string, unknown>): void;
+}
+
+function numberOr(value: unknown, fallback: number): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() ? Number(value) : NaN;
+  return Number.isFinite(n) ? n : fallback;
+}
+
+function headersHash(headers: Record<string, unknown>): string {
+  const sorted = Object.keys(headers).filter((k) => k !== RESPONSE_HASH_HEADER).sort();
+  return createHash('sha1').update(JSON.stringify(sorted.map((k) => [k, headers[k]]))).digest('hex');
+}
+
+/** msg.headers to send on: dropped when they are the untouched response headers of a previous request node. */
+function inputHeaders(msg: NodeMessage): Record<string, unknown> {
+  const headers = msg.headers;
+  if (!headers || typeof headers !== 'object' || Array.isArray(headers)) return {};
+  const record = headers as Record<string, unknown>;
+  if (typeof record[RESPONSE_HASH_HEADER] === 'string' && record[RESPONSE_HASH_HEADER] === headersHash(record)) return {};
+  return record;
+}
+
+function invalidInput(field: string, reason: string, value?: string): OAuth2Error {
+  return new OAuth2Error('OAUTH2_INVALID_INPUT', `Invalid input: ${field} ${reason}`, { params: { field, reason, value } });
+}
+
+export = function register(RED: NodeAPI): void {
+  function HttpOAuth2RequestNode(this: Node<never>, def: RequestNodeDef): void {
+    RED.nodes.createNode(this, def);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- Node-RED constructors are called with `this`
+    const node = this;
+    const connectionNode = def.connection ? (RED.nodes.getNode(def.connection) as ConnectionNode | null) : null;
+    const nodeUrl = typeof def.url === 'string' ? def.url.trim() : '';
+    const isTemplatedUrl = nodeUrl.includes('{{');
+    const method = (def.method || 'GET').toUpperCase();
+    const paytoqs = def.paytoqs === true || def.paytoqs === 'query' ? 'query' : def.paytoqs === 'body' ? 'body' : 'ignore';
+    const ret = RETURN_MODES.has(def.ret ?? '') ? (def.ret as 'txt' | 'bin' | 'obj' | 'auto') : 'obj';
+    const nodeHeaders = (Array.isArray(def.headers) ? def.headers : []).filter((h) => h && typeof h.k === 'string' && h.k.trim());
+    const defaultTimeout = numberOr(def.requestTimeout, numberOr(RED.settings.httpRequestTimeout, 120_000));
+    const retryStatuses = String(def.retryStatuses ?? '429,502,503,504')
+      .split(/[\s,]+/).filter(Boolean).map(Number).filter((s) => Number.isInteger(s) && s >= 100 && s <= 599);
+    const retry: RetryPolicy = {
+      maxAttempts: Math.max(1, Math.floor(numberOr(def.maxAttempts, 3))),
+      statuses: retryStatuses,
+      retryNetworkErrors: true,
+      retryUnsafeMethods: def.retryUnsafe === true,
+      baseDelayMs: 500,
+      maxDelayMs: 30_000,
+      maxRetryAfterMs: Math.max(0, numberOr(def.maxRetryAfterSec, 60)) * 1000,
+    };
+    const maxRedirects = Math.max(0, Math.floor(numberOr(def.maxRedirects, 5)));
+    const followRedirects = def.followRedirects !== false;
+
+    // A node with its own TLS settings needs its own agents; otherwise it shares the connection's keep-alive pool.
+    let ownAgents: ReturnType<typeof createAgents> | undefined;
+    if (def.tls) {
+      const tlsNode = RED.nodes.getNode(def.tls) as TlsConfigNode | null;
+      if (tlsNode && typeof tlsNode.addTLSOptions === 'function') {
+        const tls: Record<string, unknown> = {};
+        tlsNode.addTLSOptions(tls);
+        ownAgents = createAgents({ tls: tls as Parameters<typeof createAgents>[0]['tls'] });
+      }
+    }
+
+    let inFlight = 0;
+    let connectionState: ConnectionState | undefined;
+
+    const t = (key: string, params?: Record<string, unknown>): string => RED._(`http-oauth2-request.${key}`, params);
+    // Engine errors are translated by the connection's catalog, which holds every error code's text.
+    const translate = (err: unknown): Error =>
+      connectionNode ? connectionNode.toNodeError(err) : toNodeError(err, (key, params) => t(key, params));
+
+    function showConnectionState(): boolean {
+      if (!connectionState) return false;
+      if (connectionState.kind === 'login-required') {
+        node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.status.loginRequired' });
+        return true;
+      }
+      if (connectionState.kind === 'unavailable') {
+        node.status({ fill: 'yellow', shape: 'ring', text: 'http-oauth2-request.status.unavailable' });
+        return true;
+      }
+      return false;
+    }
+
+    const onState = (state: ConnectionState): void => {
+      connectionState = state;
+      if (!showConnectionState() && inFlight === 0) node.status({});
+    };
+    if (connectionNode?.connection) {
+      connectionNode.connection.on('state', onState);
+      connectionState = connectionNode.connection.state();
+      showConnectionState();
+    } else {
+      node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.errors.noConnection' });
+    }
+
+    function buildHeaders(msg: NodeMessage): Record<string, string | string[]> {
+      const out: Record<string, string | string[]> = {};
+      const names = new Map<string, string>();
+      const put = (name: string, value: unknown, field: string): void => {
+        const lower = name.toLowerCase();
+        // The connection chooses the credential; a message must not be able to replace it.
+        if (lower === 'authorization' || lower === RESPONSE_HASH_HEADER) return;
+        let v: string | string[];
+        if (Array.isArray(value)) v = value.map((x) => String(x));
+        else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') v = String(value);
+        else if (value === undefined || value === null) return;
+        else throw invalidInput(field, 'invalidHeader', name);
+        const previous = names.get(lower);
+        if (previous) delete out[previous];
+        names.set(lower, name);
+        out[name] = v;
+      };
+      for (const [name, value] of Object.entries(inputHeaders(msg))) put(name, value, 'msg.headers');
+      for (const h of nodeHeaders) put(String(h.k).trim(), mustacheIf(h.v ?? '', msg), 'headers');
+      return out;
+    }
+
+    function mustacheIf(text: string, msg: NodeMessage): string {
+      return text.includes('{{') ? mustache.render(text, msg) : text;
+    }
+
+    function requestTimeout(msg: NodeMessage): number {
+      if (msg.requestTimeout === undefined) return defaultTimeout;
+      const value = Number(msg.requestTimeout);
+      if (!Number.isFinite(value) || value < 1) {
+        node.warn(t('errors.invalidTimeout', { value: String(msg.requestTimeout) }));
+        return defaultTimeout;
+      }
+      return value;
+    }
+
+    node.on('input', (msg, send, done) => {
+      void (async () => {
+        if (!connectionNode?.connection) {
+          node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.errors.noConnection' });
+          done(toNodeError(new Error(t('errors.noConnection')), () => ''));
+          return;
+        }
+        const connection = connectionNode.connection;
+        inFlight += 1;
+        node.status({ fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) });
+        try {
+          const requestedMethod = method === 'USE' ? String(msg.method ?? '').toUpperCase() : method;
+          if (!METHODS.has(requestedMethod)) throw invalidInput('msg.method', 'invalidMethod', String(msg.method ?? ''));
+          const rawUrl = isTemplatedUrl ? mustache.render(nodeUrl, msg) : nodeUrl || (typeof msg.url === 'string' ? msg.url : '');
+          if (!rawUrl) throw invalidInput('msg.url', 'required');
+          const url = resolveRequestUrl(rawUrl, connection.settings.apiBaseUrl);
+          const response: AuthorisedResponse = await sendAuthorised(
+            {
+              method: requestedMethod,
+              url: url.href,
+              headers: buildHeaders(msg),
+              body: msg.payload,
+              paytoqs,
+              timeoutMs: requestTimeout(msg),
+              responseMode: ret,
+              followRedirects,
+              maxRedirects,
+              retry,
+            },
+            { authorizer: connection, agents: ownAgents ?? connection.agents },
+          );
+          msg.payload = response.body;
+          msg.statusCode = response.statusCode;
+          const headers: Record<string, unknown> = { ...response.headers };
+          headers[RESPONSE_HASH_HEADER] = headersHash(headers);
+          msg.headers = headers;
+          msg.responseUrl = response.responseUrl;
+          msg.redirectList = response.redirectList;
+          msg.attempts = response.attempts;
+          if (response.decodeWarning) node.warn(t('errors.jsonDecode'));
+          const ok = response.statusCode >= 200 && response.statusCode < 300;
+          inFlight -= 1;
+          if (!ok && !def.non2xxAsOutput) {
+            const err = new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.statusCode}`, {
+              statusCode: response.statusCode,
+              params: { statusCode: response.statusCode },
+            });
+            node.status({ fill: 'red', shape: 'ring', text: t('status.error', { statusCode: response.statusCode }) });
+            done(translate(err));
+            return;
+          }
+          if (!showConnectionState()) {
+            node.status(inFlight > 0
+              ? { fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) }
+              : { fill: ok ? 'green' : 'yellow', shape: 'dot', text: t('status.ok', { statusCode: response.statusCode }) });
+          }
+          send(msg);
+          done();
+        } catch (err) {
+          inFlight -= 1;
+          if (!showConnectionState()) {
+            const code = isOAuth2Error(err) ? err.code : 'ERROR';
+            node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code }) });
+          }
+          done(translate(err));
+        }
+      })();
+    });
+
+    node.on('close', (_removed: boolean, closeDone: () => void) => {
+      connectionNode?.connection?.removeListener('state', onState);
+      ownAgents?.destroy();
+      node.status({});
+      closeDone();
+    });
+  }
+
+  RED.nodes.registerType('http-oauth2-request', HttpOAuth2RequestNode as (this: Node<never>, def: NodeDef) => void);
+};

@@ -1,0 +1,193 @@
+import { OAuth2Error } from './errors';
+import type { ClientAuthMethod, ClientSettings, GrantType, ProviderMetadata } from './types';
+
+/** The connection node's configuration as the editor saves it (flows.json). Strings unless noted. */
+export interface ConnectionConfig {
+  grantType?: string;
+  issuer?: string;
+  authorizationEndpoint?: string;
+  tokenEndpoint?: string;
+  revocationEndpoint?: string;
+  deviceAuthorizationEndpoint?: string;
+  issParameterSupported?: boolean | string;
+  clientId?: string;
+  authMethod?: string;
+  scopes?: string;
+  resources?: string;
+  authorizeParams?: unknown;
+  tokenParams?: unknown;
+  apiBaseUrl?: string;
+  allowedOrigins?: string;
+  expiredStatuses?: string;
+  refreshSkewSec?: number | string;
+  redirectUri?: string;
+}
+
+/** Validated settings the engine works with. */
+export interface ConnectionSettings {
+  grant: GrantType;
+  issuer?: string;
+  /** Endpoints typed or discovered in the editor; `tokenEndpoint` empty means "discover at run time". */
+  metadata: Partial<ProviderMetadata> & { authorizationResponseIssParameterSupported: boolean };
+  client: ClientSettings;
+  apiBaseUrl?: string;
+  allowedOrigins: string[];
+  expiredStatuses: number[];
+  refreshSkewMs: number;
+  redirectUri?: string;
+}
+
+const GRANTS: readonly GrantType[] = ['authorization_code', 'client_credentials', 'device_code'];
+const AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'none'];
+
+/**
+ * Parameters an extra-parameter list may not set: they carry the protocol's security (state, PKCE, redirect
+ * binding) or the client's identity, which come from their own fields.
+ */
+const RESERVED_AUTHORIZE_PARAMS = new Set([
+  'state', 'code_challenge', 'code_challenge_method', 'redirect_uri', 'client_id', 'response_type', 'nonce', 'scope',
+]);
+const RESERVED_TOKEN_PARAMS = new Set([
+  'grant_type', 'code', 'code_verifier', 'redirect_uri', 'client_id', 'client_secret', 'refresh_token', 'device_code',
+]);
+
+function invalid(field: string, reason: string, value?: string): OAuth2Error {
+  return new OAuth2Error('OAUTH2_INVALID_CONFIG', `Invalid configuration: ${field} ${reason}`, {
+    params: { field, reason, value },
+  });
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(hostname);
+}
+
+/**
+ * Parses an endpoint URL: https, or http on a loopback host only (RFC 6749 section 3.1 requires TLS for
+ * every endpoint that carries credentials; loopback is where development servers live).
+ */
+export function parseEndpointUrl(value: string, field: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalid(field, 'invalidUrl', value);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid(field, 'invalidUrl', value);
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) throw invalid(field, 'insecureUrl', value);
+  if (url.username || url.password) throw invalid(field, 'invalidUrl', value);
+  return url;
+}
+
+function optionalEndpoint(value: unknown, field: string): string | undefined {
+  const text = typeof value === 'string' ? value.trim() : '';
+  return text ? parseEndpointUrl(text, field).href : undefined;
+}
+
+/** Splits a whitespace-, comma- or newline-separated list. */
+export function splitList(value: unknown): string[] {
+  return typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : [];
+}
+
+function parseParamList(value: unknown, field: string, reserved: Set<string>): Record<string, string> {
+  if (value === undefined || value === null || value === '') return {};
+  if (!Array.isArray(value)) throw invalid(field, 'invalidParams');
+  const out: Record<string, string> = {};
+  for (const entry of value as unknown[]) {
+    const k = (entry as { k?: unknown } | null)?.k;
+    const v = (entry as { v?: unknown } | null)?.v;
+    if (typeof k !== 'string' || !k.trim()) throw invalid(field, 'invalidParams');
+    if (reserved.has(k.trim().toLowerCase())) throw invalid(field, 'notPermitted', k.trim());
+    out[k.trim()] = v === undefined || v === null ? '' : String(v);
+  }
+  return out;
+}
+
+export function parseExpiredStatuses(value: unknown): number[] {
+  const text = value === undefined || value === null || value === '' ? '401' : String(value);
+  const statuses = splitList(text).map((s) => Number(s));
+  if (!statuses.length || statuses.some((s) => !Number.isInteger(s) || s < 400 || s > 599)) {
+    throw invalid('expiredStatuses', 'invalidStatus', text);
+  }
+  return [...new Set(statuses)];
+}
+
+/** Validates the editor's configuration; throws OAUTH2_INVALID_CONFIG naming the first bad field. */
+export function parseConnectionConfig(config: ConnectionConfig, clientSecret?: string): ConnectionSettings {
+  const grant = (config.grantType || 'authorization_code') as GrantType;
+  if (!GRANTS.includes(grant)) throw invalid('grantType', 'invalidValue', String(config.grantType));
+  const authMethod = (config.authMethod || 'client_secret_basic') as ClientAuthMethod;
+  if (!AUTH_METHODS.includes(authMethod)) throw invalid('authMethod', 'invalidValue', String(config.authMethod));
+
+  const clientId = typeof config.clientId === 'string' ? config.clientId.trim() : '';
+  if (!clientId) throw invalid('clientId', 'required');
+
+  const issuer = typeof config.issuer === 'string' && config.issuer.trim() ? config.issuer.trim() : undefined;
+  if (issuer) parseEndpointUrl(issuer, 'issuer');
+  const tokenEndpoint = optionalEndpoint(config.tokenEndpoint, 'tokenEndpoint');
+  if (!tokenEndpoint && !issuer) throw invalid('tokenEndpoint', 'required');
+  const authorizationEndpoint = optionalEndpoint(config.authorizationEndpoint, 'authorizationEndpoint');
+  const deviceAuthorizationEndpoint = optionalEndpoint(config.deviceAuthorizationEndpoint, 'deviceAuthorizationEndpoint');
+  if (tokenEndpoint && grant === 'authorization_code' && !authorizationEndpoint) {
+    throw invalid('authorizationEndpoint', 'required');
+  }
+  if (tokenEndpoint && grant === 'device_code' && !deviceAuthorizationEndpoint) {
+    throw invalid('deviceAuthorizationEndpoint', 'required');
+  }
+
+  const skewText = config.refreshSkewSec === undefined || config.refreshSkewSec === '' ? '60' : String(config.refreshSkewSec);
+  const skew = Number(skewText);
+  if (!Number.isFinite(skew) || skew < 0) throw invalid('refreshSkewSec', 'invalidNumber', skewText);
+
+  const apiBaseUrl = typeof config.apiBaseUrl === 'string' && config.apiBaseUrl.trim() ? config.apiBaseUrl.trim() : undefined;
+  if (apiBaseUrl) {
+    let base: URL;
+    try {
+      base = new URL(apiBaseUrl);
+    } catch {
+      throw invalid('apiBaseUrl', 'invalidUrl', apiBaseUrl);
+    }
+    if ((base.protocol !== 'https:' && base.protocol !== 'http:') || base.username || base.password) {
+      throw invalid('apiBaseUrl', 'invalidUrl', apiBaseUrl);
+    }
+  }
+  const redirectUri = typeof config.redirectUri === 'string' && config.redirectUri.trim() ? config.redirectUri.trim() : undefined;
+  if (redirectUri) {
+    try {
+      const parsed = new URL(redirectUri);
+      if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error('scheme');
+    } catch {
+      throw invalid('redirectUri', 'invalidUrl', redirectUri);
+    }
+  }
+
+  const secret = clientSecret && clientSecret.length ? clientSecret : undefined;
+  if (authMethod !== 'none' && !secret && grant === 'client_credentials') throw invalid('clientSecret', 'required');
+
+  return {
+    grant,
+    issuer,
+    metadata: {
+      issuer,
+      authorizationEndpoint,
+      tokenEndpoint,
+      revocationEndpoint: optionalEndpoint(config.revocationEndpoint, 'revocationEndpoint'),
+      deviceAuthorizationEndpoint,
+      authorizationResponseIssParameterSupported:
+        config.issParameterSupported === true || config.issParameterSupported === 'true',
+    },
+    client: {
+      clientId,
+      clientSecret: secret,
+      authMethod,
+      scopes: splitList(config.scopes),
+      resources: splitList(config.resources),
+      extraAuthorizeParams: parseParamList(config.authorizeParams, 'authorizeParams', RESERVED_AUTHORIZE_PARAMS),
+      extraTokenParams: parseParamList(config.tokenParams, 'tokenParams', RESERVED_TOKEN_PARAMS),
+    },
+    apiBaseUrl,
+    allowedOrigins: splitList(config.allowedOrigins),
+    expiredStatuses: parseExpiredStatuses(config.expiredStatuses),
+    refreshSkewMs: skew * 1000,
+    redirectUri,
+  };
+}

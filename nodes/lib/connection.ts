@@ -1,0 +1,191 @@
+import { EventEmitter } from 'node:events';
+import type { Authorizer } from './http/authorizer';
+import { OriginAllowlist, parseOriginList } from './http/origin';
+import { createAgents } from './http/agents';
+import type { ConnectionSettings } from './connection-settings';
+import { OAuth2Error } from './errors';
+import { discoverProvider } from './oauth/discovery';
+import { createTokenEndpointClient } from './oauth/simple-oauth2-client';
+import type { DeviceAuthorization, DevicePollPending, TokenEndpointClient } from './oauth/token-endpoint';
+import { TokenManager, type ConnectionState } from './tokens/token-manager';
+import type { StoredTokens, TokenStore } from './tokens/token-store';
+import type { ProviderMetadata, TokenSet } from './types';
+
+export type TlsOptions = Parameters<typeof createAgents>[0]['tls'];
+
+export interface ConnectionOptions {
+  id: string;
+  settings: ConnectionSettings;
+  store: TokenStore;
+  tls?: TlsOptions;
+  /** Timeout for discovery and token-endpoint calls. */
+  timeoutMs?: number;
+}
+
+/**
+ * Resolves the provider's metadata once: from the configured endpoints, else by discovery. A failed discovery
+ * is forgotten so the next call tries again (the provider may be down at start).
+ */
+export function metadataResolver(settings: ConnectionSettings, timeoutMs: number): () => Promise<ProviderMetadata> {
+  let pending: Promise<ProviderMetadata> | undefined;
+  return () => {
+    if (settings.metadata.tokenEndpoint) {
+      return Promise.resolve({ ...settings.metadata, tokenEndpoint: settings.metadata.tokenEndpoint });
+    }
+    if (!settings.issuer) {
+      return Promise.reject(new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid configuration: tokenEndpoint is required', {
+        params: { field: 'tokenEndpoint', reason: 'required' },
+      }));
+    }
+    if (!pending) {
+      pending = discoverProvider(settings.issuer, { timeoutMs });
+      pending.catch(() => {
+        pending = undefined;
+      });
+    }
+    return pending;
+  };
+}
+
+/**
+ * A token-endpoint client whose endpoints are known only after discovery: every call waits for the metadata,
+ * then goes to the real client. Lets the token manager exist from the node's first moment.
+ */
+export function lazyTokenEndpointClient(
+  settings: ConnectionSettings,
+  metadata: () => Promise<ProviderMetadata>,
+  timeoutMs: number,
+  agents: ReturnType<typeof createAgents>,
+): TokenEndpointClient {
+  let client: Promise<TokenEndpointClient> | undefined;
+  const get = (): Promise<TokenEndpointClient> => {
+    if (!client) {
+      client = metadata().then((md) =>
+        createTokenEndpointClient({
+          metadata: md,
+          client: settings.client,
+          timeoutMs,
+          httpAgent: agents.http,
+          httpsAgent: agents.https,
+        }),
+      );
+      client.catch(() => {
+        client = undefined;
+      });
+    }
+    return client;
+  };
+  return {
+    exchangeCode: async (input) => (await get()).exchangeCode(input),
+    refresh: async (previous) => (await get()).refresh(previous),
+    clientCredentials: async () => (await get()).clientCredentials(),
+    startDeviceAuthorization: async () => (await get()).startDeviceAuthorization(),
+    pollDeviceToken: async (deviceCode: string): Promise<TokenSet | DevicePollPending> =>
+      (await get()).pollDeviceToken(deviceCode),
+    revoke: async (tokens) => (await get()).revoke(tokens),
+  };
+}
+
+/**
+ * One deployed OAuth2 connection: its settings, token manager, origin allowlist and keep-alive agents. This is
+ * what every request node using the connection talks to (as an Authorizer), and what the admin routes update
+ * after a login. Events: 'state' (ConnectionState).
+ */
+export class Connection extends EventEmitter implements Authorizer {
+  readonly id: string;
+  readonly settings: ConnectionSettings;
+  readonly agents: ReturnType<typeof createAgents>;
+  readonly client: TokenEndpointClient;
+  readonly metadata: () => Promise<ProviderMetadata>;
+  private readonly manager: TokenManager;
+  private readonly allowlist: OriginAllowlist;
+  private readonly store: TokenStore;
+
+  constructor(options: ConnectionOptions) {
+    super();
+    this.id = options.id;
+    this.settings = options.settings;
+    this.store = options.store;
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    this.allowlist = new OriginAllowlist(options.settings.apiBaseUrl, parseOriginList(options.settings.allowedOrigins.join(' ')));
+    this.agents = createAgents({ tls: options.tls });
+    this.metadata = metadataResolver(options.settings, timeoutMs);
+    this.client = lazyTokenEndpointClient(options.settings, this.metadata, timeoutMs, this.agents);
+    this.manager = new TokenManager({
+      connectionId: options.id,
+      grant: options.settings.grant,
+      client: this.client,
+      store: options.store,
+      skewMs: options.settings.refreshSkewMs,
+    });
+    this.manager.on('state', (state: ConnectionState) => this.emit('state', state));
+  }
+
+  get expiredStatuses(): readonly number[] {
+    return this.settings.expiredStatuses;
+  }
+
+  /** Loads tokens: the newer of the token store and `initial` (Node-RED's credential copy) wins. */
+  start(initial?: StoredTokens): Promise<void> {
+    return this.manager.init(initial);
+  }
+
+  allows(url: URL): boolean {
+    return this.allowlist.allows(url);
+  }
+
+  async getAccessToken(): Promise<{ accessToken: string; tokenType: string }> {
+    const tokens = await this.manager.getAccessToken();
+    return { accessToken: tokens.accessToken, tokenType: tokens.tokenType };
+  }
+
+  async renewAfterRejection(rejectedAccessToken: string): Promise<{ accessToken: string; tokenType: string }> {
+    const tokens = await this.manager.renewAfterRejection(rejectedAccessToken);
+    return { accessToken: tokens.accessToken, tokenType: tokens.tokenType };
+  }
+
+  state(): ConnectionState {
+    return this.manager.state();
+  }
+
+  snapshot(): ReturnType<TokenManager['snapshot']> {
+    return this.manager.snapshot();
+  }
+
+  /** Tokens from a completed login (authorization code or device grant). */
+  adoptTokens(tokens: TokenSet): Promise<void> {
+    return this.manager.setTokens(tokens);
+  }
+
+  /** Revokes at the provider (refresh token first) and forgets the tokens here. */
+  async logout(): Promise<{ refreshTokenRevoked: boolean; accessTokenRevoked: boolean }> {
+    const stored = await this.store.get(this.id);
+    const result = stored ? await this.client.revoke(stored.tokens) : { refreshTokenRevoked: false, accessTokenRevoked: false };
+    await this.manager.clear();
+    return result;
+  }
+
+  startDeviceAuthorization(): Promise<DeviceAuthorization> {
+    return this.client.startDeviceAuthorization();
+  }
+
+  close(): void {
+    this.manager.close();
+    this.agents.destroy();
+    this.removeAllListeners();
+  }
+}
+
+/** What the editor is shown for a connection that is not deployed (a login made before the first deploy). */
+export function storedSnapshot(stored: StoredTokens | undefined): ReturnType<TokenManager['snapshot']> {
+  if (!stored) return { state: { kind: 'logged-out' }, hasRefreshToken: false };
+  const { tokens } = stored;
+  return {
+    state: { kind: 'ready' },
+    expiresAt: tokens.expiresAt,
+    scopes: tokens.scopes,
+    subject: tokens.subject,
+    hasRefreshToken: Boolean(tokens.refreshToken),
+    expirySource: tokens.expirySource,
+  };
+}

@@ -1,0 +1,242 @@
+/**
+ * The TokenEndpointClient on top of simple-oauth2, with its gaps filled (see CONVENTIONS.md):
+ * PKCE verifier passthrough, previous refresh token kept, expiry without expires_in (normalizeTokenResponse),
+ * repeated `resource`, `none` client auth, device grant and RFC 7009 revocation (our own form POSTs), and its
+ * credential-logging debug output silenced. No retrying here: the token manager owns retry policy.
+ */
+// Must come before simple-oauth2 is loaded and used: it disables simple-oauth2's secret-logging debug output.
+import { silenceSimpleOAuth2Debug } from './silence-simple-oauth2-debug';
+import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { AuthorizationCode, ClientCredentials, type ModuleOptions } from 'simple-oauth2';
+import { OAuth2Error, isOAuth2Error } from '../errors';
+import type { ClientSettings, ProviderMetadata, TokenSet } from '../types';
+import { mapEndpointFailure, type EndpointContext, type EndpointFailure } from './error-mapping';
+import { pollDeviceTokenOnce, requestDeviceAuthorization } from './device-authorization';
+import type { TransportOptions } from './form-post';
+import { revokeTokens } from './revocation';
+import { decodeJwtPayload, normalizeTokenResponse } from './token-response';
+import type { DeviceAuthorization, DevicePollPending, TokenEndpointClient } from './token-endpoint';
+
+silenceSimpleOAuth2Debug();
+
+export interface TokenEndpointClientConfig {
+  metadata: ProviderMetadata;
+  client: ClientSettings;
+  /** Per request. Default 30 s. */
+  timeoutMs?: number;
+  /** Access-token lifetime assumed when neither expires_in nor a JWT exp says. Default 3600 s. */
+  defaultLifetimeSec?: number;
+  httpAgent?: HttpAgent;
+  httpsAgent?: HttpsAgent;
+  /** Clock, injectable for tests. */
+  now?: () => number;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_LIFETIME_SEC = 3600;
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+/** Token-request parameters an extra may not replace: they carry the grant itself or the client's identity. */
+const PROTECTED_TOKEN_PARAMS = new Set([
+  'grant_type', 'code', 'redirect_uri', 'code_verifier', 'refresh_token', 'device_code', 'client_id', 'client_secret', 'scope', 'resource',
+]);
+
+/** simple-oauth2 validates id and secret against this (RFC 6749 VSCHAR); its error would quote the secret. */
+const VSCHAR = /^[\x20-\x7e]*$/;
+
+/** The Boom error shape @hapi/wreck throws (simple-oauth2's HTTP client). */
+interface BoomLike {
+  isBoom: true;
+  output: { statusCode: number };
+  data?: { isResponseError?: boolean; res?: IncomingMessage; payload?: unknown; code?: unknown } | null;
+}
+
+function isBoom(err: unknown): err is BoomLike {
+  return typeof err === 'object' && err !== null && (err as { isBoom?: unknown }).isBoom === true;
+}
+
+/** Reduces a Wreck error to an EndpointFailure; the error itself references the request and is dropped. */
+function wreckFailure(err: BoomLike): EndpointFailure {
+  const res = err.data?.res;
+  if (res && typeof res.statusCode === 'number') {
+    const payload = err.data?.isResponseError ? err.data.payload : undefined;
+    const body = typeof payload === 'object' && payload !== null && !Buffer.isBuffer(payload) ? payload : undefined;
+    return { kind: 'http', status: res.statusCode, body };
+  }
+  if (err.output.statusCode === 504) return { kind: 'timeout' };
+  const code = err.data?.code;
+  return { kind: 'network', code: typeof code === 'string' ? code : undefined };
+}
+
+function validateConfig(config: TokenEndpointClientConfig): void {
+  const { client, metadata } = config;
+  try {
+    new URL(metadata.tokenEndpoint);
+  } catch {
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The token endpoint is not a valid URL', { params: { field: 'tokenEndpoint' } });
+  }
+  if (!client.clientId || !VSCHAR.test(client.clientId)) {
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The client id must be printable ASCII', { params: { field: 'clientId' } });
+  }
+  if (client.authMethod !== 'none' && (!client.clientSecret || !VSCHAR.test(client.clientSecret))) {
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The client secret is missing or not printable ASCII', { params: { field: 'clientSecret' } });
+  }
+}
+
+/** simple-oauth2 options for this client. */
+function moduleOptions(config: TokenEndpointClientConfig): ModuleOptions {
+  const { client } = config;
+  const url = new URL(config.metadata.tokenEndpoint);
+  const auth = { tokenHost: url.origin, tokenPath: `${url.pathname}${url.search}` };
+  if (client.authMethod === 'none') {
+    // simple-oauth2 always writes both id and secret in body mode. Pointing the secret parameter at client_id
+    // with the id as its value leaves exactly `client_id=<id>` in the body: a public client, no secret.
+    return {
+      client: { id: client.clientId, secret: client.clientId, idParamName: 'client_id', secretParamName: 'client_id' },
+      auth,
+      options: { authorizationMethod: 'body' },
+    };
+  }
+  return {
+    client: { id: client.clientId, secret: client.clientSecret ?? '' },
+    auth,
+    options: { authorizationMethod: client.authMethod === 'client_secret_basic' ? 'header' : 'body', credentialsEncodingMode: 'strict' },
+  };
+}
+
+export function createTokenEndpointClient(config: TokenEndpointClientConfig): TokenEndpointClient {
+  validateConfig(config);
+  const { metadata, client } = config;
+  const now = config.now ?? Date.now;
+  const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const defaultLifetimeSec = config.defaultLifetimeSec ?? DEFAULT_LIFETIME_SEC;
+  const tokenHost = new URL(metadata.tokenEndpoint).host;
+  const isHttps = new URL(metadata.tokenEndpoint).protocol === 'https:';
+  const transport: TransportOptions = { timeoutMs, httpAgent: config.httpAgent, httpsAgent: config.httpsAgent };
+
+  let authorizationCode: AuthorizationCode;
+  let clientCredentialsGrant: ClientCredentials;
+  try {
+    const options = moduleOptions(config);
+    authorizationCode = new AuthorizationCode(options);
+    clientCredentialsGrant = new ClientCredentials(options);
+  } catch {
+    // The validation error text can quote the secret: report the field only.
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The OAuth2 client settings are invalid', { params: { field: 'client' } });
+  }
+
+  /**
+   * Wreck options per request. simple-oauth2 deep-clones these (Hoek.clone), which would copy the agent and
+   * break its socket pool; an accessor property is copied as an accessor, so Wreck gets the real agent.
+   */
+  function wreckOptions(): Record<string, unknown> {
+    const options: Record<string, unknown> = { timeout: timeoutMs, maxBytes: MAX_RESPONSE_BYTES };
+    const agent = isHttps ? config.httpsAgent : config.httpAgent;
+    if (agent) Object.defineProperty(options, 'agent', { get: () => agent, enumerable: true });
+    return options;
+  }
+
+  /** Extra token parameters and resources, under the parameters of the grant itself. */
+  function commonParams(): Record<string, string | string[]> {
+    const params: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(client.extraTokenParams)) {
+      if (!PROTECTED_TOKEN_PARAMS.has(name)) params[name] = value;
+    }
+    // simple-oauth2 form-encodes with querystring, which writes an array as repeated parameters (RFC 8707).
+    if (client.resources.length > 0) params.resource = [...client.resources];
+    return params;
+  }
+
+  async function tokenRequest(request: () => Promise<{ token: Record<string, unknown> }>, secrets: (string | undefined)[]): Promise<Record<string, unknown>> {
+    const ctx: EndpointContext = { host: tokenHost, endpoint: 'token', secrets: [client.clientSecret, ...secrets] };
+    try {
+      const accessToken = await request();
+      return accessToken.token;
+    } catch (err) {
+      if (isOAuth2Error(err)) throw err;
+      if (isBoom(err)) {
+        const failure = wreckFailure(err);
+        if (failure.kind === 'http' && failure.status < 400) {
+          throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token endpoint at ${tokenHost} answered HTTP ${failure.status} without a JSON token response`, {
+            params: { host: tokenHost, field: 'body', status: failure.status },
+            statusCode: failure.status,
+          });
+        }
+        throw mapEndpointFailure(failure, ctx);
+      }
+      // simple-oauth2 asserts a non-empty body before we see it; anything else non-HTTP lands here too.
+      throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token endpoint at ${tokenHost} answered an empty or unusable body`, {
+        params: { host: tokenHost, field: 'body' },
+      });
+    }
+  }
+
+  /** simple-oauth2 adds expires_at (a Date) to what the server sent; we compute expiry ourselves. */
+  function raw(token: Record<string, unknown>): Record<string, unknown> {
+    const { expires_at: _ignored, ...rest } = token;
+    return rest;
+  }
+
+  function normalize(body: unknown, requestedScopes: string[], previous?: TokenSet): TokenSet {
+    return normalizeTokenResponse(body, { now: now(), defaultLifetimeSec, requestedScopes, previous });
+  }
+
+  return {
+    async exchangeCode({ code, codeVerifier, redirectUri, nonce }) {
+      const params = { ...commonParams(), code, redirect_uri: redirectUri, code_verifier: codeVerifier };
+      const body = await tokenRequest(() => authorizationCode.getToken(params, wreckOptions()), [code, codeVerifier]);
+      const tokens = normalize(raw(body), client.scopes);
+      if (nonce !== undefined && tokens.idToken) {
+        // Replay protection for the id_token (OIDC Core 3.1.3.7 step 11). Signature checks are unnecessary
+        // for a token received directly from the token endpoint over TLS (same section, step 6).
+        if (decodeJwtPayload(tokens.idToken)?.nonce !== nonce) {
+          throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The id_token from ${tokenHost} does not carry the login's nonce`, {
+            params: { host: tokenHost, field: 'id_token' },
+          });
+        }
+      }
+      return tokens;
+    },
+
+    async refresh(previous) {
+      if (!previous.refreshToken) {
+        throw new OAuth2Error('OAUTH2_LOGIN_REQUIRED', 'There is no refresh token: log in again', { params: { field: 'refreshToken' } });
+      }
+      const current = authorizationCode.createToken({ access_token: previous.accessToken, refresh_token: previous.refreshToken });
+      const params = commonParams();
+      const body = await tokenRequest(() => current.refresh(params, wreckOptions()), [previous.refreshToken, previous.accessToken]);
+      // simple-oauth2 fills a missing refresh_token with undefined (a bug: it reads this.refresh_token), so
+      // drop it and let normalizeTokenResponse keep the previous one, as RFC 6749 section 6 says.
+      const response = raw(body);
+      if (response.refresh_token === undefined) delete response.refresh_token;
+      return normalize(response, previous.scopes, previous);
+    },
+
+    async clientCredentials() {
+      const params: Record<string, string | string[]> = { ...commonParams() };
+      if (client.scopes.length > 0) params.scope = client.scopes.join(' ');
+      const body = await tokenRequest(() => clientCredentialsGrant.getToken(params, wreckOptions()), []);
+      return normalize(raw(body), client.scopes);
+    },
+
+    async startDeviceAuthorization(): Promise<DeviceAuthorization> {
+      if (!metadata.deviceAuthorizationEndpoint) {
+        throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The provider has no device authorization endpoint', {
+          params: { field: 'deviceAuthorizationEndpoint' },
+        });
+      }
+      return requestDeviceAuthorization({ endpoint: metadata.deviceAuthorizationEndpoint, client, transport, now: now() });
+    },
+
+    async pollDeviceToken(deviceCode: string): Promise<TokenSet | DevicePollPending> {
+      const result = await pollDeviceTokenOnce({ tokenEndpoint: metadata.tokenEndpoint, deviceCode, client, transport });
+      if ('status' in result) return result;
+      return normalize(result.body, client.scopes);
+    },
+
+    async revoke(tokens) {
+      return revokeTokens({ endpoint: metadata.revocationEndpoint, tokens, client, transport });
+    },
+  };
+}

@@ -1,0 +1,109 @@
+/** Validates a token endpoint's success body (RFC 6749 5.1) and turns it into our TokenSet. */
+import { OAuth2Error } from '../errors';
+import type { TokenSet } from '../types';
+
+export interface NormalizeContext {
+  /** Epoch ms when the response arrived. */
+  now: number;
+  /** Lifetime assumed when neither expires_in nor a JWT exp says (seconds). */
+  defaultLifetimeSec: number;
+  /** Scopes we asked for: the granted ones when the server does not say (RFC 6749 5.1). */
+  requestedScopes: string[];
+  /** The token set being refreshed: its refresh token survives when the server sends none. */
+  previous?: TokenSet;
+}
+
+function invalid(field: string, why: string): OAuth2Error {
+  return new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token response's ${field} ${why}`, { params: { field } });
+}
+
+function optionalString(body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalid(field, 'is not a string');
+  return value === '' ? undefined : value;
+}
+
+/** Seconds from expires_in, which some servers send as a numeric string. */
+function expiresInSeconds(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const seconds = typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) throw invalid('expires_in', 'is not a number of seconds');
+  return seconds;
+}
+
+/**
+ * The payload of a compact JWS, decoded but NOT verified, or undefined if the value is not a JWT.
+ * We only read `exp` of our own access token (a scheduling hint; the API is the judge) and display claims of
+ * an id_token that came straight from the token endpoint over TLS (OIDC Core 3.1.3.7 lets a client skip the
+ * signature then). Nothing here grants access.
+ */
+export function decodeJwtPayload(token: string): Record<string, unknown> | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts[1]) return undefined;
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Display name of the logged-in account, from id_token claims: email, preferred_username, then sub. */
+function subjectFromIdToken(idToken: string | undefined): string | undefined {
+  if (!idToken) return undefined;
+  const claims = decodeJwtPayload(idToken);
+  if (!claims) return undefined;
+  for (const claim of ['email', 'preferred_username', 'sub']) {
+    const value = claims[claim];
+    if (typeof value === 'string' && value) return value.slice(0, 200);
+  }
+  return undefined;
+}
+
+function normalizeTokenType(value: string | undefined): string {
+  if (value === undefined || value.toLowerCase() === 'bearer') return 'Bearer';
+  return value;
+}
+
+export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): TokenSet {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('body', 'is not a JSON object');
+  const body = raw as Record<string, unknown>;
+
+  const accessToken = optionalString(body, 'access_token');
+  if (!accessToken) throw invalid('access_token', 'is missing or empty');
+  const tokenType = normalizeTokenType(optionalString(body, 'token_type'));
+  const refreshToken = optionalString(body, 'refresh_token') ?? ctx.previous?.refreshToken;
+  const idToken = optionalString(body, 'id_token');
+  const scope = optionalString(body, 'scope');
+
+  let expiresAt: number;
+  let expirySource: TokenSet['expirySource'];
+  const expiresIn = expiresInSeconds(body.expires_in);
+  const jwtExp = decodeJwtPayload(accessToken)?.exp;
+  if (expiresIn !== undefined) {
+    expiresAt = ctx.now + expiresIn * 1000;
+    expirySource = 'expires_in';
+  } else if (typeof jwtExp === 'number' && Number.isFinite(jwtExp)) {
+    expiresAt = jwtExp * 1000;
+    expirySource = 'jwt';
+  } else {
+    expiresAt = ctx.now + ctx.defaultLifetimeSec * 1000;
+    expirySource = 'default';
+  }
+
+  const tokens: TokenSet = {
+    accessToken,
+    tokenType,
+    expiresAt,
+    expirySource,
+    scopes: scope !== undefined ? scope.split(' ').filter(Boolean) : [...ctx.requestedScopes],
+    obtainedAt: ctx.now,
+  };
+  if (refreshToken) tokens.refreshToken = refreshToken;
+  const keptIdToken = idToken ?? ctx.previous?.idToken;
+  if (keptIdToken) tokens.idToken = keptIdToken;
+  const subject = subjectFromIdToken(idToken) ?? ctx.previous?.subject;
+  if (subject) tokens.subject = subject;
+  return tokens;
+}

@@ -1,0 +1,104 @@
+/**
+ * Sealing of data at rest (invariant 5): AES-256-GCM with a key derived by HKDF-SHA256 from the Node-RED
+ * instance's credential secret.
+ *
+ * Sealed blob, format version 1 (all binary, no padding):
+ *
+ *   offset  size  field
+ *   0       8     magic "NRO2SEAL"
+ *   8       1     format version (1)
+ *   9       16    HKDF salt, random per sealed file
+ *   25      12    AES-GCM nonce, random per seal
+ *   37      n     ciphertext of the UTF-8 JSON text
+ *   37+n    16    GCM authentication tag
+ *
+ * The 37-byte header is the GCM additional authenticated data, so changing the version, salt or nonce fails
+ * authentication just like changing the ciphertext. A new salt and nonce are drawn for every seal: HKDF is
+ * cheap, and a fresh key per write removes any chance of a nonce being reused under one key. A later format
+ * gets a new version byte; `openJson` refuses versions it does not know rather than guessing.
+ *
+ * Errors never carry the plaintext, the key or the secret: only what went wrong.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { OAuth2Error } from '../errors';
+
+const MAGIC = Buffer.from('NRO2SEAL', 'ascii');
+export const SEALED_FORMAT_VERSION = 1;
+const SALT_BYTES = 16;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+const HEADER_BYTES = MAGIC.length + 1 + SALT_BYTES + NONCE_BYTES;
+/** HKDF `info`: names the package and the purpose, so this key can never equal a key derived elsewhere. */
+const HKDF_INFO = Buffer.from('node-red-contrib-http-oauth2/token-store/aes-256-gcm/v1', 'utf8');
+
+function storeError(message: string): OAuth2Error {
+  return new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', message);
+}
+
+function deriveKey(secret: string, salt: Buffer): Buffer {
+  if (typeof secret !== 'string' || secret.length === 0) {
+    throw storeError('Token store: no encryption secret was provided.');
+  }
+  return Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), salt, HKDF_INFO, KEY_BYTES));
+}
+
+/** True when `blob` starts like a sealed file of any version (used to tell "not ours" from "damaged"). */
+export function looksSealed(blob: Buffer): boolean {
+  return blob.length >= MAGIC.length && blob.subarray(0, MAGIC.length).equals(MAGIC);
+}
+
+/** Encrypts `value` (JSON-serialisable) for storage. */
+export function sealJson(value: unknown, secret: string): Buffer {
+  const salt = randomBytes(SALT_BYTES);
+  const nonce = randomBytes(NONCE_BYTES);
+  const key = deriveKey(secret, salt);
+  const header = Buffer.concat([MAGIC, Buffer.from([SEALED_FORMAT_VERSION]), salt, nonce]);
+  const text = JSON.stringify(value);
+  if (text === undefined) throw storeError('Token store: the value to seal is not JSON-serialisable.');
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(header);
+  const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+  return Buffer.concat([header, body, cipher.getAuthTag()]);
+}
+
+/**
+ * Decrypts and parses a blob made by `sealJson`. Throws OAUTH2_TOKEN_STORE_FAILED when the blob is not a
+ * sealed file, has an unknown version, is truncated, or fails authentication (wrong secret or modified).
+ */
+export function openJson(blob: Buffer, secret: string): unknown {
+  if (!looksSealed(blob)) {
+    throw storeError('Token store: the file is not an encrypted token store (unknown header).');
+  }
+  const version = blob[MAGIC.length];
+  if (version !== SEALED_FORMAT_VERSION) {
+    throw storeError(`Token store: unsupported file format version ${String(version)} (this version reads ${SEALED_FORMAT_VERSION}).`);
+  }
+  if (blob.length < HEADER_BYTES + TAG_BYTES) {
+    throw storeError('Token store: the file is truncated.');
+  }
+  const header = blob.subarray(0, HEADER_BYTES);
+  const salt = blob.subarray(MAGIC.length + 1, MAGIC.length + 1 + SALT_BYTES);
+  const nonce = blob.subarray(MAGIC.length + 1 + SALT_BYTES, HEADER_BYTES);
+  const body = blob.subarray(HEADER_BYTES, blob.length - TAG_BYTES);
+  const tag = blob.subarray(blob.length - TAG_BYTES);
+  const key = deriveKey(secret, salt);
+  let text: string;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+    decipher.setAAD(header);
+    decipher.setAuthTag(tag);
+    text = Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
+  } catch {
+    // Deliberately no cause: OpenSSL's error says nothing useful and we keep every byte of content out.
+    throw storeError(
+      'Token store: the file could not be decrypted. Either the credential secret changed (or is not the one ' +
+        'this file was written with), or the file was modified or damaged.',
+    );
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw storeError('Token store: the decrypted content is not valid JSON.');
+  }
+}

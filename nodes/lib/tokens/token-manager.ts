@@ -1,0 +1,471 @@
+/**
+ * One connection's tokens: hands out valid access tokens and owns every call that renews them.
+ *
+ * - Invariant 6: at most one renewal (refresh or client-credentials fetch) per connection at any time; every
+ *   caller that needs a new token joins the one in flight.
+ * - Invariant 7: proactive renewal within `skewMs` of expiry (a caller holding a still-valid token is not
+ *   delayed: renewal then runs in the background), and reactive renewal, once per rejected token.
+ * - Invariant 8: renewed tokens are written to the store before the renewal resolves to anyone.
+ * - Invariant 9: invalid_grant (OAUTH2_LOGIN_REQUIRED from the client) stops all token-endpoint calls until
+ *   `setTokens` brings a new login.
+ * - Invariant 10: no timer callback throws, no promise is left rejected without a handler, and a listener
+ *   that throws cannot break the manager.
+ */
+import { EventEmitter } from 'node:events';
+import { OAuth2Error, isOAuth2Error } from '../errors';
+import type { GrantType, TokenSet } from '../types';
+import type { TokenEndpointClient } from '../oauth/token-endpoint';
+import type { StoredTokens, TokenStore } from './token-store';
+
+export type ConnectionState =
+  | { kind: 'logged-out' }
+  | { kind: 'ready' }
+  | { kind: 'refreshing' }
+  | { kind: 'login-required'; code: 'OAUTH2_LOGIN_REQUIRED' }
+  /** The token endpoint (or the token store) is failing; the next call tries again. */
+  | { kind: 'unavailable'; error: OAuth2Error };
+
+export interface RetryPolicy {
+  /** Token-endpoint calls per renewal, first one included. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface TokenManagerOptions {
+  connectionId: string;
+  grant: GrantType;
+  client: TokenEndpointClient;
+  store: TokenStore;
+  /** Renew this long before expiry (capped at half the token's lifetime, so short-lived tokens still get used). */
+  skewMs: number;
+  retry?: Partial<RetryPolicy>;
+  now?: () => number;
+  /** Backoff wait; the default is a timer that `close()` cancels. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Source of jitter in [0, 1); tests pin it. */
+  random?: () => number;
+}
+
+export interface TokenSnapshot {
+  state: ConnectionState;
+  expiresAt?: number;
+  scopes?: string[];
+  subject?: string;
+  hasRefreshToken: boolean;
+  expirySource?: TokenSet['expirySource'];
+}
+
+/**
+ * What the editor may see of stored tokens: never a token value. Also used for a connection that is not
+ * deployed (no manager), where the state is derived from whether tokens exist.
+ */
+export function snapshotOf(stored: StoredTokens | undefined, state?: ConnectionState): TokenSnapshot {
+  const tokens = stored?.tokens;
+  return {
+    state: state ?? (tokens ? { kind: 'ready' } : { kind: 'logged-out' }),
+    expiresAt: tokens?.expiresAt,
+    scopes: tokens ? [...tokens.scopes] : undefined,
+    subject: tokens?.subject,
+    hasRefreshToken: Boolean(tokens?.refreshToken),
+    expirySource: tokens?.expirySource,
+  };
+}
+
+const DEFAULT_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 500, maxDelayMs: 8000 };
+
+/** Why a renewal runs: decides what counts as "good enough" when a stored-but-unsaved token is found. */
+type RenewalReason = { kind: 'due' } | { kind: 'rejected'; accessToken: string };
+
+export class TokenManager extends EventEmitter {
+  private readonly id: string;
+  private readonly grant: GrantType;
+  private readonly client: TokenEndpointClient;
+  private readonly store: TokenStore;
+  private readonly skewMs: number;
+  private readonly retry: RetryPolicy;
+  private readonly now: () => number;
+  private readonly sleepImpl?: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+
+  /** Tokens in use; durable in the store (or in Node-RED's credentials, for `init`'s initial tokens). */
+  private current: StoredTokens | undefined;
+  /**
+   * Tokens the server issued but the store failed to write. With rotating refresh tokens the previous refresh
+   * token is already dead, so these are the only live ones: keep them, never hand them out, and write them
+   * first on the next renewal instead of refreshing again with a spent token.
+   */
+  private unsaved: StoredTokens | undefined;
+  private currentState: ConnectionState = { kind: 'logged-out' };
+  private flight: Promise<TokenSet> | undefined;
+  /** Bumped by setTokens/clear: a renewal started before belongs to a superseded login and is discarded. */
+  private generation = 0;
+  private initialised = false;
+  private initPromise: Promise<void> | undefined;
+  /** No proactive background renewal before this time (after one failed), so a busy flow does not hammer. */
+  private proactiveCooldownUntil = 0;
+  private closed = false;
+  private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+
+  constructor(opts: TokenManagerOptions) {
+    super();
+    this.id = opts.connectionId;
+    this.grant = opts.grant;
+    this.client = opts.client;
+    this.store = opts.store;
+    this.skewMs = Math.max(0, opts.skewMs);
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.retry.attempts = Math.max(1, Math.floor(this.retry.attempts));
+    this.now = opts.now ?? Date.now;
+    this.sleepImpl = opts.sleep;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /**
+   * Loads the store. `initial` (Node-RED's credential copy) wins when it is newer, and is then written to the
+   * store. A failed write still leaves `initial` in use (it is durable in Node-RED's credentials) and rejects
+   * with OAUTH2_TOKEN_STORE_FAILED so the caller can report it. The store is loaded once; a later call (or
+   * one after a lazy load by getAccessToken) only applies the precedence of `initial`.
+   */
+  async init(initial?: StoredTokens): Promise<void> {
+    if (!this.initialised) {
+      this.initPromise ??= this.load().finally(() => {
+        this.initPromise = undefined;
+      });
+      await this.initPromise;
+    }
+    const known = this.unsaved ?? this.current;
+    if (!initial || (known && initial.updatedAt <= known.updatedAt)) return;
+    // A different (newer) login than the one in use: a renewal still running for the old one is discarded.
+    this.generation++;
+    this.current = initial;
+    this.unsaved = undefined;
+    this.setState({ kind: 'ready' });
+    try {
+      await this.store.set(this.id, initial);
+    } catch (err) {
+      throw storeFailure(err, 'write');
+    }
+  }
+
+  private async load(): Promise<void> {
+    let stored: StoredTokens | undefined;
+    try {
+      stored = await this.store.get(this.id);
+    } catch (err) {
+      const error = storeFailure(err, 'read');
+      this.setState({ kind: 'unavailable', error });
+      throw error;
+    }
+    this.current = stored;
+    this.initialised = true;
+    this.setState(stored || this.grant === 'client_credentials' ? { kind: 'ready' } : { kind: 'logged-out' });
+  }
+
+  /** A valid access token, renewing first when needed. Throws OAuth2Error. */
+  async getAccessToken(): Promise<TokenSet> {
+    await this.ready();
+    this.assertUsable();
+    const tokens = this.current?.tokens;
+    if (tokens && !this.unsaved && this.isFresh(tokens)) return tokens;
+    if (tokens && this.isUnexpired(tokens)) {
+      // Within the skew (or with renewed tokens still waiting to be stored): renew in the background and keep
+      // serving the still-valid token meanwhile, also if the renewal fails (the failure shows in the state; the
+      // token works until it expires).
+      if (!this.flight && (this.unsaved || this.canRenew(tokens)) && this.now() >= this.proactiveCooldownUntil) {
+        this.startRenewal({ kind: 'due' }).catch(() => {
+          this.proactiveCooldownUntil = this.now() + this.retry.maxDelayMs;
+        });
+      }
+      return tokens;
+    }
+    if (this.flight) return this.flight;
+    if (!this.unsaved && !this.canRenew(tokens)) throw this.noRenewalPossible(tokens);
+    return this.startRenewal({ kind: 'due' });
+  }
+
+  /**
+   * The API rejected `rejectedAccessToken` as expired. Renew once if it is still the current token; if another
+   * caller already replaced it, return the current one.
+   */
+  async renewAfterRejection(rejectedAccessToken: string): Promise<TokenSet> {
+    await this.ready();
+    this.assertUsable();
+    const tokens = this.current?.tokens;
+    if (this.flight) return this.flight;
+    if (tokens && tokens.accessToken !== rejectedAccessToken && !this.unsaved) return this.getAccessToken();
+    if (!this.unsaved && !this.canRenew(tokens)) throw this.noRenewalPossible(tokens);
+    return this.startRenewal({ kind: 'rejected', accessToken: rejectedAccessToken });
+  }
+
+  /** Tokens from a completed login: persisted, then in use; clears login-required. */
+  async setTokens(tokens: TokenSet): Promise<void> {
+    this.assertOpen();
+    this.generation++;
+    this.proactiveCooldownUntil = 0;
+    const entry: StoredTokens = { tokens, updatedAt: this.now() };
+    try {
+      await this.store.set(this.id, entry);
+    } catch (err) {
+      // Not handed out until durable (a fresh login's refresh token is the only one), but kept for a retry.
+      this.unsaved = entry;
+      const error = storeFailure(err, 'write');
+      this.setState({ kind: 'unavailable', error });
+      throw error;
+    }
+    this.unsaved = undefined;
+    this.current = entry;
+    this.initialised = true;
+    this.setState({ kind: 'ready' });
+  }
+
+  /** Logout: forgets the tokens here and in the store. */
+  async clear(): Promise<void> {
+    this.generation++;
+    this.current = undefined;
+    this.unsaved = undefined;
+    this.proactiveCooldownUntil = 0;
+    this.setState({ kind: 'logged-out' });
+    try {
+      await this.store.delete(this.id);
+    } catch (err) {
+      throw storeFailure(err, 'delete');
+    }
+  }
+
+  snapshot(): TokenSnapshot {
+    return snapshotOf(this.current, this.currentState);
+  }
+
+  state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /**
+   * Stops backoff timers. A renewal waiting in backoff rejects its waiters; one already talking to the token
+   * endpoint finishes (and still stores what it gets: the server may have rotated the refresh token). Later
+   * calls reject.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const entry of this.timers) {
+      clearTimeout(entry.timer);
+      entry.resolve();
+    }
+    this.timers.clear();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+
+  private async ready(): Promise<void> {
+    this.assertOpen();
+    if (!this.initialised) await this.init();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw closedError();
+  }
+
+  private assertUsable(): void {
+    this.assertOpen();
+    if (this.currentState.kind === 'login-required') throw loginRequired(this.id);
+  }
+
+  /** Fresh: usable without renewing. Skew is capped at half the lifetime so a short-lived token is used. */
+  private isFresh(tokens: TokenSet): boolean {
+    const lifetime = Math.max(0, tokens.expiresAt - tokens.obtainedAt);
+    const skew = Math.min(this.skewMs, lifetime / 2);
+    return this.now() < tokens.expiresAt - skew;
+  }
+
+  private isUnexpired(tokens: TokenSet): boolean {
+    return this.now() < tokens.expiresAt;
+  }
+
+  private canRenew(tokens: TokenSet | undefined): boolean {
+    return this.grant === 'client_credentials' || Boolean(tokens?.refreshToken);
+  }
+
+  /** Authorization code / device code with no refresh token to use: a person must log in. */
+  private noRenewalPossible(tokens: TokenSet | undefined): OAuth2Error {
+    // Never logged in stays "logged-out"; a login that ran out becomes "login-required".
+    if (tokens) this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' });
+    return loginRequired(this.id);
+  }
+
+  /** Starts the single renewal. Callers must have checked `this.flight` is empty. */
+  private startRenewal(reason: RenewalReason): Promise<TokenSet> {
+    const flight = this.renew(reason).finally(() => {
+      if (this.flight === flight) this.flight = undefined;
+    });
+    this.flight = flight;
+    return flight;
+  }
+
+  private async renew(reason: RenewalReason): Promise<TokenSet> {
+    const generation = this.generation;
+    if (this.currentState.kind !== 'unavailable') this.setState({ kind: 'refreshing' });
+
+    // First, tokens the server already issued but the store could not take: write them, do not refresh again.
+    if (this.unsaved) {
+      const pending = this.unsaved;
+      try {
+        await this.store.set(this.id, pending);
+      } catch (err) {
+        const error = storeFailure(err, 'write');
+        if (generation === this.generation) this.setState({ kind: 'unavailable', error });
+        throw error;
+      }
+      if (generation !== this.generation) return this.superseded();
+      if (this.unsaved === pending) this.unsaved = undefined;
+      this.current = pending;
+      this.setState({ kind: 'ready' });
+      const good =
+        reason.kind === 'rejected' ? pending.tokens.accessToken !== reason.accessToken : this.isFresh(pending.tokens);
+      if (good) return pending.tokens;
+    }
+
+    const previous = this.current?.tokens;
+    let call: () => Promise<TokenSet>;
+    if (this.grant === 'client_credentials') {
+      call = () => this.client.clientCredentials();
+    } else if (previous?.refreshToken) {
+      call = () => this.client.refresh(previous);
+    } else {
+      if (previous && reason.kind === 'due' && this.isUnexpired(previous)) return previous;
+      throw this.noRenewalPossible(previous);
+    }
+
+    let lastError: OAuth2Error | undefined;
+    for (let attempt = 1; attempt <= this.retry.attempts; attempt++) {
+      if (attempt > 1) {
+        await this.backoff(attempt - 1);
+        if (this.closed) throw lastError ?? closedError();
+        if (generation !== this.generation) return this.superseded();
+      }
+      let issued: TokenSet;
+      try {
+        issued = await call();
+      } catch (err) {
+        if (generation !== this.generation) return this.superseded();
+        const error = normaliseClientError(err);
+        if (error.code === 'OAUTH2_LOGIN_REQUIRED') {
+          // Invariant 9: stop here, and no call to the token endpoint until a new login.
+          this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' });
+          throw loginRequired(this.id, error);
+        }
+        this.setState({ kind: 'unavailable', error });
+        if (!isRetryable(error)) throw error;
+        lastError = error;
+        continue;
+      }
+      return this.adopt(issued, generation);
+    }
+    throw lastError ?? closedError();
+  }
+
+  /**
+   * Invariant 8: the new tokens are on disk before anyone gets them. If the write fails we reject with
+   * OAUTH2_TOKEN_STORE_FAILED and do NOT hand out the new access token: a flow would run on tokens whose
+   * rotated refresh token exists only in memory, and a restart then would lose the login (the previous refresh
+   * token is already spent). They are kept as `unsaved` and written first on the next attempt.
+   */
+  private async adopt(issued: TokenSet, generation: number): Promise<TokenSet> {
+    const entry: StoredTokens = { tokens: issued, updatedAt: this.now() };
+    if (generation !== this.generation) return this.superseded();
+    try {
+      await this.store.set(this.id, entry);
+    } catch (err) {
+      const error = storeFailure(err, 'write');
+      if (generation === this.generation) {
+        this.unsaved = entry;
+        this.setState({ kind: 'unavailable', error });
+      }
+      throw error;
+    }
+    if (generation !== this.generation) return this.superseded();
+    this.current = entry;
+    this.unsaved = undefined;
+    this.proactiveCooldownUntil = 0;
+    this.setState({ kind: 'ready' });
+    return issued;
+  }
+
+  /** A renewal outlived a login or logout that happened meanwhile: answer with what is current now. */
+  private superseded(): TokenSet {
+    const tokens = this.current?.tokens;
+    if (tokens && this.isUnexpired(tokens) && this.currentState.kind !== 'login-required') return tokens;
+    throw loginRequired(this.id);
+  }
+
+  /** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
+  private backoff(retryNumber: number): Promise<void> {
+    const cap = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (retryNumber - 1));
+    const ms = Math.floor(this.random() * cap);
+    if (this.sleepImpl) return this.sleepImpl(ms);
+    return new Promise<void>((resolve) => {
+      const entry = {
+        timer: setTimeout(() => {
+          this.timers.delete(entry);
+          resolve();
+        }, ms),
+        resolve,
+      };
+      // A waiting backoff must not keep the process alive on shutdown.
+      entry.timer.unref?.();
+      this.timers.add(entry);
+    });
+  }
+
+  private setState(next: ConnectionState): void {
+    const prev = this.currentState;
+    const same =
+      prev.kind === next.kind && (prev.kind !== 'unavailable' || next.kind !== 'unavailable' || prev.error === next.error);
+    if (same) return;
+    this.currentState = next;
+    try {
+      this.emit('state', next);
+    } catch {
+      // A listener's bug must not break token handling (this can run from a timer's continuation).
+    }
+  }
+}
+
+function loginRequired(connectionId: string, cause?: OAuth2Error): OAuth2Error {
+  return new OAuth2Error('OAUTH2_LOGIN_REQUIRED', 'Login required: the connection has no usable tokens; log in again from the editor.', {
+    params: { connection: connectionId },
+    oauthError: cause?.oauthError,
+    statusCode: cause?.statusCode,
+    cause,
+  });
+}
+
+function closedError(): OAuth2Error {
+  // There is no dedicated code for "closed" (see report); the connection is gone until redeployed.
+  return new OAuth2Error('OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE', 'The OAuth2 connection was closed (redeploy or shutdown).', {
+    params: { reason: 'closed' },
+  });
+}
+
+function storeFailure(err: unknown, operation: 'read' | 'write' | 'delete'): OAuth2Error {
+  if (isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED')) return err;
+  // The store's own error may be anything; keep only its code, never its message (it could quote content).
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Token store ${operation} failed${typeof code === 'string' ? ` (${code})` : ''}.`, {
+    params: { operation },
+  });
+}
+
+function normaliseClientError(err: unknown): OAuth2Error {
+  if (err instanceof OAuth2Error) return err;
+  // Contract says the client throws OAuth2Error only; anything else is a bug or a raw network error. Its
+  // message could hold request details, so it is not copied.
+  return new OAuth2Error('OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE', 'The token endpoint call failed unexpectedly.', {
+    retryable: true,
+  });
+}
+
+function isRetryable(error: OAuth2Error): boolean {
+  return error.code === 'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE' || (error.retryable && error.code !== 'OAUTH2_TOKEN_STORE_FAILED');
+}

@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import session from 'express-session';
+import { Connection, storedSnapshot } from './lib/connection';
+import { parseConnectionConfig, type ConnectionConfig, type ConnectionSettings } from './lib/connection-settings';
+import { OAuth2Error, translateError, type ErrorParams } from './lib/errors';
+import { LoginService } from './lib/login/login-service';
+import { BoundedMemorySessionStore } from './lib/login/session-store';
+import { discoverProvider } from './lib/oauth/discovery';
+
+import type { StoredTokens } from './lib/tokens/token-store';
+import type { TokenSet } from './lib/types';
+import type { NodeAPI } from './node-red-types';
+import type { ConnectionNode } from './connection-node';
+import type { SharedTokenStore } from './shared-token-store';
+import { renderCallbackPage } from './oauth2-connection-callback-page';
+
+export interface RouteDeps {
+  store: SharedTokenStore;
+  translate: (key: string, params?: ErrorParams) => string;
+  mirrorToCredentials: (id: string, stored: StoredTokens | undefined) => void;
+}
+
+/** Login transactions live ten minutes: the cookie binding the browser to them lives as long. */
+const LOGIN_LIFETIME_MS = 10 * 60 * 1000;
+const NODE_ID = /^[0-9a-zA-Z._-]{1,64}$/;
+
+const HTTP_STATUS_FOR: Partial<Record<string, number>> = {
+  OAUTH2_INVALID_CONFIG: 400,
+  OAUTH2_INVALID_INPUT: 400,
+  OAUTH2_INVALID_STATE: 400,
+  OAUTH2_ISSUER_MISMATCH: 400,
+  OAUTH2_PROVIDER_ERROR: 400,
+  OAUTH2_ACCESS_DENIED: 400,
+  OAUTH2_LOGIN_REQUIRED: 400,
+  OAUTH2_TOKEN_REQUEST_REJECTED: 400,
+  OAUTH2_DEVICE_CODE_EXPIRED: 400,
+};
+
+/**
+ * The connection's admin routes, registered once per runtime (never in a node constructor). Every route that
+ * reads or changes anything needs the `oauth2-connection.read` / `.write` permission; the callback is reached
+ * by the provider's redirect (no admin token on a navigation) and is guarded by a single-use, expiring state
+ * bound to the browser session that started the login, plus PKCE and `iss`.
+ */
+export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
+  const sessionStore = new BoundedMemorySessionStore({ maxEntries: 1000, ttlMs: LOGIN_LIFETIME_MS });
+  const login = new LoginService({ lifetimeMs: LOGIN_LIFETIME_MS });
+  const adminRoot = typeof RED.settings.httpAdminRoot === 'string' ? RED.settings.httpAdminRoot : '/';
+  const cookiePath = `${adminRoot.replace(/\/+$/, '')}/oauth2-connection/`;
+  const sessions = session({
+    name: 'nr-oauth2-login',
+    // Per process: a restart ends pending logins, which live ten minutes anyway.
+    secret: randomBytes(32).toString('hex'),
+    store: sessionStore,
+    resave: false,
+    saveUninitialized: false,
+    rolling: false,
+    cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', maxAge: LOGIN_LIFETIME_MS, path: cookiePath },
+  });
+  const read = RED.auth.needsPermission('oauth2-connection.read');
+  const write = RED.auth.needsPermission('oauth2-connection.write');
+
+  function sendError(res: Response, err: unknown): void {
+    const code = err instanceof OAuth2Error ? err.code : 'OAUTH2_INVALID_INPUT';
+    const status = HTTP_STATUS_FOR[code] ?? 502;
+    res.status(status).json({ error: { code, message: translateError(err, deps.translate) } });
+  }
+
+  function liveConnection(id: string): Connection | undefined {
+    return (RED.nodes.getNode(id) as ConnectionNode | null)?.connection;
+  }
+
+  function validId(req: Request): string {
+    const id = req.params.id;
+    if (typeof id !== 'string' || !NODE_ID.test(id)) {
+      throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: id', { params: { field: 'id', reason: 'invalidValue' } });
+    }
+    return id;
+  }
+
+  /**
+   * The settings a login uses: the dialog's current values (a login works before the first deploy). The
+   * client secret is the one typed in the dialog, else the deployed one, but only for the same token endpoint
+   * and client id: a dialog must not be able to send the stored secret to another server.
+   */
+  function settingsFromBody(id: string, body: unknown): ConnectionSettings {
+    const b = (body && typeof body === 'object' ? body : {}) as { config?: unknown; clientSecret?: unknown };
+    if (!b.config || typeof b.config !== 'object' || Array.isArray(b.config)) {
+      throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: config', { params: { field: 'config', reason: 'required' } });
+    }
+    const config = b.config as ConnectionConfig;
+    let secret = typeof b.clientSecret === 'string' && b.clientSecret && b.clientSecret !== '__PWRD__' ? b.clientSecret : undefined;
+    if (!secret) {
+      const deployed = liveConnection(id)?.settings;
+      const candidate = parseConnectionConfig(config, undefined);
+      if (
+        deployed &&
+        deployed.client.clientId === candidate.client.clientId &&
+        deployed.metadata.tokenEndpoint === candidate.metadata.tokenEndpoint &&
+        deployed.issuer === candidate.issuer
+      ) {
+        secret = deployed.client.clientSecret;
+      }
+    }
+    return parseConnectionConfig(config, secret);
+  }
+
+  async function adoptLogin(id: string, tokens: TokenSet): Promise<void> {
+    const stored: StoredTokens = { tokens, updatedAt: Date.now() };
+    const connection = liveConnection(id);
+    if (connection) await connection.adoptTokens(tokens);
+    else await deps.store.set(id, stored);
+    deps.mirrorToCredentials(id, stored);
+  }
+
+  const handle =
+    (fn: (req: Request, res: Response) => Promise<void>): RequestHandler =>
+    (req, res) => {
+      fn(req, res).catch((err: unknown) => sendError(res, err));
+    };
+
+  RED.httpAdmin.post('/oauth2-connection/discover', read, handle(async (req, res) => {
+    const issuer = (req.body as { issuer?: unknown } | undefined)?.issuer;
+    if (typeof issuer !== 'string' || !issuer.trim()) {
+      throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: issuer', { params: { field: 'issuer', reason: 'required' } });
+    }
+    const md = await discoverProvider(issuer.trim(), { timeoutMs: 15_000 });
+    res.json({
+      issuer: md.issuer,
+      authorizationEndpoint: md.authorizationEndpoint,
+      tokenEndpoint: md.tokenEndpoint,
+      revocationEndpoint: md.revocationEndpoint,
+      deviceAuthorizationEndpoint: md.deviceAuthorizationEndpoint,
+      issParameterSupported: md.authorizationResponseIssParameterSupported === true,
+      scopesSupported: md.scopesSupported,
+    });
+  }));
+
+  RED.httpAdmin.get('/oauth2-connection/:id/status', read, handle(async (req, res) => {
+    const id = validId(req);
+    const connection = liveConnection(id);
+    const snapshot = connection ? connection.snapshot() : storedSnapshot(await deps.store.get(id));
+    res.set('cache-control', 'no-store');
+    res.json({ ...snapshot, state: snapshot.state.kind, device: login.deviceStatus(id) });
+  }));
+
+  RED.httpAdmin.post('/oauth2-connection/:id/login', write, sessions, handle(async (req, res) => {
+    const id = validId(req);
+    const settings = settingsFromBody(id, req.body);
+    if (settings.grant !== 'authorization_code') {
+      throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: grantType', { params: { field: 'grantType', reason: 'invalidValue' } });
+    }
+    if (!settings.redirectUri) {
+      throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid configuration: redirectUri is required', {
+        params: { field: 'redirectUri', reason: 'required' },
+      });
+    }
+    // Marks the session so express-session stores it and sets the cookie that binds this browser to the state.
+    (req.session as session.Session & { started?: number }).started = Date.now();
+    const { authorizeUrl } = await login.begin({ connectionId: id, settings, sessionId: req.sessionID, redirectUri: settings.redirectUri });
+    res.set('cache-control', 'no-store');
+    res.json({ authorizeUrl });
+  }));
+
+  RED.httpAdmin.get('/oauth2-connection/callback', sessions, (req, res) => {
+    const query = req.query as Record<string, unknown>;
+    res.set('cache-control', 'no-store');
+    res.set('referrer-policy', 'no-referrer');
+    login
+      .complete(query, req.session ? req.sessionID : '')
+      .then(async ({ connectionId, tokens }) => {
+        await adoptLogin(connectionId, tokens);
+        renderCallbackPage(res, 200, { ok: true, id: connectionId }, deps.translate);
+      })
+      .catch((err: unknown) => {
+        const code = err instanceof OAuth2Error ? err.code : 'OAUTH2_INVALID_STATE';
+        renderCallbackPage(res, 400, { ok: false, code, message: translateError(err, deps.translate) }, deps.translate);
+      });
+  });
+
+  RED.httpAdmin.post('/oauth2-connection/:id/device', write, handle(async (req, res) => {
+    const id = validId(req);
+    const settings = settingsFromBody(id, req.body);
+    if (settings.grant !== 'device_code') {
+      throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: grantType', { params: { field: 'grantType', reason: 'invalidValue' } });
+    }
+    const started = await login.startDevice({ connectionId: id, settings }, (tokens) => adoptLogin(id, tokens));
+    res.set('cache-control', 'no-store');
+    res.json(started);
+  }));
+
+  RED.httpAdmin.post('/oauth2-connection/:id/logout', write, handle(async (req, res) => {
+    const id = validId(req);
+    login.cancelDevice(id);
+    const connection = liveConnection(id);
+    let result = { refreshTokenRevoked: false, accessTokenRevoked: false };
+    if (connection) {
+      result = await connection.logout();
+    } else {
+      const stored = await deps.store.get(id);
+      if (stored && (req.body as { config?: unknown } | undefined)?.config) {
+        const temp = new Connection({ id, settings: settingsFromBody(id, req.body), store: deps.store });
+        try {
+          result = await temp.client.revoke(stored.tokens);
+        } finally {
+          temp.close();
+        }
+      }
+      await deps.store.delete(id);
+    }
+    deps.mirrorToCredentials(id, undefined);
+    res.json(result);
+  }));
+}

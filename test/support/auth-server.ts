@@ -1,0 +1,689 @@
+/**
+ * The test authorization server: a real oidc-provider 9 (a certified OpenID Provider) in-process on
+ * 127.0.0.1 with a random port. Tests talk to it over real HTTP; nothing is mocked.
+ *
+ * Login and consent are real HTML pages served at /interaction/:uid (devInteractions is off), so a browser test
+ * can fill them and `loginThroughProvider` can drive them with plain fetch and a cookie jar.
+ */
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
+
+// ---------------------------------------------------------------------------------------------------------
+// The slice of oidc-provider's (untyped) API this file uses. oidc-provider ships no type declarations, so we
+// describe only what we call; everything else stays `unknown`.
+// ---------------------------------------------------------------------------------------------------------
+
+/** Koa's context, reduced to what our middlewares touch. */
+export interface KoaContext {
+  path: string;
+  method: string;
+  status: number;
+  body: unknown;
+  type: string;
+  req: IncomingMessage;
+  res: ServerResponse;
+  set(name: string, value: string): void;
+  redirect(url: string): void;
+  oidc?: { body?: Record<string, unknown>; params?: Record<string, unknown> };
+}
+export type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+
+interface InteractionDetails {
+  uid: string;
+  prompt: { name: string; reasons: string[]; details: Record<string, unknown> };
+  params: Record<string, unknown>;
+  session?: { accountId?: string };
+  grantId?: string;
+}
+
+interface GrantModel {
+  addOIDCScope(scope: string): void;
+  addOIDCClaims(claims: string[]): void;
+  addResourceScope(resource: string, scope: string): void;
+  save(): Promise<string>;
+}
+
+interface TokenModel {
+  accountId?: string;
+  clientId?: string;
+  scope?: string;
+  isExpired?: boolean;
+}
+
+interface ClientModel {
+  redirectUris: string[];
+}
+
+export interface Provider {
+  issuer: string;
+  callback(): (req: IncomingMessage, res: ServerResponse) => void;
+  use(middleware: KoaMiddleware): void;
+  on(event: string, listener: (...args: unknown[]) => void): void;
+  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
+  interactionResult(
+    req: IncomingMessage,
+    res: ServerResponse,
+    result: Record<string, unknown>,
+    options?: { mergeWithLastSubmission?: boolean },
+  ): Promise<string>;
+  Grant: { new (init: { accountId: string; clientId: string }): GrantModel; find(id: string): Promise<GrantModel | undefined> };
+  AccessToken: { find(value: string): Promise<TokenModel | undefined> };
+  ClientCredentials: { find(value: string): Promise<TokenModel | undefined> };
+  RefreshToken: { find(value: string): Promise<TokenModel | undefined> };
+  Client: { find(id: string): Promise<ClientModel | undefined> };
+}
+
+type ProviderConstructor = new (issuer: string, configuration: Record<string, unknown>) => Provider;
+
+// ---------------------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------------------
+
+export interface AuthServerOptions {
+  /** Lifetime of access tokens (and client-credentials tokens). Default 3600. */
+  accessTokenTtlSec?: number;
+  /** Rotate refresh tokens on every use (reuse of an old one then revokes the grant). Default true. */
+  rotateRefreshToken?: boolean;
+  /** Issue refresh tokens to every client allowed the grant, not only with offline_access. Default true. */
+  issueRefreshToken?: boolean;
+  /** Issue JWT access tokens (typ at+jwt, audience `jwtAudience`) instead of opaque ones. Default false. */
+  jwtAccessTokens?: boolean;
+  /** Require PKCE (S256) from every client. Default true. */
+  requirePkce?: boolean;
+  /**
+   * When false, a refresh_token grant's response carries no `refresh_token` member (the old one stays valid,
+   * as RFC 6749 section 6 allows): for the "keep the previous refresh token" case. Implies no rotation.
+   * Default true.
+   */
+  returnRefreshTokenOnRefresh?: boolean;
+  /** When false, token responses carry no `expires_in` (for the JWT-exp / default fallbacks). Default true. */
+  sendExpiresIn?: boolean;
+}
+
+export interface ConfidentialClient { clientId: string; clientSecret: string; redirectUris: string[] }
+
+export interface AuthServerClients {
+  /** Confidential web client, client_secret_basic; authorization_code + refresh_token. */
+  web: ConfidentialClient;
+  /** Same as web but authenticating with client_secret_post. */
+  webPost: ConfidentialClient;
+  /** Confidential client_credentials client, client_secret_basic. */
+  service: { clientId: string; clientSecret: string };
+  /** Public device-flow client (token_endpoint_auth_method none); device_code + refresh_token. */
+  device: { clientId: string; clientSecret?: string };
+  /** Public (none) authorization_code + refresh_token client. */
+  public: { clientId: string; redirectUris: string[] };
+}
+
+export interface AuthServer {
+  /** e.g. http://127.0.0.1:PORT (no trailing slash) */
+  issuer: string;
+  port: number;
+  provider: Provider;
+  clients: AuthServerClients;
+  /** Allows a callback URI picked at run time for the web, webPost and public clients. */
+  addRedirectUri(uri: string): void;
+  account: { id: string; email: string; password: string };
+  /** Token endpoint calls by grant_type (including ones failed by the fault toggle), revocation and device calls. */
+  counts(): { token: Record<string, number>; revocation: number; deviceAuthorization: number };
+  resetCounts(): void;
+  /** Real lookup of an access token (opaque user tokens and client-credentials tokens). */
+  validateAccessToken(token: string): Promise<{ active: boolean; sub?: string; scope?: string; clientId?: string }>;
+  /** Fault toggle in front of POST /token: answer `status` with `body`, or reset the connection. null clears. */
+  setTokenEndpointFailure(mode: null | { status: number; body?: string } | 'reset'): void;
+  /** Audience of JWT access tokens when `jwtAccessTokens` is on. */
+  jwtAudience: string;
+  close(): Promise<void>;
+}
+
+const ACCOUNT = { id: 'alice', email: 'alice@example.com', password: 'correct horse battery staple' };
+const JWT_AUDIENCE = 'urn:test:api';
+const DEFAULT_REDIRECT = 'http://127.0.0.1/callback';
+/** approveDeviceCode without an explicit issuer uses the last server started in this process. */
+let lastIssuer: string | undefined;
+
+/**
+ * oidc-provider 9 is ESM-only. tsx's CommonJS loader (used by mocha via `tsx/cjs`) may rewrite a literal
+ * `import()` into `require()`, so build the dynamic import at run time: Node then performs a real ESM import.
+ */
+const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+
+async function loadProviderClass(): Promise<ProviderConstructor> {
+  const mod = (await importEsm('oidc-provider')) as { default: ProviderConstructor };
+  return mod.default;
+}
+
+export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServer> {
+  const ttl = options.accessTokenTtlSec ?? 3600;
+  const returnRefreshOnRefresh = options.returnRefreshTokenOnRefresh ?? true;
+  const rotate = (options.rotateRefreshToken ?? true) && returnRefreshOnRefresh;
+  const issueRefresh = options.issueRefreshToken ?? true;
+  const requirePkce = options.requirePkce ?? true;
+  const sendExpiresIn = options.sendExpiresIn ?? true;
+
+  // Listen first so the issuer can carry the real port.
+  let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
+    res.statusCode = 503;
+    res.end();
+  };
+  const server = http.createServer((req, res) => handler(req, res));
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const issuer = `http://127.0.0.1:${port}`;
+  lastIssuer = issuer;
+
+  const clients: AuthServerClients = {
+    web: { clientId: 'web-client', clientSecret: `web-secret-${randomBytes(12).toString('hex')}`, redirectUris: [DEFAULT_REDIRECT] },
+    webPost: { clientId: 'web-post-client', clientSecret: `post-secret-${randomBytes(12).toString('hex')}`, redirectUris: [DEFAULT_REDIRECT] },
+    service: { clientId: 'service-client', clientSecret: `service-secret-${randomBytes(12).toString('hex')}` },
+    device: { clientId: 'device-client' },
+    public: { clientId: 'public-client', redirectUris: [DEFAULT_REDIRECT] },
+  };
+
+  const Provider = await loadProviderClass();
+  const { generateKeyPair, exportJWK } = (await importEsm('jose')) as typeof Jose;
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const signingKey = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
+
+  const configuration: Record<string, unknown> = {
+    clients: [
+      {
+        client_id: clients.web.clientId,
+        client_secret: clients.web.clientSecret,
+        redirect_uris: clients.web.redirectUris,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: clients.webPost.clientId,
+        client_secret: clients.webPost.clientSecret,
+        redirect_uris: clients.webPost.redirectUris,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_post',
+      },
+      {
+        client_id: clients.service.clientId,
+        client_secret: clients.service.clientSecret,
+        redirect_uris: [],
+        grant_types: ['client_credentials'],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        scope: 'api:read api:write',
+      },
+      {
+        client_id: clients.device.clientId,
+        redirect_uris: [],
+        grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+        response_types: [],
+        token_endpoint_auth_method: 'none',
+      },
+      {
+        client_id: clients.public.clientId,
+        redirect_uris: clients.public.redirectUris,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+      },
+    ],
+    jwks: { keys: [signingKey] },
+    cookies: { keys: [randomBytes(32).toString('hex')] },
+    // Put the scope's claims (email...) in the id_token too, as most providers do, not only in userinfo.
+    conformIdTokenClaims: false,
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'] },
+    scopes: ['openid', 'offline_access', 'email', 'profile', 'api:read', 'api:write'],
+    pkce: { required: () => requirePkce },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      deviceFlow: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      ...(options.jwtAccessTokens
+        ? {
+            resourceIndicators: {
+              enabled: true,
+              defaultResource: () => JWT_AUDIENCE,
+              useGrantedResource: () => true,
+              getResourceServerInfo: () => ({
+                scope: 'api:read api:write',
+                accessTokenFormat: 'jwt',
+                accessTokenTTL: ttl,
+                audience: JWT_AUDIENCE,
+              }),
+            },
+          }
+        : {}),
+    },
+    ttl: {
+      AccessToken: ttl,
+      ClientCredentials: ttl,
+      AuthorizationCode: 60,
+      DeviceCode: 600,
+      IdToken: 3600,
+      Interaction: 3600,
+      Session: 86400,
+      Grant: 86400,
+      RefreshToken: 86400,
+    },
+    rotateRefreshToken: rotate,
+    // Default oidc-provider only issues refresh tokens with offline_access; our connections expect one
+    // whenever the client is allowed the grant (like most SaaS providers).
+    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
+      issueRefresh && client.grantTypeAllowed('refresh_token'),
+    findAccount: (_ctx: unknown, id: string) =>
+      id === ACCOUNT.id
+        ? {
+            accountId: ACCOUNT.id,
+            claims: () => ({ sub: ACCOUNT.id, email: ACCOUNT.email, email_verified: true, preferred_username: ACCOUNT.id }),
+          }
+        : undefined,
+    renderError: (ctx: KoaContext, out: Record<string, unknown>) => {
+      ctx.type = 'html';
+      ctx.body = page('Error', `<pre>${escapeHtml(JSON.stringify(out, null, 2))}</pre>`);
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  // Swallow provider-internal error events; tests assert on HTTP answers, not on these logs.
+  provider.on('server_error', () => undefined);
+
+  const counters = { token: {} as Record<string, number>, revocation: 0, deviceAuthorization: 0 };
+  let failure: null | { status: number; body?: string } | 'reset' = null;
+
+  provider.use(countAndFault);
+  provider.use(stripTokenResponseMembers);
+  provider.use(interactionPages);
+
+  // Static clients are instantiated lazily; materialise them so addRedirectUri can extend their lists.
+  const redirectClients = await Promise.all(
+    [clients.web.clientId, clients.webPost.clientId, clients.public.clientId].map((id) => provider.Client.find(id)),
+  );
+
+  handler = provider.callback();
+
+  async function countAndFault(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
+    const route = ctx.method === 'POST' ? ctx.path : '';
+    if (route === '/token/revocation') counters.revocation += 1;
+    if (route === '/device/auth') counters.deviceAuthorization += 1;
+    if (route !== '/token') return next();
+
+    if (failure !== null) {
+      // The provider never sees this request, so read the body ourselves to count its grant type.
+      const form = await readForm(ctx.req);
+      bump(form.get('grant_type') ?? 'unknown');
+      if (failure === 'reset') {
+        ctx.req.socket.destroy();
+        return;
+      }
+      ctx.status = failure.status;
+      ctx.type = 'application/json';
+      ctx.body = failure.body ?? JSON.stringify({ error: 'temporarily_unavailable' });
+      return;
+    }
+    try {
+      await next();
+    } finally {
+      const grantType = ctx.oidc?.body?.grant_type;
+      bump(typeof grantType === 'string' ? grantType : 'unknown');
+    }
+  }
+
+  function bump(grantType: string): void {
+    counters.token[grantType] = (counters.token[grantType] ?? 0) + 1;
+  }
+
+  /** Post-processes token responses for the server variants that omit refresh_token or expires_in. */
+  async function stripTokenResponseMembers(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
+    await next();
+    if (ctx.method !== 'POST' || ctx.path !== '/token' || ctx.status !== 200) return;
+    if (typeof ctx.body !== 'object' || ctx.body === null) return;
+    const body = ctx.body as Record<string, unknown>;
+    if (!returnRefreshOnRefresh && ctx.oidc?.body?.grant_type === 'refresh_token') delete body.refresh_token;
+    if (!sendExpiresIn) delete body.expires_in;
+  }
+
+  async function interactionPages(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
+    const match = /^\/interaction\/([\w-]+)(?:\/(login|consent))?$/.exec(ctx.path);
+    if (!match) return next();
+    const [, uid, action] = match;
+    ctx.set('cache-control', 'no-store');
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== uid) {
+      ctx.status = 400;
+      ctx.type = 'html';
+      ctx.body = page('Error', '<p>Unknown interaction.</p>');
+      return;
+    }
+
+    if (ctx.method === 'GET' && !action) {
+      renderPrompt(ctx, details);
+      return;
+    }
+    if (ctx.method !== 'POST' || !action) {
+      ctx.status = 405;
+      return;
+    }
+
+    const form = await readForm(ctx.req);
+    if (action === 'login') {
+      if (details.prompt.name !== 'login') return renderPrompt(ctx, details);
+      const username = form.get('username') ?? '';
+      const password = form.get('password') ?? '';
+      if ((username !== ACCOUNT.id && username !== ACCOUNT.email) || password !== ACCOUNT.password) {
+        renderLogin(ctx, details, 'Invalid username or password.');
+        return;
+      }
+      const returnTo = await provider.interactionResult(ctx.req, ctx.res, { login: { accountId: ACCOUNT.id } }, { mergeWithLastSubmission: false });
+      ctx.status = 303;
+      ctx.redirect(returnTo);
+      return;
+    }
+
+    // consent
+    if (details.prompt.name !== 'consent') return renderPrompt(ctx, details);
+    if (form.get('decision') !== 'allow') {
+      const returnTo = await provider.interactionResult(
+        ctx.req,
+        ctx.res,
+        { error: 'access_denied', error_description: 'End-User denied the request' },
+        { mergeWithLastSubmission: false },
+      );
+      ctx.status = 303;
+      ctx.redirect(returnTo);
+      return;
+    }
+    const result = await grantMissing(details);
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  }
+
+  async function grantMissing(details: InteractionDetails): Promise<Record<string, unknown>> {
+    const accountId = details.session?.accountId ?? ACCOUNT.id;
+    const clientId = String(details.params.client_id);
+    const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+    const grant = existing ?? new provider.Grant({ accountId, clientId });
+    const missing = details.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    return { consent: existing ? {} : { grantId } };
+  }
+
+  return {
+    issuer,
+    port,
+    provider,
+    clients,
+    account: { ...ACCOUNT },
+    jwtAudience: JWT_AUDIENCE,
+    addRedirectUri(uri: string): void {
+      for (const client of redirectClients) {
+        if (client && !client.redirectUris.includes(uri)) client.redirectUris.push(uri);
+      }
+      for (const c of [clients.web, clients.webPost, clients.public]) {
+        if (!c.redirectUris.includes(uri)) c.redirectUris.push(uri);
+      }
+    },
+    counts: () => ({ token: { ...counters.token }, revocation: counters.revocation, deviceAuthorization: counters.deviceAuthorization }),
+    resetCounts(): void {
+      counters.token = {};
+      counters.revocation = 0;
+      counters.deviceAuthorization = 0;
+    },
+    async validateAccessToken(token: string) {
+      const found = (await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token));
+      if (!found || found.isExpired) return { active: false };
+      return { active: true, sub: found.accountId, scope: found.scope, clientId: found.clientId };
+    },
+    setTokenEndpointFailure(mode): void {
+      failure = mode;
+    },
+    async close(): Promise<void> {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------------------------------------
+
+function renderPrompt(ctx: KoaContext, details: InteractionDetails): void {
+  if (details.prompt.name === 'login') renderLogin(ctx, details);
+  else renderConsent(ctx, details);
+}
+
+function renderLogin(ctx: KoaContext, details: InteractionDetails, error?: string): void {
+  ctx.type = 'html';
+  ctx.status = error ? 401 : 200;
+  ctx.body = page(
+    'Sign in',
+    `${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
+    <p>Sign in to continue to <strong>${escapeHtml(String(details.params.client_id))}</strong>.</p>
+    <form id="login-form" method="post" action="/interaction/${escapeHtml(details.uid)}/login" autocomplete="off">
+      <label>Username <input type="text" name="username" autofocus required></label>
+      <label>Password <input type="password" name="password" required></label>
+      <button type="submit">Sign in</button>
+    </form>`,
+  );
+}
+
+function renderConsent(ctx: KoaContext, details: InteractionDetails): void {
+  const scopes = String(details.params.scope ?? '').split(' ').filter(Boolean);
+  ctx.type = 'html';
+  ctx.status = 200;
+  ctx.body = page(
+    'Authorize',
+    `<p><strong>${escapeHtml(String(details.params.client_id))}</strong> asks for:</p>
+    <ul>${scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join('')}</ul>
+    <form id="consent-form" method="post" action="/interaction/${escapeHtml(details.uid)}/consent">
+      <button type="submit" name="decision" value="allow">Allow</button>
+      <button type="submit" name="decision" value="deny">Deny</button>
+    </form>`,
+  );
+}
+
+function page(title: string, body: string): string {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>` +
+    `<body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > 64 * 1024) break;
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Browser-less drivers for tests
+// ---------------------------------------------------------------------------------------------------------
+
+/** A minimal cookie jar: one host, names only (paths ignored; the provider's cookies do not collide). */
+class CookieJar {
+  private readonly cookies = new Map<string, string>();
+
+  store(response: Response): void {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(';');
+      const eq = pair.indexOf('=');
+      if (eq < 1) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attributes.some((a) => {
+        const [k, v = ''] = a.trim().split('=');
+        if (k.toLowerCase() === 'max-age') return Number(v) <= 0;
+        if (k.toLowerCase() === 'expires') return Date.parse(v) <= Date.now();
+        return false;
+      });
+      if (expired || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  header(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+}
+
+interface Browser {
+  jar: CookieJar;
+  request(url: string, init?: { method?: string; form?: Record<string, string> }): Promise<Response>;
+}
+
+function newBrowser(): Browser {
+  const jar = new CookieJar();
+  return {
+    jar,
+    async request(url, init = {}) {
+      const headers: Record<string, string> = { cookie: jar.header(), accept: 'text/html' };
+      let body: string | undefined;
+      if (init.form) {
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+        body = new URLSearchParams(init.form).toString();
+      }
+      const response = await fetch(url, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
+      jar.store(response);
+      return response;
+    },
+  };
+}
+
+interface ParsedForm { id: string; action: string; fields: Record<string, string> }
+
+/** Extracts forms with their hidden inputs; good enough for the provider's and our own generated pages. */
+function parseForms(html: string, baseUrl: string): ParsedForm[] {
+  const forms: ParsedForm[] = [];
+  for (const m of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
+    const attrs = m[1];
+    const id = /\bid="([^"]*)"/i.exec(attrs)?.[1] ?? '';
+    const action = new URL(decodeEntities(/\baction="([^"]*)"/i.exec(attrs)?.[1] ?? ''), baseUrl).href;
+    const fields: Record<string, string> = {};
+    for (const input of m[2].matchAll(/<input\b([^>]*)>/gi)) {
+      const name = /\bname="([^"]*)"/i.exec(input[1])?.[1];
+      const value = /\bvalue="([^"]*)"/i.exec(input[1])?.[1];
+      if (name && value !== undefined) fields[name] = decodeEntities(value);
+    }
+    forms.push({ id, action, fields });
+  }
+  return forms;
+}
+
+function decodeEntities(text: string): string {
+  return text
+    .replace(/&#(\d+);/g, (_, d: string) => String.fromCharCode(Number(d)))
+    .replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
+export interface LoginOptions { username?: string; password?: string; consent?: boolean }
+
+/**
+ * Drives the provider's side of an authorization request: follows redirects within the provider's origin,
+ * fills the login and consent pages, and returns the redirect aimed at the client (with code, state and iss,
+ * or error) without requesting it. Throws if the login page rejects the credentials.
+ */
+export async function loginThroughProvider(authorizeUrl: string, opts: LoginOptions = {}): Promise<URL> {
+  const browser = newBrowser();
+  const origin = new URL(authorizeUrl).origin;
+  return drive(browser, origin, authorizeUrl, opts);
+}
+
+async function drive(browser: Browser, origin: string, startUrl: string, opts: LoginOptions, firstForm?: Record<string, string>): Promise<URL> {
+  let response = await browser.request(startUrl, firstForm ? { form: firstForm } : {});
+  let url = startUrl;
+  let submittedLogin = false;
+  for (let step = 0; step < 30; step += 1) {
+    if (response.status >= 300 && response.status < 400) {
+      const location = response.headers.get('location');
+      if (!location) throw new Error(`redirect without Location from ${url}`);
+      const next = new URL(location, url);
+      if (next.origin !== origin) return next;
+      url = next.href;
+      response = await browser.request(url);
+      continue;
+    }
+    const html = await response.text();
+    const forms = parseForms(html, url);
+    const login = forms.find((f) => f.id === 'login-form');
+    const consent = forms.find((f) => f.id === 'consent-form');
+    const deviceConfirm = forms.find((f) => f.id === 'op.deviceConfirmForm');
+    // form_post style auto-submitting forms (used by oidc-provider for resume steps)
+    const autoSubmit = forms.find((f) => f.id === '' && /onload|submit\(\)/i.test(html));
+    if (login) {
+      if (submittedLogin && /role="alert"/.test(html)) throw new Error('login rejected: invalid username or password');
+      submittedLogin = true;
+      response = await browser.request(login.action, {
+        form: { username: opts.username ?? ACCOUNT.id, password: opts.password ?? ACCOUNT.password },
+      });
+      url = login.action;
+      continue;
+    }
+    if (consent) {
+      response = await browser.request(consent.action, { form: { decision: opts.consent === false ? 'deny' : 'allow' } });
+      url = consent.action;
+      continue;
+    }
+    if (deviceConfirm) {
+      const form = opts.consent === false ? { ...deviceConfirm.fields, abort: 'yes' } : deviceConfirm.fields;
+      if (opts.consent === false) delete form.confirm;
+      response = await browser.request(deviceConfirm.action, { form });
+      url = deviceConfirm.action;
+      continue;
+    }
+    if (autoSubmit) {
+      response = await browser.request(autoSubmit.action, { form: autoSubmit.fields });
+      url = autoSubmit.action;
+      continue;
+    }
+    // A terminal page on the provider (device success / error page).
+    if (response.status >= 400) throw new Error(`provider answered ${response.status} at ${new URL(url).pathname}: ${html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 300)}`);
+    return new URL(url);
+  }
+  throw new Error('too many steps while driving the provider pages');
+}
+
+/**
+ * Completes the device verification pages (RFC 8628 section 3.3) for `userCode` as the demo account:
+ * enter the code, confirm, sign in, consent. With `consent: false` the user aborts on the confirm page.
+ */
+export async function approveDeviceCode(
+  userCode: string,
+  opts: LoginOptions & { /** The auth server's issuer; defaults to the last one started. */ issuer?: string } = {},
+): Promise<void> {
+  const browser = newBrowser();
+  const issuer = opts.issuer ?? lastIssuer;
+  if (!issuer) throw new Error('approveDeviceCode: no auth server started');
+  const start = await browser.request(`${issuer}/device`);
+  const input = parseForms(await start.text(), `${issuer}/device`).find((f) => f.id === 'op.deviceInputForm');
+  if (!input) throw new Error('device input form not found');
+  await drive(browser, new URL(issuer).origin, input.action, opts, { ...input.fields, user_code: userCode });
+}

@@ -1,0 +1,110 @@
+import type { AuthServer } from './auth-server';
+
+export interface ConnectionOptions {
+  id?: string;
+  grantType?: 'authorization_code' | 'client_credentials' | 'device_code';
+  clientId: string;
+  clientSecret?: string;
+  authMethod?: 'client_secret_basic' | 'client_secret_post' | 'none';
+  scopes?: string;
+  apiBaseUrl?: string;
+  allowedOrigins?: string;
+  redirectUri?: string;
+  refreshSkewSec?: number;
+  useDiscovery?: boolean;
+  issParameterSupported?: boolean;
+}
+
+/** An oauth2-connection config node as the editor saves it, with its credentials for a deploy. */
+export function connectionNode(auth: AuthServer, o: ConnectionOptions): Record<string, unknown> {
+  const node: Record<string, unknown> = {
+    id: o.id ?? 'conn1',
+    type: 'oauth2-connection',
+    name: 'test connection',
+    grantType: o.grantType ?? 'authorization_code',
+    issuer: auth.issuer,
+    authorizationEndpoint: o.useDiscovery ? '' : `${auth.issuer}/auth`,
+    tokenEndpoint: o.useDiscovery ? '' : `${auth.issuer}/token`,
+    revocationEndpoint: o.useDiscovery ? '' : `${auth.issuer}/token/revocation`,
+    deviceAuthorizationEndpoint: o.useDiscovery ? '' : `${auth.issuer}/device/auth`,
+    issParameterSupported: o.issParameterSupported ?? true,
+    clientId: o.clientId,
+    authMethod: o.authMethod ?? 'client_secret_basic',
+    scopes: o.scopes ?? 'openid offline_access api:read',
+    resources: '',
+    authorizeParams: [],
+    tokenParams: [],
+    apiBaseUrl: o.apiBaseUrl ?? '',
+    allowedOrigins: o.allowedOrigins ?? '',
+    expiredStatuses: '401',
+    refreshSkewSec: o.refreshSkewSec ?? 0,
+    redirectUri: o.redirectUri ?? '',
+  };
+  if (o.clientSecret) node.credentials = { clientSecret: o.clientSecret };
+  return node;
+}
+
+/** The dialog's values as the editor's Log in button sends them. */
+export function dialogConfig(node: Record<string, unknown>): Record<string, unknown> {
+  const { credentials: _credentials, id: _id, type: _type, ...config } = node;
+  return config;
+}
+
+export interface RouteOptions {
+  /** Path under /api the http-in node listens on. */
+  path: string;
+  requestNodeId: string;
+  connectionId?: string;
+  url?: string;
+  method?: string;
+  ret?: string;
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * One HTTP-driven lane: http in (GET /api<path>) -> http-oauth2-request -> http response, and a catch node on
+ * the request node answering 599 with the error (code, message) so tests see what a Catch node receives.
+ */
+export function requestLane(r: RouteOptions, tab = 'tab1'): Record<string, unknown>[] {
+  const base = r.requestNodeId;
+  return [
+    { id: `${base}-in`, type: 'http in', z: tab, url: r.path, method: 'get', wires: [[base]] },
+    {
+      id: base,
+      type: 'http-oauth2-request',
+      z: tab,
+      connection: r.connectionId ?? 'conn1',
+      method: r.method ?? 'GET',
+      url: r.url ?? '',
+      ret: r.ret ?? 'obj',
+      paytoqs: 'ignore',
+      headers: [],
+      retryStatuses: '429,502,503,504',
+      maxAttempts: 3,
+      maxRetryAfterSec: 5,
+      followRedirects: true,
+      maxRedirects: 5,
+      ...r.extra,
+      wires: [[`${base}-strip`]],
+    },
+    // The API's response headers (content-length, transfer-encoding) must not become this answer's headers.
+    { id: `${base}-strip`, type: 'change', z: tab, rules: [{ t: 'delete', p: 'headers', pt: 'msg' }], wires: [[`${base}-out`]] },
+    { id: `${base}-out`, type: 'http response', z: tab, statusCode: '', headers: {}, wires: [] },
+    { id: `${base}-catch`, type: 'catch', z: tab, scope: [base], uncaught: false, wires: [[`${base}-err`]] },
+    {
+      id: `${base}-err`,
+      type: 'change',
+      z: tab,
+      rules: [
+        { t: 'set', p: 'payload', pt: 'msg', to: '{"code": error.code, "message": error.message, "statusCode": statusCode}', tot: 'jsonata' },
+        { t: 'set', p: 'statusCode', pt: 'msg', to: '599', tot: 'num' },
+        { t: 'delete', p: 'headers', pt: 'msg' },
+      ],
+      wires: [[`${base}-out`]],
+    },
+  ];
+}
+
+export function tab(id = 'tab1'): Record<string, unknown> {
+  return { id, type: 'tab', label: 'test' };
+}

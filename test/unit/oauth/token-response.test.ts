@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { decodeJwtPayload, normalizeTokenResponse } from '../../../nodes/lib/oauth/token-response';
+import type { TokenSet } from '../../../nodes/lib/types';
+
+const now = 1_700_000_000_000;
+const ctx = { now, defaultLifetimeSec: 600, requestedScopes: ['read'] };
+
+function jwt(payload: Record<string, unknown>): string {
+  const part = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${part({ alg: 'none' })}.${part(payload)}.sig`;
+}
+
+describe('oauth/token-response', () => {
+  it('uses expires_in first, numeric strings included', () => {
+    const t = normalizeTokenResponse({ access_token: 'a', token_type: 'bearer', expires_in: 120 }, ctx);
+    assert.equal(t.expiresAt, now + 120_000);
+    assert.equal(t.expirySource, 'expires_in');
+    assert.equal(t.tokenType, 'Bearer');
+    assert.equal(normalizeTokenResponse({ access_token: 'a', expires_in: '90' }, ctx).expiresAt, now + 90_000);
+  });
+
+  it('falls back to the JWT exp, then to the default lifetime', () => {
+    const exp = Math.floor(now / 1000) + 300;
+    const fromJwt = normalizeTokenResponse({ access_token: jwt({ exp }), token_type: 'Bearer' }, ctx);
+    assert.equal(fromJwt.expirySource, 'jwt');
+    assert.equal(fromJwt.expiresAt, exp * 1000);
+    const opaque = normalizeTokenResponse({ access_token: 'opaque-token' }, ctx);
+    assert.equal(opaque.expirySource, 'default');
+    assert.equal(opaque.expiresAt, now + 600_000);
+    const jwtWithoutExp = normalizeTokenResponse({ access_token: jwt({ sub: 'x' }) }, ctx);
+    assert.equal(jwtWithoutExp.expirySource, 'default');
+    const notJson = normalizeTokenResponse({ access_token: 'a.b.c' }, ctx);
+    assert.equal(notJson.expirySource, 'default');
+  });
+
+  it('defaults token_type to Bearer and keeps other types', () => {
+    assert.equal(normalizeTokenResponse({ access_token: 'a' }, ctx).tokenType, 'Bearer');
+    assert.equal(normalizeTokenResponse({ access_token: 'a', token_type: 'DPoP' }, ctx).tokenType, 'DPoP');
+  });
+
+  it('takes scopes from the response, else the requested ones', () => {
+    assert.deepEqual(normalizeTokenResponse({ access_token: 'a', scope: 'x  y' }, ctx).scopes, ['x', 'y']);
+    assert.deepEqual(normalizeTokenResponse({ access_token: 'a' }, ctx).scopes, ['read']);
+  });
+
+  it('keeps the previous refresh token when none is returned (RFC 6749 section 6)', () => {
+    const previous: TokenSet = {
+      accessToken: 'old', tokenType: 'Bearer', refreshToken: 'rt-1', expiresAt: 0, expirySource: 'default', scopes: [], obtainedAt: 0, subject: 'alice@example.com',
+    };
+    const kept = normalizeTokenResponse({ access_token: 'new' }, { ...ctx, previous });
+    assert.equal(kept.refreshToken, 'rt-1');
+    assert.equal(kept.subject, 'alice@example.com');
+    const rotated = normalizeTokenResponse({ access_token: 'new', refresh_token: 'rt-2' }, { ...ctx, previous });
+    assert.equal(rotated.refreshToken, 'rt-2');
+  });
+
+  it('reads the subject from the id_token: email, then preferred_username, then sub', () => {
+    assert.equal(normalizeTokenResponse({ access_token: 'a', id_token: jwt({ sub: 's', email: 'e@x', preferred_username: 'p' }) }, ctx).subject, 'e@x');
+    assert.equal(normalizeTokenResponse({ access_token: 'a', id_token: jwt({ sub: 's', preferred_username: 'p' }) }, ctx).subject, 'p');
+    assert.equal(normalizeTokenResponse({ access_token: 'a', id_token: jwt({ sub: 's' }) }, ctx).subject, 's');
+    assert.equal(normalizeTokenResponse({ access_token: 'a', id_token: 'garbage' }, ctx).subject, undefined);
+  });
+
+  it('names the malformed field', () => {
+    const cases: [unknown, string][] = [
+      [null, 'body'],
+      ['text', 'body'],
+      [[], 'body'],
+      [{}, 'access_token'],
+      [{ access_token: '' }, 'access_token'],
+      [{ access_token: 42 }, 'access_token'],
+      [{ access_token: 'a', token_type: 1 }, 'token_type'],
+      [{ access_token: 'a', expires_in: 'soon' }, 'expires_in'],
+      [{ access_token: 'a', expires_in: -5 }, 'expires_in'],
+      [{ access_token: 'a', refresh_token: {} }, 'refresh_token'],
+      [{ access_token: 'a', scope: ['x'] }, 'scope'],
+    ];
+    for (const [raw, field] of cases) {
+      assert.throws(() => normalizeTokenResponse(raw, ctx), { code: 'OAUTH2_INVALID_TOKEN_RESPONSE', params: { field } }, JSON.stringify(raw));
+    }
+  });
+
+  it('never puts the token into the error', () => {
+    assert.throws(() => normalizeTokenResponse({ access_token: 'secret-token-value', expires_in: 'x' }, ctx), (err: Error) => !err.message.includes('secret-token-value'));
+  });
+
+  it('decodes only well-formed JWT payloads', () => {
+    assert.deepEqual(decodeJwtPayload(jwt({ a: 1 })), { a: 1 });
+    assert.equal(decodeJwtPayload('abc'), undefined);
+    assert.equal(decodeJwtPayload(`x.${Buffer.from('[1]').toString('base64url')}.y`), undefined);
+  });
+});

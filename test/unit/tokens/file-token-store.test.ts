@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { promises as fsp, readFileSync, statSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { isOAuth2Error } from '../../../nodes/lib/errors';
+import { openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
+import {
+  EncryptedJsonFile,
+  openFileTokenStore,
+  resolveStoreSecret,
+  writeFileAtomic,
+} from '../../../nodes/lib/tokens/file-token-store';
+import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
+
+const SECRET = 'instance-secret-for-tests';
+const posix = process.platform !== 'win32';
+
+function entry(n: number): StoredTokens {
+  return {
+    tokens: {
+      accessToken: `access-${n}-CLEARTEXT`,
+      tokenType: 'Bearer',
+      refreshToken: `refresh-${n}-CLEARTEXT`,
+      expiresAt: 1_700_000_000_000 + n,
+      expirySource: 'expires_in',
+      scopes: ['read'],
+      obtainedAt: 1_700_000_000_000,
+    },
+    updatedAt: 1_700_000_000_000 + n,
+  };
+}
+
+function onDisk(filePath: string, secret = SECRET): { version: number; connections: Record<string, StoredTokens> } {
+  return openJson(readFileSync(filePath), secret) as { version: number; connections: Record<string, StoredTokens> };
+}
+
+async function rejectsWithStoreFailure(promise: Promise<unknown>, pattern?: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'), String(err));
+    assert.doesNotMatch(err.message, /CLEARTEXT|instance-secret-for-tests/);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+describe('tokens/file-token-store', () => {
+  let dir: string;
+  let filePath: string;
+
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'oauth2-store-'));
+    filePath = path.join(dir, 'oauth2-tokens.db');
+  });
+  afterEach(async () => {
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('persists across reopen', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    assert.equal(await store.get('a'), undefined);
+    await store.set('a', entry(1));
+    await store.set('b', entry(2));
+    const reopened = await openFileTokenStore({ filePath, secret: SECRET });
+    assert.deepEqual(await reopened.get('a'), entry(1));
+    assert.deepEqual(await reopened.get('b'), entry(2));
+    assert.deepEqual((await reopened.ids()).sort(), ['a', 'b']);
+  });
+
+  it('set resolves only when the value is on disk', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    await store.set('a', entry(7));
+    assert.deepEqual(onDisk(filePath).connections.a, entry(7));
+  });
+
+  it('get returns copies (callers cannot change what is stored)', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    const value = entry(1);
+    await store.set('a', value);
+    value.tokens.accessToken = 'mutated';
+    const got = await store.get('a');
+    assert.ok(got);
+    got.tokens.accessToken = 'mutated-again';
+    assert.equal((await store.get('a'))?.tokens.accessToken, 'access-1-CLEARTEXT');
+  });
+
+  (posix ? it : it.skip)('the file is owner-only (0o600)', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    await store.set('a', entry(1));
+    assert.equal(statSync(filePath).mode & 0o777, 0o600);
+    // Also when a previous file had wider permissions.
+    await fsp.chmod(filePath, 0o644);
+    await store.set('a', entry(2));
+    assert.equal(statSync(filePath).mode & 0o777, 0o600);
+  });
+
+  it('keeps no token in clear in the file', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    await store.set('a', entry(1));
+    const raw = readFileSync(filePath);
+    assert.equal(raw.includes('CLEARTEXT'), false);
+    assert.equal(raw.includes('access-1'), false);
+    assert.equal(raw.includes(SECRET), false);
+  });
+
+  it('leaves no temp file behind after writes', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.set(`c${i}`, entry(i))));
+    await store.flush();
+    assert.deepEqual(await fsp.readdir(dir), ['oauth2-tokens.db']);
+  });
+
+  it('a crash mid-write (half-written temp file left behind) does not corrupt the store', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    await store.set('a', entry(1));
+    const half = sealJson({ version: 1, connections: { a: entry(2) } }, SECRET);
+    await fsp.writeFile(path.join(dir, `.oauth2-tokens.db.${process.pid}.deadbeef0000.tmp`), half.subarray(0, half.length / 2));
+    const reopened = await openFileTokenStore({ filePath, secret: SECRET });
+    assert.deepEqual(await reopened.get('a'), entry(1));
+    assert.deepEqual(await fsp.readdir(dir), ['oauth2-tokens.db'], 'stale temp file removed');
+    await reopened.set('b', entry(3));
+    assert.deepEqual(Object.keys(onDisk(filePath).connections).sort(), ['a', 'b']);
+  });
+
+  it('concurrent sets are all durable when each resolves', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    const checks = Array.from({ length: 50 }, (_, i) =>
+      store.set(`c${i}`, entry(i)).then(() => {
+        // At the moment this set resolves, the file already holds it.
+        assert.deepEqual(onDisk(filePath).connections[`c${i}`], entry(i));
+      }),
+    );
+    await Promise.all(checks);
+    const reopened = await openFileTokenStore({ filePath, secret: SECRET });
+    assert.equal((await reopened.ids()).length, 50);
+    for (let i = 0; i < 50; i++) assert.deepEqual(await reopened.get(`c${i}`), entry(i));
+  });
+
+  it('delete and ids', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    await store.set('a', entry(1));
+    await store.set('b', entry(2));
+    await store.delete('a');
+    await store.delete('never-there');
+    assert.deepEqual(await store.ids(), ['b']);
+    const reopened = await openFileTokenStore({ filePath, secret: SECRET });
+    assert.deepEqual(await reopened.ids(), ['b']);
+    assert.equal(await reopened.get('a'), undefined);
+  });
+
+  it('a file sealed with another secret: open fails clearly and leaves the file untouched', async () => {
+    const store = await openFileTokenStore({ filePath, secret: SECRET });
+    await store.set('a', entry(1));
+    const before = readFileSync(filePath);
+    await rejectsWithStoreFailure(openFileTokenStore({ filePath, secret: 'other-secret' }), /credential secret|left untouched/);
+    assert.deepEqual(readFileSync(filePath), before);
+  });
+
+  it('a corrupt or foreign file: open fails and leaves it untouched', async () => {
+    await fsp.writeFile(filePath, 'this is not a token store');
+    await rejectsWithStoreFailure(openFileTokenStore({ filePath, secret: SECRET }), /unknown header/);
+    assert.equal(readFileSync(filePath, 'utf8'), 'this is not a token store');
+    // Decrypts, but is not a token store document.
+    await fsp.writeFile(filePath, sealJson({ something: 'else' }, SECRET));
+    await rejectsWithStoreFailure(openFileTokenStore({ filePath, secret: SECRET }), /does not hold a token store/);
+  });
+
+  it('opens with a fallback secret and re-seals with the current one', async () => {
+    const old = await openFileTokenStore({ filePath, secret: 'generated-secret' });
+    await old.set('a', entry(1));
+    const store = await openFileTokenStore({ filePath, secret: SECRET, fallbackSecrets: ['generated-secret'] });
+    assert.deepEqual(await store.get('a'), entry(1));
+    assert.deepEqual(onDisk(filePath, SECRET).connections.a, entry(1));
+  });
+
+  it('refuses an empty secret', async () => {
+    await rejectsWithStoreFailure(openFileTokenStore({ filePath, secret: '' }));
+  });
+
+  it('EncryptedJsonFile is reusable for other documents', async () => {
+    type Cursor = { cursors: Record<string, number> };
+    const isCursor = (v: unknown): v is Cursor => typeof v === 'object' && v !== null && 'cursors' in v;
+    const open = () =>
+      EncryptedJsonFile.open<Cursor>({
+        filePath: path.join(dir, 'trigger-state.db'),
+        secret: SECRET,
+        defaultData: () => ({ cursors: {} }),
+        isValid: isCursor,
+        label: 'trigger state',
+      });
+    const file = await open();
+    await Promise.all([file.update((d) => (d.cursors.x = 1)), file.update((d) => (d.cursors.y = 2))]);
+    assert.deepEqual((await open()).data, { cursors: { x: 1, y: 2 } });
+  });
+
+  it('writeFileAtomic replaces the content and removes its temp file on failure', async () => {
+    await writeFileAtomic(filePath, Buffer.from('one'));
+    await writeFileAtomic(filePath, Buffer.from('two'));
+    assert.equal(readFileSync(filePath, 'utf8'), 'two');
+    await assert.rejects(writeFileAtomic(path.join(dir, 'missing-dir', 'x'), Buffer.from('y')));
+    assert.deepEqual(await fsp.readdir(dir), ['oauth2-tokens.db']);
+  });
+
+  describe('resolveStoreSecret', () => {
+    it('prefers credentialSecret, then the generated secret', () => {
+      assert.deepEqual(resolveStoreSecret({ credentialSecret: 'user', generatedSecret: 'gen' }), {
+        secret: 'user',
+        source: 'credentialSecret',
+      });
+      assert.deepEqual(resolveStoreSecret({ generatedSecret: 'gen' }), { secret: 'gen', source: 'generated' });
+    });
+
+    it('credentialSecret false: a random key in an owner-only key file, stable across calls', () => {
+      const keyFilePath = path.join(dir, 'keys', 'oauth2-tokens.key');
+      const first = resolveStoreSecret({ credentialSecret: false, generatedSecret: 'ignored', keyFilePath });
+      assert.equal(first.source, 'unencrypted-instance');
+      assert.match(first.secret, /^[0-9a-f]{64}$/);
+      if (posix) assert.equal(statSync(keyFilePath).mode & 0o777, 0o600);
+      assert.deepEqual(resolveStoreSecret({ credentialSecret: false, keyFilePath }), first);
+    });
+
+    it('no usable secret and no key file path: OAUTH2_TOKEN_STORE_FAILED', () => {
+      assert.throws(
+        () => resolveStoreSecret({ credentialSecret: false }),
+        (err: unknown) => isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'),
+      );
+    });
+
+    it('a damaged key file is reported, not replaced', async () => {
+      const keyFilePath = path.join(dir, 'bad.key');
+      await fsp.writeFile(keyFilePath, 'short');
+      assert.throws(
+        () => resolveStoreSecret({ credentialSecret: false, keyFilePath }),
+        (err: unknown) => isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'),
+      );
+      assert.equal(readFileSync(keyFilePath, 'utf8'), 'short');
+    });
+  });
+});
