@@ -58,6 +58,8 @@ export interface NodeAPI {
       options?: { credentials?: Record<string, { type: 'text' | 'password' }>; settings?: Record<string, unknown> },
     ): void;
     getNode(id: string): Node<never> | null;
+    /** Every node of the flow configuration, disabled flows included. */
+    eachNode(cb: (node: NodeDef) => void): void;
     getCredentials(id: string): Record<string, string | undefined> | undefined;
     addCredentials(id: string, creds: Record<string, string | undefined>): Promise<void> | void;
     deleteCredentials(id: string): void;

@@ -93,7 +93,8 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     let secret = typeof b.clientSecret === 'string' && b.clientSecret && b.clientSecret !== '__PWRD__' ? b.clientSecret : undefined;
     if (!secret) {
       const deployed = liveConnection(id)?.settings;
-      const candidate = parseConnectionConfig(config, undefined);
+      // Only compared with the deployed settings: a client-credentials config without a secret must not throw here.
+      const candidate = parseConnectionConfig(config, undefined, { secretRequired: false });
       if (
         deployed &&
         deployed.client.clientId === candidate.client.clientId &&

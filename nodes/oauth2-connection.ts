@@ -11,6 +11,37 @@ import type { Node, NodeAPI, NodeDef } from './node-red-types';
 import { registerConnectionRoutes } from './oauth2-connection-routes';
 import { SharedTokenStore } from './shared-token-store';
 
+/** A login made in the editor for a connection that is never deployed is forgotten after this long. */
+const UNDEPLOYED_LOGIN_GRACE_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The runtime's current module instance. Node-RED calls this module's function once per runtime, the test
+ * helper once per load: the one `flows:started` listener always works on the latest.
+ */
+let current: { RED: NodeAPI; store: SharedTokenStore; removed: Set<string> } | undefined;
+let listening = false;
+
+/**
+ * Removes the tokens of connections that are no longer in the flow configuration. Runs after each deploy
+ * rather than in the node's close handler: Node-RED also closes nodes as "removed" when their flow is
+ * disabled, and a disabled flow must keep its login. `eachNode` covers disabled flows too.
+ */
+async function forgetRemovedConnections(): Promise<void> {
+  if (!current) return;
+  const { RED, store, removed } = current;
+  const configured = new Set<string>();
+  RED.nodes.eachNode((n) => {
+    if (n.type === 'oauth2-connection') configured.add(n.id);
+  });
+  const wasRemoved = new Set(removed);
+  removed.clear();
+  for (const id of await store.ids()) {
+    if (configured.has(id)) continue;
+    const stored = await store.get(id);
+    if (wasRemoved.has(id) || !stored || Date.now() - stored.updatedAt > UNDEPLOYED_LOGIN_GRACE_MS) await store.delete(id);
+  }
+}
+
 
 function parseStoredTokens(json: string | undefined): StoredTokens | undefined {
   if (!json) return undefined;
@@ -29,6 +60,15 @@ export = function register(RED: NodeAPI): void {
     generatedSecret: safeSetting(RED, '_credentialSecret') as string | undefined,
   }));
   const translate = (key: string, params?: ErrorParams): string => RED._(`oauth2-connection.${key}`, params);
+  current = { RED, store, removed: new Set() };
+  if (!listening && RED.events) {
+    listening = true;
+    RED.events.on('flows:started', () => {
+      forgetRemovedConnections().catch((err: unknown) => {
+        current?.RED.log.warn(toNodeError(err, translate).message);
+      });
+    });
+  }
 
   /** Node-RED's credential copy is only worth keeping when Node-RED encrypts its credential file. */
   function mirrorToCredentials(id: string, stored: StoredTokens | undefined): void {
@@ -52,7 +92,7 @@ export = function register(RED: NodeAPI): void {
     try {
       connection = new Connection({
         id: node.id,
-        settings: parseConnectionConfig(def, node.credentials?.clientSecret),
+        settings: parseConnectionConfig(def, node.credentials?.clientSecret, { secretRequired: false }),
         store,
       });
     } catch (err) {
@@ -69,15 +109,9 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (removed: boolean, done: () => void) => {
       connection.close();
-      if (!removed) {
-        done();
-        return;
-      }
-      // A deleted connection takes its login with it.
-      store.delete(node.id).then(done, (err: unknown) => {
-        node.warn(node.toNodeError(err).message);
-        done();
-      });
+      // Whether the connection was deleted or only its flow disabled is known once the deploy has started.
+      if (removed) current?.removed.add(node.id);
+      done();
     });
   }
 

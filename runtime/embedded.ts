@@ -61,6 +61,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedR
     credentialSecret: options.credentialSecret,
     adminAuth: options.adminAuth,
     functionGlobalContext: {},
+    // The packaged runtime does not phone home, and so never asks the user about it.
+    telemetry: { enabled: false },
     editorTheme: { tours: false, palette: {}, projects: { enabled: false } },
     logging: {
       console: { level: options.logLevel ?? 'info', metrics: false, audit: false },

@@ -1,4 +1,5 @@
 import { OAuth2Error } from './errors';
+import { isLoopbackHost } from './url-policy';
 import type { ClientAuthMethod, ClientSettings, GrantType, ProviderMetadata } from './types';
 
 /** The connection node's configuration as the editor saves it (flows.json). Strings unless noted. */
@@ -57,10 +58,6 @@ function invalid(field: string, reason: string, value?: string): OAuth2Error {
   });
 }
 
-function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(hostname);
-}
-
 /**
  * Parses an endpoint URL: https, or http on a loopback host only (RFC 6749 section 3.1 requires TLS for
  * every endpoint that carries credentials; loopback is where development servers live).
@@ -111,8 +108,16 @@ export function parseExpiredStatuses(value: unknown): number[] {
   return [...new Set(statuses)];
 }
 
-/** Validates the editor's configuration; throws OAUTH2_INVALID_CONFIG naming the first bad field. */
-export function parseConnectionConfig(config: ConnectionConfig, clientSecret?: string): ConnectionSettings {
+/**
+ * Validates the editor's configuration; throws OAUTH2_INVALID_CONFIG naming the first bad field.
+ * `secretRequired: false` (the deployed node) accepts a client-credentials connection with no secret yet: an
+ * imported flow never carries one, and the token request then fails with the same error instead.
+ */
+export function parseConnectionConfig(
+  config: ConnectionConfig,
+  clientSecret?: string,
+  options: { secretRequired?: boolean } = {},
+): ConnectionSettings {
   const grant = (config.grantType || 'authorization_code') as GrantType;
   if (!GRANTS.includes(grant)) throw invalid('grantType', 'invalidValue', String(config.grantType));
   const authMethod = (config.authMethod || 'client_secret_basic') as ClientAuthMethod;
@@ -161,7 +166,9 @@ export function parseConnectionConfig(config: ConnectionConfig, clientSecret?: s
   }
 
   const secret = clientSecret && clientSecret.length ? clientSecret : undefined;
-  if (authMethod !== 'none' && !secret && grant === 'client_credentials') throw invalid('clientSecret', 'required');
+  if (authMethod !== 'none' && !secret && grant === 'client_credentials' && options.secretRequired !== false) {
+    throw invalid('clientSecret', 'required');
+  }
 
   return {
     grant,

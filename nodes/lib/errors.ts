@@ -83,11 +83,24 @@ export function isOAuth2Error(err: unknown, code?: OAuth2ErrorCode): err is OAut
   return err instanceof OAuth2Error && (code === undefined || err.code === code);
 }
 
-/** Translates an engine error with a Node-RED-style `_` function; falls back to the English message. */
+/**
+ * Translates an engine error with a Node-RED-style `_` function; falls back to the English message. The
+ * `field` and `reason` params are catalog keys themselves (`field.<name>`, `reason.<name>`): they are
+ * translated first so the message names the field as the dialog labels it.
+ */
 export function translateError(err: unknown, translate: (key: string, params?: ErrorParams) => string): string {
   if (err instanceof OAuth2Error) {
+    const lookup = (key: string): string | undefined => {
+      const text = translate(key);
+      return text && !text.endsWith(key) ? text : undefined;
+    };
+    const params: ErrorParams = { ...err.params };
+    for (const name of ['field', 'reason'] as const) {
+      const value = params[name];
+      if (typeof value === 'string' && /^[\w.-]+$/.test(value)) params[name] = lookup(`${name}.${value}`) ?? value;
+    }
     const key = `errors.${err.code}`;
-    const text = translate(key, err.params);
+    const text = translate(key, params);
     return text && !text.endsWith(key) ? text : err.message;
   }
   return err instanceof Error ? err.message : String(err);

@@ -9,7 +9,6 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 
 // ---------------------------------------------------------------------------------------------------------
 // The slice of oidc-provider's (untyped) API this file uses. oidc-provider ships no type declarations, so we
@@ -130,6 +129,8 @@ export interface AuthServer {
   /** Token endpoint calls by grant_type (including ones failed by the fault toggle), revocation and device calls. */
   counts(): { token: Record<string, number>; revocation: number; deviceAuthorization: number };
   resetCounts(): void;
+  /** token_type_hint of each revocation request, in arrival order (reset by resetCounts). */
+  revocationLog(): string[];
   /** Real lookup of an access token (opaque user tokens and client-credentials tokens). */
   validateAccessToken(token: string): Promise<{ active: boolean; sub?: string; scope?: string; clientId?: string }>;
   /** Fault toggle in front of POST /token: answer `status` with `body`, or reset the connection. null clears. */
@@ -146,13 +147,12 @@ const DEFAULT_REDIRECT = 'http://127.0.0.1/callback';
 let lastIssuer: string | undefined;
 
 /**
- * oidc-provider 9 is ESM-only. tsx's CommonJS loader (used by mocha via `tsx/cjs`) may rewrite a literal
- * `import()` into `require()`, so build the dynamic import at run time: Node then performs a real ESM import.
+ * oidc-provider 9 and jose 6 are ESM-only. A dynamic import() stays a real import() both under tsx/cjs (mocha)
+ * and in tsc's node16 CommonJS output, so Node loads them as ES modules (checked on Node.js 20).
  */
-const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
-
 async function loadProviderClass(): Promise<ProviderConstructor> {
-  const mod = (await importEsm('oidc-provider')) as { default: ProviderConstructor };
+  // @ts-expect-error oidc-provider ships no type declarations; the Provider interface above describes our use.
+  const mod = (await import('oidc-provider')) as { default: ProviderConstructor };
   return mod.default;
 }
 
@@ -189,7 +189,7 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
   };
 
   const Provider = await loadProviderClass();
-  const { generateKeyPair, exportJWK } = (await importEsm('jose')) as typeof Jose;
+  const { generateKeyPair, exportJWK } = await import('jose');
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const signingKey = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
 
@@ -298,6 +298,7 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
   provider.on('server_error', () => undefined);
 
   const counters = { token: {} as Record<string, number>, revocation: 0, deviceAuthorization: 0 };
+  let revocationHints: string[] = [];
   let failure: null | { status: number; body?: string } | 'reset' = null;
 
   provider.use(countAndFault);
@@ -313,8 +314,14 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
 
   async function countAndFault(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
     const route = ctx.method === 'POST' ? ctx.path : '';
-    if (route === '/token/revocation') counters.revocation += 1;
     if (route === '/device/auth') counters.deviceAuthorization += 1;
+    if (route === '/token/revocation') {
+      counters.revocation += 1;
+      await next();
+      const hint = ctx.oidc?.params?.token_type_hint;
+      revocationHints.push(typeof hint === 'string' ? hint : '');
+      return;
+    }
     if (route !== '/token') return next();
 
     if (failure !== null) {
@@ -447,7 +454,9 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
       counters.token = {};
       counters.revocation = 0;
       counters.deviceAuthorization = 0;
+      revocationHints = [];
     },
+    revocationLog: () => [...revocationHints],
     async validateAccessToken(token: string) {
       const found = (await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token));
       if (!found || found.isExpired) return { active: false };

@@ -32,8 +32,11 @@ export interface TestRuntime {
   /** fetch against the admin API with the admin token when adminAuth is on. */
   admin(pathname: string, init?: RequestInit & { token?: string | null }): Promise<Response>;
   deploy(flows: unknown[]): Promise<void>;
-  /** Logs in to the admin API as `username` and returns its bearer token (adminAuth only). */
-  adminToken(username: string, password: string): Promise<string>;
+  /**
+   * Logs in to the admin API as `username` and returns its bearer token (adminAuth only). `scope` defaults to
+   * '*'; a read-only user must ask for 'read' (Node-RED refuses a scope wider than the user's permissions).
+   */
+  adminToken(username: string, password: string, scope?: string): Promise<string>;
   stop(): Promise<void>;
   kill(): Promise<void>;
 }
@@ -105,11 +108,11 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<TestRu
     userDir,
     logs,
     crashes,
-    async adminToken(username, password) {
+    async adminToken(username, password, scope = '*') {
       const res = await fetch(new URL('auth/token', ready.adminUrl), {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username, password }),
+        body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope, username, password }),
       });
       if (!res.ok) throw new Error(`admin login failed: ${res.status}`);
       return ((await res.json()) as { access_token: string }).access_token;

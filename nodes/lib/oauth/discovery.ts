@@ -3,6 +3,7 @@
  * The document must name exactly the issuer we asked about (RFC 8414 section 3.3): otherwise an attacker who
  * can serve a document could point our token requests, with the client secret, at their own endpoints.
  */
+import { isAllowedEndpointUrl } from '../url-policy';
 import { OAuth2Error } from '../errors';
 import type { ProviderMetadata } from '../types';
 
@@ -15,7 +16,8 @@ export interface DiscoveryOptions {
 const MAX_DOCUMENT_BYTES = 512 * 1024;
 
 function failed(message: string, params: Record<string, string | undefined>): OAuth2Error {
-  return new OAuth2Error('OAUTH2_DISCOVERY_FAILED', message, { params });
+  // The catalog's text is "Discovery failed: __reason__": every failure needs a reason, or users see the placeholder.
+  return new OAuth2Error('OAUTH2_DISCOVERY_FAILED', message, { params: { ...params, reason: params.reason ?? message } });
 }
 
 /** RFC 8414 section 3: the well-known segment goes between the host and the issuer's path. */
@@ -27,23 +29,6 @@ export function rfc8414MetadataUrl(issuer: URL): string {
 /** OIDC Discovery section 4: the well-known segment is appended to the issuer. */
 export function oidcMetadataUrl(issuer: URL): string {
   return `${issuer.origin}${issuer.pathname.replace(/\/$/, '')}/.well-known/openid-configuration`;
-}
-
-/** http is only acceptable for the local machine (development, tests); anything else must be https. */
-export function isAllowedEndpointUrl(value: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return false;
-  }
-  if (url.username || url.password || url.hash) return false;
-  if (url.protocol === 'https:') return true;
-  return url.protocol === 'http:' && isLoopbackHost(url.hostname);
-}
-
-function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 interface FetchOutcome { ok: true; doc: Record<string, unknown> }
@@ -149,3 +134,5 @@ export async function discoverProvider(issuerUrl: string, opts: DiscoveryOptions
     reason: misses.join('; '),
   });
 }
+
+export { isAllowedEndpointUrl };

@@ -1,0 +1,467 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startApiServer, type ApiServer } from '../support/api-server';
+import { startAuthServer, type AuthServer } from '../support/auth-server';
+import {
+  FLOW,
+  catchNodes,
+  connectionDef,
+  currentStatusSpy,
+  errorLog,
+  eventually,
+  helper,
+  helperNode,
+  loadCatalogs,
+  nextInput,
+  nodeModules,
+  requestNode,
+  serviceConnection,
+  statusLog,
+  tab,
+  useTempUserDir,
+  type RuntimeNode,
+} from './support';
+
+type Msg = Record<string, unknown>;
+interface CaughtError {
+  message: string;
+  code?: string;
+  source: { id: string; type: string };
+}
+interface Echo {
+  method: string;
+  headers: Record<string, string>;
+  body: string;
+  authorised: boolean;
+}
+
+const RESPONSE_HASH_HEADER = 'x-node-red-request-node';
+
+function responseHash(headers: Record<string, unknown>): string {
+  const sorted = Object.keys(headers).filter((k) => k !== RESPONSE_HASH_HEADER).sort();
+  return createHash('sha1').update(JSON.stringify(sorted.map((k) => [k, headers[k]]))).digest('hex');
+}
+
+describe('http-oauth2-request node (node-red-node-test-helper)', function () {
+  this.timeout(30_000);
+  let auth: AuthServer;
+  let api: ApiServer;
+  let other: ApiServer;
+  let userDir: string;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(reason);
+  };
+
+  before(async () => {
+    process.on('unhandledRejection', onUnhandled);
+    await loadCatalogs();
+    auth = await startAuthServer();
+    api = await startApiServer(auth);
+    other = await startApiServer(auth);
+  });
+
+  after(async () => {
+    await helper.unload();
+    await Promise.all([api?.close(), other?.close(), auth?.close()]);
+    // Let late rejections of this file surface before the check.
+    await new Promise((r) => setTimeout(r, 50));
+    process.removeListener('unhandledRejection', onUnhandled);
+    assert.deepEqual(unhandled, [], 'unhandled rejections during the node tests');
+  });
+
+  beforeEach(() => {
+    userDir = useTempUserDir();
+    api.reset();
+    other.reset();
+    auth.resetCounts();
+  });
+
+  afterEach(async () => {
+    await helper.unload();
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  /** Loads tab + service connection + the given nodes (the connection's API base URL is the test API). */
+  async function loadFlow(nodes: Msg[], connection: Partial<Parameters<typeof serviceConnection>[1]> = {}): Promise<void> {
+    const conn = serviceConnection(auth, { apiBaseUrl: api.url, ...connection });
+    await helper.load(nodeModules, [tab(), conn.node, ...nodes], conn.credentials);
+  }
+
+  /** Sends `msg` into node `id` and resolves with what reaches `outId`. */
+  async function send(id: string, msg: Msg, outId = 'out'): Promise<Msg> {
+    const received = nextInput(helper.getNode(outId));
+    helper.getNode(id).receive(msg);
+    return received;
+  }
+
+  /** Sends `msg` into node `id` and resolves with what the catch node's helper receives. */
+  async function sendAndCatch(id: string, msg: Msg): Promise<Msg & { error: CaughtError }> {
+    return (await send(id, msg, 'caught')) as Msg & { error: CaughtError };
+  }
+
+  describe('URL and method', () => {
+    it('uses msg.url when the node URL is empty, with the connection token', async () => {
+      await loadFlow([requestNode('req'), helperNode()]);
+      const out = await send('req', { url: `${api.url}/records`, topic: 't' });
+      assert.deepEqual(out.payload, [{ id: 1, name: 'first' }, { id: 2, name: 'second' }]);
+      assert.equal(out.statusCode, 200);
+      assert.equal(out.topic, 't', 'the rest of the message is kept');
+      assert.equal(api.requests.length, 1);
+      assert.equal(api.requests[0].path, '/records');
+      assert.equal(api.requests[0].authorised, true);
+      assert.match(api.requests[0].authorization ?? '', /^Bearer \S+$/);
+    });
+
+    it('renders the node URL as a mustache template from msg ({{{payload.id}}})', async () => {
+      await loadFlow([requestNode('req', { url: `${api.url}/status/{{{payload.id}}}`, non2xxAsOutput: true }), helperNode()]);
+      // msg.url is ignored when the node has a URL.
+      const out = await send('req', { payload: { id: '418' }, url: `${api.url}/records` });
+      assert.equal(out.statusCode, 418);
+      assert.deepEqual(out.payload, { status: 418 });
+      assert.deepEqual(api.requests.map((r) => r.path), ['/status/418']);
+    });
+
+    it('resolves a relative URL against the connection API base URL', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode()], { apiBaseUrl: `${api.url}/` });
+      const out = await send('req', {});
+      assert.equal(out.statusCode, 200);
+      assert.equal(out.responseUrl, `${api.url}/echo`);
+      assert.deepEqual(api.requests.map((r) => r.path), ['/echo']);
+    });
+
+    it("uses msg.method when the node's method is 'use'", async () => {
+      await loadFlow([requestNode('req', { method: 'use', url: '/echo' }), helperNode()]);
+      const out = await send('req', { method: 'delete' });
+      assert.equal((out.payload as Echo).method, 'DELETE');
+      assert.equal(api.requests[0].method, 'DELETE');
+    });
+
+    it('rejects an invalid msg.method with OAUTH2_INVALID_INPUT naming the field; the msg reaches Catch', async () => {
+      await loadFlow([requestNode('req', { method: 'use', url: '/echo' }), helperNode(), ...catchNodes(['req'])]);
+      const caught = await sendAndCatch('req', { method: 'TRACE', payload: 'kept', _keep: 42 });
+      assert.equal(caught.error.code, 'OAUTH2_INVALID_INPUT');
+      assert.equal(caught.error.message, 'Invalid message: msg.method is not a supported method');
+      assert.equal(caught.error.source.id, 'req');
+      assert.equal(caught.payload, 'kept');
+      assert.equal(caught._keep, 42);
+      assert.equal(api.requests.length, 0);
+      const errors = errorLog(helper.getNode('req'));
+      assert.equal(errors.length, 1, 'done(err) called exactly once');
+      assert.equal((errors[0].msg as Msg)._keep, 42, 'done(err) carried the msg');
+    });
+
+    it('rejects a missing URL (node URL empty, no msg.url) naming msg.url', async () => {
+      await loadFlow([requestNode('req'), helperNode(), ...catchNodes(['req'])]);
+      const caught = await sendAndCatch('req', { payload: 1 });
+      assert.equal(caught.error.code, 'OAUTH2_INVALID_INPUT');
+      assert.equal(caught.error.message, 'Invalid message: msg.url is required');
+      assert.equal(caught.payload, 1);
+      assert.deepEqual(statusLog(helper.getNode('req')).slice(-1), [{ fill: 'red', shape: 'ring', text: 'OAUTH2_INVALID_INPUT' }]);
+    });
+
+    it('rejects a relative msg.url when the connection has no API base URL, naming the URL field', async () => {
+      await loadFlow([requestNode('req'), helperNode(), ...catchNodes(['req'])], { apiBaseUrl: '' });
+      const caught = await sendAndCatch('req', { url: '/records' });
+      assert.equal(caught.error.code, 'OAUTH2_INVALID_INPUT');
+      assert.match(caught.error.message, /^Invalid message: URL /);
+      assert.equal(api.requests.length, 0);
+    });
+  });
+
+  describe('output', () => {
+    it('sets payload (parsed JSON), statusCode, lower-cased headers with the request-node hash, responseUrl, redirectList, attempts', async () => {
+      await loadFlow([requestNode('req', { url: '/records', ret: 'obj' }), helperNode()]);
+      const out = await send('req', {});
+      assert.deepEqual(out.payload, [{ id: 1, name: 'first' }, { id: 2, name: 'second' }]);
+      assert.equal(out.statusCode, 200);
+      const headers = out.headers as Record<string, string>;
+      assert.deepEqual(Object.keys(headers).sort(), ['connection', 'content-length', 'content-type', 'date', 'keep-alive', RESPONSE_HASH_HEADER]);
+      assert.equal(headers['content-type'], 'application/json');
+      assert.equal(headers[RESPONSE_HASH_HEADER], responseHash(headers));
+      assert.equal(out.responseUrl, `${api.url}/records`);
+      assert.deepEqual(out.redirectList, []);
+      assert.equal(out.attempts, 1);
+    });
+
+    it("returns text with ret 'txt'", async () => {
+      await loadFlow([requestNode('req', { url: '/records', ret: 'txt' }), helperNode()]);
+      const out = await send('req', {});
+      assert.equal(out.payload, JSON.stringify([{ id: 1, name: 'first' }, { id: 2, name: 'second' }]));
+    });
+
+    it("returns a Buffer with ret 'bin'", async () => {
+      await loadFlow([requestNode('req', { url: '/records', ret: 'bin' }), helperNode()]);
+      const out = await send('req', {});
+      assert.ok(Buffer.isBuffer(out.payload));
+      assert.deepEqual(out.payload, Buffer.from(JSON.stringify([{ id: 1, name: 'first' }, { id: 2, name: 'second' }])));
+    });
+
+    it('lists followed redirects in msg.redirectList and the final URL in msg.responseUrl', async () => {
+      await loadFlow([requestNode('req'), helperNode()]);
+      const out = await send('req', { url: `${api.url}/redirect?to=${encodeURIComponent('/echo')}` });
+      assert.equal(out.statusCode, 200);
+      assert.deepEqual(out.redirectList, [`${api.url}/echo`]);
+      assert.equal(out.responseUrl, `${api.url}/echo`);
+      assert.equal((out.payload as Echo).authorised, true, 'same-origin redirect keeps the token');
+    });
+  });
+
+  describe('headers', () => {
+    it("merges msg.headers and node headers, the node's winning whatever the case", async () => {
+      const headers = [{ k: 'X-Shared', v: 'node' }, { k: 'X-Node-Only', v: 'n-{{{topic}}}' }];
+      await loadFlow([requestNode('req', { url: '/echo', headers }), helperNode()]);
+      const out = await send('req', { topic: 'tp', headers: { 'x-shared': 'msg', 'X-Msg-Only': 'm' } });
+      const seen = (out.payload as Echo).headers;
+      assert.equal(seen['x-shared'], 'node');
+      assert.equal(seen['x-node-only'], 'n-tp');
+      assert.equal(seen['x-msg-only'], 'm');
+    });
+
+    it('ignores an Authorization header in msg.headers: the API sees the connection token', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode()]);
+      const out = await send('req', { headers: { AUTHORIZATION: 'Bearer stolen', authorization: 'Basic eDp5' } });
+      const echo = out.payload as Echo;
+      assert.equal(echo.authorised, true);
+      assert.match(echo.headers.authorization, /^Bearer /);
+      assert.notEqual(echo.headers.authorization, 'Bearer stolen');
+      assert.equal(api.requests[0].authorization, echo.headers.authorization);
+    });
+
+    it('does not send on the response headers of a previous request node', async () => {
+      await loadFlow([
+        requestNode('first', { url: '/records' }, [['second']]),
+        requestNode('second', { url: '/echo' }),
+        helperNode(),
+      ]);
+      const out = await send('first', {});
+      const seen = (out.payload as Echo).headers;
+      for (const name of ['date', 'keep-alive', 'content-type', 'content-length', RESPONSE_HASH_HEADER]) {
+        assert.equal(seen[name], undefined, `${name} must not be sent on`);
+      }
+      assert.equal(api.requests.length, 2);
+    });
+
+    it('does send msg.headers that a flow changed after a previous request node', async () => {
+      await loadFlow([
+        requestNode('first', { url: '/records' }, [['fn']]),
+        { id: 'fn', type: 'change', z: FLOW, rules: [{ t: 'set', p: 'headers.x-extra', pt: 'msg', to: 'yes', tot: 'str' }], wires: [['second']] },
+        requestNode('second', { url: '/echo' }),
+        helperNode(),
+      ]);
+      const out = await send('first', {});
+      assert.equal((out.payload as Echo).headers['x-extra'], 'yes');
+    });
+  });
+
+  describe('bodies', () => {
+    it('POSTs an object payload as JSON', async () => {
+      await loadFlow([requestNode('req', { method: 'POST', url: '/echo' }), helperNode()]);
+      const out = await send('req', { payload: { a: 1, b: ['x'] } });
+      const echo = out.payload as Echo;
+      assert.equal(echo.method, 'POST');
+      assert.equal(echo.body, '{"a":1,"b":["x"]}');
+      assert.equal(echo.headers['content-type'], 'application/json');
+      assert.equal(echo.headers['content-length'], String(echo.body.length));
+    });
+
+    it('form-encodes an object payload when the content-type says so', async () => {
+      await loadFlow([requestNode('req', { method: 'POST', url: '/echo' }), helperNode()]);
+      const out = await send('req', { payload: { a: '1', b: 'x y&z' }, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+      const echo = out.payload as Echo;
+      assert.equal(echo.body, 'a=1&b=x%20y%26z');
+      assert.equal(echo.headers['content-type'], 'application/x-www-form-urlencoded');
+    });
+
+    it('sends a string payload as it is', async () => {
+      await loadFlow([requestNode('req', { method: 'PUT', url: '/echo' }), helperNode()]);
+      const out = await send('req', { payload: 'plain text é' });
+      const echo = out.payload as Echo;
+      assert.equal(echo.method, 'PUT');
+      assert.equal(echo.body, 'plain text é');
+      assert.equal(echo.headers['content-length'], String(Buffer.byteLength('plain text é')));
+    });
+
+    it('sends a Buffer payload byte for byte', async () => {
+      await loadFlow([requestNode('req', { method: 'POST', url: '/echo' }), helperNode()]);
+      const bytes = Buffer.from([0x68, 0x69, 0x00, 0x7f]);
+      const out = await send('req', { payload: bytes, headers: { 'content-type': 'application/octet-stream' } });
+      const echo = out.payload as Echo;
+      assert.equal(echo.body, bytes.toString('utf8'));
+      assert.equal(echo.headers['content-length'], '4');
+      assert.equal(echo.headers['content-type'], 'application/octet-stream');
+    });
+
+    it("appends an object payload to the query string on GET with paytoqs 'query'", async () => {
+      await loadFlow([requestNode('req', { url: '/echo?x=0', paytoqs: 'query' }), helperNode()]);
+      const out = await send('req', { payload: { q: 'a b', n: 2 } });
+      assert.equal((out.payload as Echo).body, '');
+      assert.deepEqual(api.requests.map((r) => r.path), ['/echo?x=0&q=a%20b&n=2']);
+    });
+  });
+
+  describe('non-2xx responses', () => {
+    it('raise OAUTH2_HTTP_STATUS by default, with statusCode and the body kept on the caught msg', async () => {
+      await loadFlow([requestNode('req', { url: '/status/404' }), helperNode(), ...catchNodes(['req'])]);
+      const caught = await sendAndCatch('req', { topic: 'x' });
+      assert.equal(caught.error.code, 'OAUTH2_HTTP_STATUS');
+      assert.equal(caught.error.message, 'The API answered with status 404');
+      assert.equal(caught.statusCode, 404);
+      assert.deepEqual(caught.payload, { status: 404 });
+      assert.equal(caught.topic, 'x');
+      assert.deepEqual(statusLog(helper.getNode('req')).slice(-1), [{ fill: 'red', shape: 'ring', text: '404' }]);
+    });
+
+    it('go to the output with non2xxAsOutput', async () => {
+      await loadFlow([requestNode('req', { url: '/status/500', non2xxAsOutput: true }), helperNode(), ...catchNodes(['req'])]);
+      let caught = false;
+      helper.getNode('caught').on('input', () => {
+        caught = true;
+      });
+      const out = await send('req', {});
+      assert.equal(out.statusCode, 500);
+      assert.deepEqual(out.payload, { status: 500 });
+      assert.deepEqual(statusLog(helper.getNode('req')).slice(-1), [{ fill: 'yellow', shape: 'dot', text: '500' }]);
+      assert.equal(caught, false);
+    });
+  });
+
+  describe('origins', () => {
+    it('refuses a URL on another loopback port that is not an allowed origin, sending nothing', async () => {
+      await loadFlow([requestNode('req'), helperNode(), ...catchNodes(['req'])]);
+      const caught = await sendAndCatch('req', { url: `${other.url}/echo` });
+      assert.equal(caught.error.code, 'OAUTH2_ORIGIN_NOT_ALLOWED');
+      assert.equal(
+        caught.error.message,
+        `Not sent: ${other.url} is not an allowed origin of the connection (add it to the API base URL or the other origins)`,
+      );
+      assert.equal(other.requests.length, 0);
+      assert.equal(api.requests.length, 0);
+      assert.equal(auth.counts().token.client_credentials ?? 0, 0, 'no token was even fetched');
+    });
+
+    it('sends to another origin once it is listed in allowedOrigins', async () => {
+      await loadFlow([requestNode('req'), helperNode()], { allowedOrigins: other.url });
+      const out = await send('req', { url: `${other.url}/echo` });
+      assert.equal((out.payload as Echo).authorised, true);
+      assert.equal(other.requests.length, 1);
+    });
+  });
+
+  describe('status', () => {
+    it('shows blue "in flight" while requesting, then green with the status code', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode()]);
+      const node = helper.getNode('req');
+      // Start-up may clear the status once the connection is ready; what matters is the sequence per message.
+      const before = statusLog(node).length;
+      const out = await send('req', {});
+      assert.equal(out.statusCode, 200);
+      assert.deepEqual(statusLog(node).slice(before), [
+        { fill: 'blue', shape: 'dot', text: '1 in flight' },
+        { fill: 'green', shape: 'dot', text: '200' },
+      ]);
+    });
+
+    it('counts concurrent messages in flight', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode()]);
+      const node = helper.getNode('req');
+      const outs: Msg[] = [];
+      helper.getNode('out').on('input', (m: Msg) => outs.push(m));
+      const before = statusLog(node).length;
+      node.receive({});
+      node.receive({});
+      await eventually(() => outs.length === 2, 10_000, 'two responses');
+      const log = statusLog(node).slice(before);
+      assert.deepEqual(log.slice(0, 2), [
+        { fill: 'blue', shape: 'dot', text: '1 in flight' },
+        { fill: 'blue', shape: 'dot', text: '2 in flight' },
+      ]);
+      assert.deepEqual(log.at(-1), { fill: 'green', shape: 'dot', text: '200' });
+    });
+  });
+
+  describe('connection problems', () => {
+    it('a connection with an invalid config (no clientId): the request node errors clearly, naming the field, without a crash', async () => {
+      const conn = connectionDef(auth, {
+        grantType: 'client_credentials',
+        clientId: '',
+        clientSecret: 'whatever',
+        apiBaseUrl: api.url,
+      });
+      await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/echo' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
+      const node = helper.getNode('req');
+      assert.deepEqual(statusLog(node)[0], { fill: 'red', shape: 'ring', text: 'http-oauth2-request.errors.noConnection' });
+      const caught = await sendAndCatch('req', { payload: 'kept' });
+      assert.equal(caught.payload, 'kept');
+      assert.equal(api.requests.length, 0);
+      // The connection IS configured; what is wrong is its Client ID. The message and code should say so.
+      assert.equal(caught.error.code, 'OAUTH2_INVALID_CONFIG', `got message: ${caught.error.message}`);
+      assert.match(caught.error.message, /Client ID is required/);
+    });
+
+    it('a request node without any connection errors with noConnection and keeps the msg', async () => {
+      await helper.load(nodeModules, [tab(), requestNode('req', { connection: '', url: 'http://127.0.0.1:1/x' }), helperNode(), ...catchNodes(['req'])]);
+      const caught = await sendAndCatch('req', { payload: 'kept' });
+      assert.equal(caught.error.message, 'No oauth2-connection is configured');
+      assert.equal(caught.payload, 'kept');
+    });
+
+    it('a wrong client secret gives OAUTH2_TOKEN_REQUEST_REJECTED mentioning invalid_client, never the secret', async () => {
+      const wrongSecret = 'wrong-secret-3f9a1c77d2';
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode(), ...catchNodes(['req'])], { clientSecret: wrongSecret });
+      const caught = await sendAndCatch('req', {});
+      assert.equal(caught.error.code, 'OAUTH2_TOKEN_REQUEST_REJECTED');
+      assert.match(caught.error.message, /invalid_client/);
+      const everything = JSON.stringify(caught) + JSON.stringify(errorLog(helper.getNode('req')).map((e) => String(e.err)));
+      assert.ok(!everything.includes(wrongSecret), 'the wrong secret leaked');
+      assert.ok(!everything.includes(auth.clients.service.clientSecret), 'the real secret leaked');
+      assert.equal(api.requests.length, 0);
+      assert.equal(auth.counts().token.client_credentials, 1, 'a rejected client is not retried');
+    });
+  });
+
+  describe('user directory and closing', () => {
+    it('keeps the token store in the runtime userDir', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode()]);
+      await send('req', {});
+      assert.ok(fs.existsSync(path.join(userDir, '.http-oauth2-tokens.json')), 'token store file in userDir');
+    });
+
+    it('reuses the stored token for a second message (one token request)', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode()]);
+      await send('req', {});
+      await send('req', {});
+      assert.equal(auth.counts().token.client_credentials, 1);
+      assert.equal(api.requests[0].authorization, api.requests[1].authorization);
+    });
+
+    it('closes: the request node and connection complete close and the connection agents are destroyed', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode()]);
+      await send('req', {});
+      const conn = helper.getNode('conn1') as RuntimeNode & { connection: { agents: { destroy(): void; http: { destroyed?: boolean } } } };
+      const req = helper.getNode('req');
+      const agents = conn.connection.agents;
+      let destroyed = 0;
+      const original = agents.destroy.bind(agents);
+      agents.destroy = () => {
+        destroyed += 1;
+        original();
+      };
+      const sockets = (): number =>
+        Object.values((agents.http as unknown as { freeSockets: Record<string, unknown[]> }).freeSockets).reduce((n, l) => n + l.length, 0);
+      assert.equal(sockets(), 1, 'a keep-alive socket is pooled before close');
+      const statusSpy = currentStatusSpy();
+      let reqClosed = false;
+      req.on('close', () => {
+        reqClosed = true;
+      });
+      await helper.unload();
+      assert.equal(reqClosed, true);
+      assert.equal(destroyed, 1);
+      assert.equal(sockets(), 0, 'pooled sockets are closed');
+      assert.deepEqual(statusLog(req, statusSpy).slice(-1), [{}]);
+    });
+  });
+});

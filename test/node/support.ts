@@ -1,0 +1,204 @@
+/**
+ * Support for node-level tests: node-red-node-test-helper 0.3.6 driving the compiled nodes in dist/nodes with a
+ * real message catalog, a temporary user directory per test, and small probes for status, errors and output.
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { EventEmitter } from 'node:events';
+import type { AuthServer } from '../support/auth-server';
+import { connectionNode, type ConnectionOptions } from '../support/flows';
+
+const load = createRequire(__filename);
+const root = path.resolve(__dirname, '..', '..');
+const distNodes = path.join(root, 'dist', 'nodes');
+
+/** A node as the helper hands it out: the runtime's Node with its EventEmitter side. */
+export interface RuntimeNode extends EventEmitter {
+  id: string;
+  type: string;
+  receive(msg?: Record<string, unknown>): void;
+  status(status: Record<string, unknown>): void;
+  [key: string]: unknown;
+}
+
+interface SpyCall {
+  thisValue: unknown;
+  args: unknown[];
+}
+
+export interface Spy {
+  getCalls(): SpyCall[];
+}
+
+type NodeModule = (RED: Record<string, unknown>) => unknown;
+
+/** The part of node-red-node-test-helper 0.3.6 these tests use (it ships no types). */
+export interface TestHelper {
+  init(runtimePath: string, userSettings?: Record<string, unknown>): void;
+  settings(userSettings?: Record<string, unknown>): Record<string, unknown>;
+  load(modules: NodeModule | NodeModule[], flow: Record<string, unknown>[], credentials?: Record<string, Record<string, string>>): Promise<void>;
+  unload(): Promise<void>;
+  getNode(id: string): RuntimeNode;
+  _NodePrototype: Record<string, unknown>;
+}
+
+export const helper = load('node-red-node-test-helper') as TestHelper;
+helper.init(load.resolve('node-red'));
+
+const connectionModuleRaw = load(path.join(distNodes, 'oauth2-connection.js')) as NodeModule;
+const requestModuleRaw = load(path.join(distNodes, 'http-oauth2-request.js')) as NodeModule;
+
+interface I18n {
+  init(settings: Record<string, unknown>): void;
+  registerMessageCatalog(namespace: string, dir: string, file: string): Promise<void>;
+  _(key: string, params?: Record<string, unknown>): string;
+}
+const i18n = (load('@node-red/util') as { i18n: I18n }).i18n;
+let catalogsReady: Promise<void> | undefined;
+
+/**
+ * The helper replaces RED._ with the identity; the real loader gives each module a RED._ that looks keys up in
+ * its own catalog. Register the shipped catalogs with Node-RED's own i18n and give each module that RED._, so
+ * errors and statuses read as users see them.
+ */
+export function loadCatalogs(): Promise<void> {
+  catalogsReady ??= (async () => {
+    i18n.init({ lang: 'en-US' });
+    const dir = path.join(distNodes, 'locales');
+    await i18n.registerMessageCatalog(namespaceOf('oauth2-connection'), dir, 'oauth2-connection.json');
+    await i18n.registerMessageCatalog(namespaceOf('http-oauth2-request'), dir, 'http-oauth2-request.json');
+  })();
+  return catalogsReady;
+}
+
+function namespaceOf(file: string): string {
+  return `node-red-contrib-http-oauth2/${file}`;
+}
+
+function withCatalog(mod: NodeModule, file: string): NodeModule {
+  return (RED) => {
+    RED._ = (key: string, params?: Record<string, unknown>) => i18n._(`${namespaceOf(file)}:${key}`, params);
+    return mod(RED);
+  };
+}
+
+export const connectionModule = withCatalog(connectionModuleRaw, 'oauth2-connection');
+export const requestModule = withCatalog(requestModuleRaw, 'http-oauth2-request');
+export const nodeModules = [connectionModule, requestModule];
+
+/** A fresh user directory; the helper's settings point the runtime (and the token store) at it. */
+export function useTempUserDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oauth2-node-test-'));
+  helper.settings({ userDir: dir });
+  return dir;
+}
+
+/**
+ * An oauth2-connection node for the helper (credentials go in the helper's third argument, keyed by node id,
+ * as Node-RED's credential store holds them), plus that credentials map.
+ */
+export function connectionDef(
+  auth: AuthServer,
+  options: ConnectionOptions,
+): { node: Record<string, unknown>; credentials: Record<string, Record<string, string>> } {
+  const node = connectionNode(auth, options);
+  const creds = node.credentials as Record<string, string> | undefined;
+  delete node.credentials;
+  return { node, credentials: creds ? { [String(node.id)]: creds } : {} };
+}
+
+/** The service (client credentials) connection every happy-path test uses. */
+export function serviceConnection(
+  auth: AuthServer,
+  options: Partial<ConnectionOptions> = {},
+): { node: Record<string, unknown>; credentials: Record<string, Record<string, string>> } {
+  return connectionDef(auth, {
+    grantType: 'client_credentials',
+    clientId: auth.clients.service.clientId,
+    clientSecret: auth.clients.service.clientSecret,
+    scopes: 'api:read api:write',
+    ...options,
+  });
+}
+
+export const FLOW = 'f1';
+
+export function tab(): Record<string, unknown> {
+  return { id: FLOW, type: 'tab', label: 'node tests' };
+}
+
+/** An http-oauth2-request node with the editor's defaults, wired to `wires`. */
+export function requestNode(id: string, extra: Record<string, unknown> = {}, wires: string[][] = [['out']]): Record<string, unknown> {
+  return {
+    id,
+    type: 'http-oauth2-request',
+    z: FLOW,
+    name: '',
+    connection: 'conn1',
+    method: 'GET',
+    url: '',
+    paytoqs: 'ignore',
+    headers: [],
+    ret: 'obj',
+    requestTimeout: '',
+    followRedirects: true,
+    maxRedirects: 5,
+    retryStatuses: '429,502,503,504',
+    maxAttempts: 1,
+    retryUnsafe: false,
+    maxRetryAfterSec: 5,
+    non2xxAsOutput: false,
+    ...extra,
+    wires,
+  };
+}
+
+export function helperNode(id = 'out'): Record<string, unknown> {
+  return { id, type: 'helper', z: FLOW, wires: [] };
+}
+
+/** A Catch node scoped to `scope`, wired to a helper node so a test sees what it receives. */
+export function catchNodes(scope: string[], id = 'catch', outId = 'caught'): Record<string, unknown>[] {
+  return [
+    { id, type: 'catch', z: FLOW, scope, uncaught: false, wires: [[outId]] },
+    helperNode(outId),
+  ];
+}
+
+/** Resolves with the next message a node receives (its 'input' event), or rejects after `ms`. */
+export function nextInput(node: RuntimeNode, ms = 10_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no message reached ${node.id} within ${ms} ms`)), ms);
+    node.once('input', (msg: Record<string, unknown>) => {
+      clearTimeout(timer);
+      resolve(msg);
+    });
+  });
+}
+
+/** The helper's spy on Node.prototype.status for the loaded flow (unload restores the original). */
+export function currentStatusSpy(): Spy {
+  return helper._NodePrototype.status as unknown as Spy;
+}
+
+/** Every status the node has set since the helper loaded the flow, in order. */
+export function statusLog(node: RuntimeNode, spy: Spy = currentStatusSpy()): Record<string, unknown>[] {
+  return spy.getCalls().filter((c) => c.thisValue === node).map((c) => c.args[0] as Record<string, unknown>);
+}
+
+/** Every node.error(err, msg) call of the node (done(err) ends there too). */
+export function errorLog(node: RuntimeNode): { err: unknown; msg: unknown }[] {
+  const spy = helper._NodePrototype.error as unknown as Spy;
+  return spy.getCalls().filter((c) => c.thisValue === node).map((c) => ({ err: c.args[0], msg: c.args[1] }));
+}
+
+/** Waits until `check` holds (polling), for state that settles asynchronously. */
+export async function eventually(check: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
