@@ -12,5 +12,7 @@ export interface ConnectionCredentials {
 export interface ConnectionNode extends Node<ConnectionCredentials> {
   /** Undefined when the configuration is invalid (the node then reports why). */
   connection?: Connection;
+  /** Why `connection` is undefined: the configuration error, translated, with its code. */
+  configError?: NodeError;
   toNodeError(err: unknown): NodeError;
 }

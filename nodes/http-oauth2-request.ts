@@ -111,7 +111,7 @@ export = function register(RED: NodeAPI): void {
         node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.status.loginRequired' });
         return true;
       }
-      if (connectionState.kind === 'unavailable') {
+      if (connectionState.kind === 'unavailable' && connectionState.error.code === 'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE') {
         node.status({ fill: 'yellow', shape: 'ring', text: 'http-oauth2-request.status.unavailable' });
         return true;
       }
@@ -126,6 +126,8 @@ export = function register(RED: NodeAPI): void {
       connectionNode.connection.on('state', onState);
       connectionState = connectionNode.connection.state();
       showConnectionState();
+    } else if (connectionNode?.configError) {
+      node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: connectionNode.configError.code }) });
     } else {
       node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.errors.noConnection' });
     }
@@ -169,8 +171,8 @@ export = function register(RED: NodeAPI): void {
     node.on('input', (msg, send, done) => {
       void (async () => {
         if (!connectionNode?.connection) {
-          node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.errors.noConnection' });
-          done(toNodeError(new Error(t('errors.noConnection')), () => ''));
+          // A connection that failed its configuration says why, with its code; none at all is a node error.
+          done(connectionNode?.configError ?? toNodeError(new Error(t('errors.noConnection')), () => ''));
           return;
         }
         const connection = connectionNode.connection;
@@ -178,7 +180,11 @@ export = function register(RED: NodeAPI): void {
         node.status({ fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) });
         try {
           const requestedMethod = method === 'USE' ? String(msg.method ?? '').toUpperCase() : method;
-          if (!METHODS.has(requestedMethod)) throw invalidInput('msg.method', 'invalidMethod', String(msg.method ?? ''));
+          if (!METHODS.has(requestedMethod)) {
+            throw method === 'USE'
+              ? invalidInput('msg.method', 'invalidMethod', String(msg.method ?? ''))
+              : invalidInput('method', 'invalidMethod', method);
+          }
           const rawUrl = isTemplatedUrl ? mustache.render(nodeUrl, msg) : nodeUrl || (typeof msg.url === 'string' ? msg.url : '');
           if (!rawUrl) throw invalidInput('msg.url', 'required');
           const url = resolveRequestUrl(rawUrl, connection.settings.apiBaseUrl);

@@ -96,7 +96,8 @@ export = function register(RED: NodeAPI): void {
         store,
       });
     } catch (err) {
-      node.error(node.toNodeError(err));
+      node.configError = node.toNodeError(err);
+      node.error(node.configError);
       return;
     }
     node.connection = connection;

@@ -1,8 +1,10 @@
+import * as http from 'node:http';
 import assert from 'node:assert/strict';
 import { loginThroughProvider, startAuthServer, type AuthServer } from '../support/auth-server';
 import { startApiServer, type ApiServer } from '../support/api-server';
 import { CookieJar, loginFromEditor, openCallback, startLogin } from '../support/editor-login';
 import { connectionNode, dialogConfig, requestLane, tab } from '../support/flows';
+import { deployAndWait } from '../support/e2e';
 import { watchAuthServer, watchLogs, watchText, watchUserDir } from '../support/leaks';
 import { startRuntime, tempUserDir, type TestRuntime } from '../support/runtime';
 
@@ -44,12 +46,16 @@ describe('e2e: authorization code login and authorised requests', function () {
   ];
 
   const refreshTokens: string[] = [];
+  const accessTokens: string[] = [];
 
   before(async () => {
     auth = await startAuthServer({ accessTokenTtlSec: 3 });
     watchAuthServer(auth);
     auth.provider.on('refresh_token.saved', (model: unknown) => {
       refreshTokens.push((model as { jti: string }).jti);
+    });
+    auth.provider.on('access_token.saved', (model: unknown) => {
+      accessTokens.push((model as { jti: string }).jti);
     });
     api = await startApiServer(auth);
     userDir = tempUserDir();
@@ -84,7 +90,7 @@ describe('e2e: authorization code login and authorised requests', function () {
     assert.equal(before.hasRefreshToken, true);
     assert.ok((before.scopes as string[]).includes('api:read'));
 
-    await runtime.deploy(flows());
+    await deployAndWait(runtime, flows());
     const res = await call(runtime, '/records');
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.deepEqual(res.body, [
@@ -116,6 +122,50 @@ describe('e2e: authorization code login and authorised requests', function () {
     assert.equal(failed.length, 0, JSON.stringify(failed.slice(0, 3)));
     assert.equal(auth.counts().token.refresh_token ?? 0, 1);
     assert.equal(api.requests.filter((r) => !r.authorised).length, 0);
+  });
+
+  it('an access token the API rejects (revoked early) is renewed once and the request retried', async () => {
+    await call(runtime, '/records');
+    // Kill every access token issued so far at the server: the API now answers 401 to the one the connection holds.
+    for (const jti of accessTokens.splice(0)) {
+      const token = (await auth.provider.AccessToken.find(jti)) as { destroy(): Promise<void> } | undefined;
+      await token?.destroy();
+    }
+    auth.resetCounts();
+    api.reset();
+    const res = await call(runtime, '/records');
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(auth.counts().token.refresh_token ?? 0, 1);
+    assert.deepEqual(api.requests.map((r) => r.authorised), [false, true]);
+  });
+
+  it('the redirect URI comes from the configuration, never from Host or X-Forwarded-Host', async () => {
+    const jar = new CookieJar();
+    const res = await runtime.admin('oauth2-connection/conn-host/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', forwarded: 'host=evil.example' },
+      body: JSON.stringify({ config: dialogConfig({ ...conn, id: 'conn-host' }), clientSecret: auth.clients.web.clientSecret }),
+    });
+    jar.store(res);
+    const { authorizeUrl } = (await res.json()) as { authorizeUrl: string };
+    assert.equal(new URL(authorizeUrl).searchParams.get('redirect_uri'), conn.redirectUri);
+    // A raw request with a spoofed Host header.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const body = JSON.stringify({ config: dialogConfig({ ...conn, id: 'conn-host' }), clientSecret: auth.clients.web.clientSecret });
+      const req = http.request(
+        new URL('oauth2-connection/conn-host/login', runtime.adminUrl),
+        { method: 'POST', headers: { host: 'evil.example:1880', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (r) => {
+          let text = '';
+          r.on('data', (d: Buffer) => (text += d.toString()));
+          r.on('end', () => resolve(text));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    const spoofed = JSON.parse(raw) as { authorizeUrl: string };
+    assert.equal(new URL(spoofed.authorizeUrl).searchParams.get('redirect_uri'), conn.redirectUri);
   });
 
   it('restarted without a deploy, it is still authorised with the rotated refresh token', async () => {

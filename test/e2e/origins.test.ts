@@ -97,13 +97,13 @@ describe('e2e: origin allowlist and redirects', function () {
   });
 
   it('same origin: the API sees a valid token', async () => {
-    const res = await callLane(runtime, '/same');
+    const res = await callLane(runtime, '/same', { apiEcho: true });
     assert.equal(res.status, 200, res.text);
     assert.equal((res.body as { authorised: boolean }).authorised, true);
   });
 
   it('a listed origin gets the token too', async () => {
-    const res = await callLane(runtime, '/listed');
+    const res = await callLane(runtime, '/listed', { apiEcho: true });
     assert.equal(res.status, 200, res.text);
     assert.equal((res.body as { authorised: boolean }).authorised, true);
     assert.equal(listed.requests.length, 1);
@@ -119,7 +119,7 @@ describe('e2e: origin allowlist and redirects', function () {
   });
 
   it('a same-origin redirect keeps the token', async () => {
-    const res = await callLane(runtime, '/redirectSame');
+    const res = await callLane(runtime, '/redirectSame', { apiEcho: true });
     assert.equal(res.status, 200, res.text);
     assert.equal((res.body as { authorised: boolean }).authorised, true);
     const hops = api.requests.map((r) => r.path);

@@ -8,7 +8,6 @@ import {
   FLOW,
   catchNodes,
   connectionDef,
-  currentStatusSpy,
   errorLog,
   eventually,
   helper,
@@ -124,6 +123,22 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       assert.deepEqual(api.requests.map((r) => r.path), ['/status/418']);
     });
 
+    it("renders the URL example the editor's placeholder and help show", async () => {
+      // The view of the template is msg itself, as in the core node: the documented example must use that form.
+      const catalog = JSON.parse(fs.readFileSync(path.join(__dirname, '../../locales/en-US/http-oauth2-request.json'), 'utf8')) as {
+        'http-oauth2-request': { placeholder: { url: string } };
+      };
+      const example = /\{\{\{([\w.]+)\}\}\}/.exec(catalog['http-oauth2-request'].placeholder.url);
+      assert.ok(example, 'the placeholder shows a template');
+      await loadFlow([requestNode('req', { url: `/status/{{{${example[1]}}}}`, non2xxAsOutput: true }), helperNode()]);
+      const msg: Record<string, unknown> = {};
+      const parts = example[1].split('.');
+      parts.reduce<Record<string, unknown>>((o, k, i) => (o[k] = i === parts.length - 1 ? '418' : {}) as Record<string, unknown>, msg);
+      const out = await send('req', msg);
+      assert.deepEqual(api.requests.map((r) => r.path), ['/status/418']);
+      assert.equal(out.statusCode, 418);
+    });
+
     it('resolves a relative URL against the connection API base URL', async () => {
       await loadFlow([requestNode('req', { url: '/echo' }), helperNode()], { apiBaseUrl: `${api.url}/` });
       const out = await send('req', {});
@@ -178,7 +193,7 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       assert.deepEqual(out.payload, [{ id: 1, name: 'first' }, { id: 2, name: 'second' }]);
       assert.equal(out.statusCode, 200);
       const headers = out.headers as Record<string, string>;
-      assert.deepEqual(Object.keys(headers).sort(), ['connection', 'content-length', 'content-type', 'date', 'keep-alive', RESPONSE_HASH_HEADER]);
+      assert.deepEqual(Object.keys(headers).sort(), ['connection', 'content-type', 'date', 'keep-alive', 'transfer-encoding', RESPONSE_HASH_HEADER]);
       assert.equal(headers['content-type'], 'application/json');
       assert.equal(headers[RESPONSE_HASH_HEADER], responseHash(headers));
       assert.equal(out.responseUrl, `${api.url}/records`);
@@ -230,6 +245,14 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       assert.equal(api.requests[0].authorization, echo.headers.authorization);
     });
 
+    it('rejects a msg.headers value that is not a string, number or array, naming msg.headers', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode(), ...catchNodes(['req'])]);
+      const caught = await sendAndCatch('req', { headers: { 'x-object': { nested: true } } });
+      assert.equal(caught.error.code, 'OAUTH2_INVALID_INPUT');
+      assert.equal(caught.error.message, 'Invalid message: msg.headers is not a valid header');
+      assert.equal(api.requests.length, 0);
+    });
+
     it('does not send on the response headers of a previous request node', async () => {
       await loadFlow([
         requestNode('first', { url: '/records' }, [['second']]),
@@ -238,7 +261,7 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       ]);
       const out = await send('first', {});
       const seen = (out.payload as Echo).headers;
-      for (const name of ['date', 'keep-alive', 'content-type', 'content-length', RESPONSE_HASH_HEADER]) {
+      for (const name of ['date', 'keep-alive', 'content-type', 'transfer-encoding', RESPONSE_HASH_HEADER]) {
         assert.equal(seen[name], undefined, `${name} must not be sent on`);
       }
       assert.equal(api.requests.length, 2);
@@ -247,7 +270,7 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
     it('does send msg.headers that a flow changed after a previous request node', async () => {
       await loadFlow([
         requestNode('first', { url: '/records' }, [['fn']]),
-        { id: 'fn', type: 'change', z: FLOW, rules: [{ t: 'set', p: 'headers.x-extra', pt: 'msg', to: 'yes', tot: 'str' }], wires: [['second']] },
+        { id: 'fn', type: 'change', z: FLOW, x: 200, y: 100, rules: [{ t: 'set', p: 'headers.x-extra', pt: 'msg', to: 'yes', tot: 'str' }], wires: [['second']] },
         requestNode('second', { url: '/echo' }),
         helperNode(),
       ]);
@@ -392,7 +415,7 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       });
       await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/echo' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
       const node = helper.getNode('req');
-      assert.deepEqual(statusLog(node)[0], { fill: 'red', shape: 'ring', text: 'http-oauth2-request.errors.noConnection' });
+      assert.deepEqual(statusLog(node)[0], { fill: 'red', shape: 'ring', text: 'OAUTH2_INVALID_CONFIG' });
       const caught = await sendAndCatch('req', { payload: 'kept' });
       assert.equal(caught.payload, 'kept');
       assert.equal(api.requests.length, 0);
@@ -422,6 +445,15 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
     });
   });
 
+  describe('connection status', () => {
+    it('a wrong client secret is not shown as "token endpoint unavailable" (the endpoint answered and refused)', async () => {
+      await loadFlow([requestNode('req', { url: '/echo' }), helperNode(), ...catchNodes(['req'])], { clientSecret: 'wrong-secret-0000' });
+      const caught = await sendAndCatch('req', {});
+      assert.equal(caught.error.code, 'OAUTH2_TOKEN_REQUEST_REJECTED');
+      assert.deepEqual(statusLog(helper.getNode('req')).slice(-1), [{ fill: 'red', shape: 'ring', text: 'OAUTH2_TOKEN_REQUEST_REJECTED' }]);
+    });
+  });
+
   describe('user directory and closing', () => {
     it('keeps the token store in the runtime userDir', async () => {
       await loadFlow([requestNode('req', { url: '/echo' }), helperNode()]);
@@ -440,7 +472,7 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
     it('closes: the request node and connection complete close and the connection agents are destroyed', async () => {
       await loadFlow([requestNode('req', { url: '/echo' }), helperNode()]);
       await send('req', {});
-      const conn = helper.getNode('conn1') as RuntimeNode & { connection: { agents: { destroy(): void; http: { destroyed?: boolean } } } };
+      const conn = helper.getNode('conn1') as RuntimeNode & { connection: { agents: { destroy(): void; http: unknown }; listenerCount(event: string): number } };
       const req = helper.getNode('req');
       const agents = conn.connection.agents;
       let destroyed = 0;
@@ -451,8 +483,12 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       };
       const sockets = (): number =>
         Object.values((agents.http as unknown as { freeSockets: Record<string, unknown[]> }).freeSockets).reduce((n, l) => n + l.length, 0);
-      assert.equal(sockets(), 1, 'a keep-alive socket is pooled before close');
-      const statusSpy = currentStatusSpy();
+      assert.ok(sockets() >= 1, 'keep-alive sockets (token endpoint, API) are pooled before close');
+      // unload restores the helper's spies before it stops the flows: record close-time statuses directly.
+      const closeStatuses: unknown[] = [];
+      req.status = (status: Record<string, unknown>) => {
+        closeStatuses.push(status);
+      };
       let reqClosed = false;
       req.on('close', () => {
         reqClosed = true;
@@ -460,8 +496,9 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       await helper.unload();
       assert.equal(reqClosed, true);
       assert.equal(destroyed, 1);
-      assert.equal(sockets(), 0, 'pooled sockets are closed');
-      assert.deepEqual(statusLog(req, statusSpy).slice(-1), [{}]);
+      await eventually(() => sockets() === 0, 2_000, 'pooled sockets to close');
+      assert.deepEqual(closeStatuses, [{}], 'the request node clears its status on close');
+      assert.equal(conn.connection.listenerCount('state'), 0, 'no listener left on the closed connection');
     });
   });
 });

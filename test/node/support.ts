@@ -78,15 +78,19 @@ function namespaceOf(file: string): string {
 }
 
 function withCatalog(mod: NodeModule, file: string): NodeModule {
+  // The helper hands every module the same RED object; the real loader gives each its own (and own `_`).
   return (RED) => {
-    RED._ = (key: string, params?: Record<string, unknown>) => i18n._(`${namespaceOf(file)}:${key}`, params);
-    return mod(RED);
+    const own = Object.create(RED) as Record<string, unknown>;
+    own._ = (key: string, params?: Record<string, unknown>) => i18n._(`${namespaceOf(file)}:${key}`, params);
+    return mod(own);
   };
 }
 
 export const connectionModule = withCatalog(connectionModuleRaw, 'oauth2-connection');
 export const requestModule = withCatalog(requestModuleRaw, 'http-oauth2-request');
-export const nodeModules = [connectionModule, requestModule];
+/** Core nodes the helper does not load by itself. */
+const changeModule = load(load.resolve('@node-red/nodes/core/function/15-change.js')) as NodeModule;
+export const nodeModules = [connectionModule, requestModule, changeModule];
 
 /** A fresh user directory; the helper's settings point the runtime (and the token store) at it. */
 export function useTempUserDir(): string {
@@ -124,6 +128,8 @@ export function serviceConnection(
 }
 
 export const FLOW = 'f1';
+// Node-RED takes a flow node without x and y for a config node (flows/util.js parseConfig); every flow node
+// here has a position so Catch nodes and wiring behave as in a deployed flow.
 
 export function tab(): Record<string, unknown> {
   return { id: FLOW, type: 'tab', label: 'node tests' };
@@ -135,6 +141,8 @@ export function requestNode(id: string, extra: Record<string, unknown> = {}, wir
     id,
     type: 'http-oauth2-request',
     z: FLOW,
+    x: 100,
+    y: 100,
     name: '',
     connection: 'conn1',
     method: 'GET',
@@ -156,13 +164,13 @@ export function requestNode(id: string, extra: Record<string, unknown> = {}, wir
 }
 
 export function helperNode(id = 'out'): Record<string, unknown> {
-  return { id, type: 'helper', z: FLOW, wires: [] };
+  return { id, type: 'helper', z: FLOW, x: 300, y: 100, wires: [] };
 }
 
 /** A Catch node scoped to `scope`, wired to a helper node so a test sees what it receives. */
-export function catchNodes(scope: string[], id = 'catch', outId = 'caught'): Record<string, unknown>[] {
+export function catchNodes(scope: string[], id = 'catcher', outId = 'caught'): Record<string, unknown>[] {
   return [
-    { id, type: 'catch', z: FLOW, scope, uncaught: false, wires: [[outId]] },
+    { id, type: 'catch', z: FLOW, x: 100, y: 200, scope, uncaught: false, wires: [[outId]] },
     helperNode(outId),
   ];
 }

@@ -54,8 +54,22 @@ export function tempUserDir(prefix = 'nr-oauth2-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Starts an embedded Node-RED (this package's dist build) in a child process. */
+/**
+ * Starts an embedded Node-RED (this package's dist build) in a child process. With a fixed port (a restart),
+ * a port still held by the previous process or taken meanwhile by another test is retried for a few seconds.
+ */
 export async function startRuntime(options: RuntimeOptions = {}): Promise<TestRuntime> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startRuntimeOnce(options);
+    } catch (err) {
+      if (!options.port || attempt >= 20 || !/EADDRINUSE/.test(String(err))) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function startRuntimeOnce(options: RuntimeOptions): Promise<TestRuntime> {
   const userDir = options.userDir ?? tempUserDir();
   const hostOptions: Record<string, unknown> = {
     port: options.port ?? 0,

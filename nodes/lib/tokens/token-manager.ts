@@ -355,8 +355,13 @@ export class TokenManager extends EventEmitter {
           this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' });
           throw loginRequired(this.id, error);
         }
+        if (!isRetryable(error)) {
+          // The endpoint answered and refused (invalid_client, unauthorized_client...): not an outage. The
+          // state goes back to what the tokens say; the callers get the error with its own code.
+          this.setState(this.current || this.grant === 'client_credentials' ? { kind: 'ready' } : { kind: 'logged-out' });
+          throw error;
+        }
         this.setState({ kind: 'unavailable', error });
-        if (!isRetryable(error)) throw error;
         lastError = error;
         continue;
       }

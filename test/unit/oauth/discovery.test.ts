@@ -56,7 +56,7 @@ describe('oauth/discovery', () => {
   it('refuses a document that names another issuer', async () => {
     const err = await rejection(() => discoverProvider(`${server.issuer}/`, { timeoutMs: 5000 }));
     assert.equal(err.code, 'OAUTH2_DISCOVERY_FAILED');
-    const { reason, ...rest } = err.params;
+    const { reason, ...rest } = err.params as Record<string, unknown>;
     assert.deepEqual(rest, { expected: `${server.issuer}/`, received: server.issuer, field: 'issuer' });
     assert.match(String(reason), /different issuer/);
   });
