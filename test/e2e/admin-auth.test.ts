@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { AuthServer } from '../support/auth-server';
 import { startApiServer, type ApiServer } from '../support/api-server';
-import { adminCall, callLane, connectionStatus, deployAndWait, startWatchedAuthServer, startWatchedRuntime } from '../support/e2e';
+import { adminCall, callLane, connectionStatus, deployAndWait, startWatchedAuthServer, startWatchedRuntime, webConnection } from '../support/e2e';
 import { CookieJar, loginFromEditor, openCallback, startLogin } from '../support/editor-login';
 import { connectionNode, dialogConfig, requestLane, tab } from '../support/flows';
 import { addSecret, watchText } from '../support/leaks';
@@ -32,14 +32,7 @@ describe('e2e: admin routes under adminAuth and httpAdminRoot /admin', function 
     api = await startApiServer(auth);
     runtime = await startWatchedRuntime({ adminAuth: { adminPassword, readerPassword }, httpAdminRoot: '/admin' });
     readerToken = await runtime.adminToken('reader', readerPassword, 'read');
-    const redirectUri = new URL('oauth2-connection/callback', runtime.adminUrl).href;
-    auth.addRedirectUri(redirectUri);
-    conn = connectionNode(auth, {
-      clientId: auth.clients.web.clientId,
-      clientSecret: auth.clients.web.clientSecret,
-      apiBaseUrl: api.url,
-      redirectUri,
-    });
+    conn = webConnection(auth, api, runtime);
     deviceConn = connectionNode(auth, {
       id: 'conn-device',
       grantType: 'device_code',

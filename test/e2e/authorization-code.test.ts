@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { loginThroughProvider, startAuthServer, type AuthServer } from '../support/auth-server';
 import { startApiServer, type ApiServer } from '../support/api-server';
 import { CookieJar, loginFromEditor, openCallback, startLogin } from '../support/editor-login';
-import { connectionNode, dialogConfig, requestLane, tab } from '../support/flows';
-import { deployAndWait } from '../support/e2e';
+import { dialogConfig, requestLane, tab } from '../support/flows';
+import { deployAndWait, webConnection } from '../support/e2e';
 import { watchAuthServer, watchLogs, watchText, watchUserDir } from '../support/leaks';
 import { startRuntime, tempUserDir, type TestRuntime } from '../support/runtime';
 
@@ -62,14 +62,7 @@ describe('e2e: authorization code login and authorised requests', function () {
     watchUserDir(userDir);
     runtime = await startRuntime({ userDir });
     watchLogs(runtime.logs);
-    const redirectUri = new URL('oauth2-connection/callback', runtime.adminUrl).href;
-    auth.addRedirectUri(redirectUri);
-    conn = connectionNode(auth, {
-      clientId: auth.clients.web.clientId,
-      clientSecret: auth.clients.web.clientSecret,
-      apiBaseUrl: api.url,
-      redirectUri,
-    });
+    conn = webConnection(auth, api, runtime);
   });
 
   after(async () => {

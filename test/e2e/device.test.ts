@@ -1,3 +1,4 @@
+import type { DeviceLoginView } from '../../nodes/lib/login/login-service';
 import assert from 'node:assert/strict';
 import { approveDeviceCode, type AuthServer } from '../support/auth-server';
 import { startApiServer, type ApiServer } from '../support/api-server';
@@ -5,15 +6,7 @@ import { adminCall, callLane, caught, connectionStatus, deployAndWait, startWatc
 import { connectionNode, dialogConfig, requestLane, tab } from '../support/flows';
 import type { TestRuntime } from '../support/runtime';
 
-interface DeviceView {
-  status: string;
-  userCode: string;
-  verificationUri: string;
-  verificationUriComplete?: string;
-  expiresAt: number;
-  intervalSec: number;
-  code?: string;
-}
+type DeviceView = DeviceLoginView;
 
 describe('e2e: device login through the admin routes', function () {
   this.timeout(40_000);

@@ -3,9 +3,9 @@ import * as path from 'node:path';
 import { openFileTokenStore } from '../../nodes/lib/tokens/file-token-store';
 import type { AuthServer } from '../support/auth-server';
 import { startApiServer, type ApiServer } from '../support/api-server';
-import { callLane, connectionStatus, deployAndWait, startWatchedAuthServer, startWatchedRuntime } from '../support/e2e';
+import { callLane, connectionStatus, deployAndWait, startWatchedAuthServer, startWatchedRuntime, webConnection } from '../support/e2e';
 import { loginFromEditor } from '../support/editor-login';
-import { connectionNode, dialogConfig, requestLane, tab } from '../support/flows';
+import { dialogConfig, requestLane, tab } from '../support/flows';
 import type { TestRuntime } from '../support/runtime';
 
 const SECRET = 'lifecycle-credential-secret';
@@ -35,14 +35,7 @@ describe('e2e: a connection\'s login follows the connection through deploys', fu
     auth = await startWatchedAuthServer();
     api = await startApiServer(auth);
     runtime = await startWatchedRuntime({ credentialSecret: SECRET });
-    const redirectUri = new URL('oauth2-connection/callback', runtime.adminUrl).href;
-    auth.addRedirectUri(redirectUri);
-    conn = connectionNode(auth, {
-      clientId: auth.clients.web.clientId,
-      clientSecret: auth.clients.web.clientSecret,
-      apiBaseUrl: api.url,
-      redirectUri,
-    });
+    conn = webConnection(auth, api, runtime);
     await deployAndWait(runtime, flows());
     const page = await loginFromEditor(runtime, 'conn1', dialogConfig(conn));
     assert.equal(page.status, 200, page.html);

@@ -3,6 +3,7 @@
  * over HTTP, call the admin routes, and deploy in a way that waits until the flows really run.
  */
 import { startAuthServer, type AuthServer, type AuthServerOptions } from './auth-server';
+import { connectionNode } from './flows';
 import { watchAuthServer, watchLogs, watchText, watchUserDir } from './leaks';
 import { startRuntime, tempUserDir, type LogLine, type RuntimeOptions, type TestRuntime } from './runtime';
 
@@ -133,4 +134,20 @@ export interface CaughtError {
 export function caught(res: JsonAnswer): CaughtError {
   if (res.status !== 599) throw new Error(`expected a caught error (599), got ${res.status}: ${res.text.slice(0, 300)}`);
   return res.body as CaughtError;
+}
+
+/**
+ * The web client's connection node for `runtime`: its callback (under the runtime's admin root) registered at
+ * the auth server, the API as its base URL.
+ */
+export function webConnection(auth: AuthServer, api: { url: string }, runtime: TestRuntime, id = 'conn1'): Record<string, unknown> {
+  const redirectUri = new URL('oauth2-connection/callback', runtime.adminUrl).href;
+  auth.addRedirectUri(redirectUri);
+  return connectionNode(auth, {
+    id,
+    clientId: auth.clients.web.clientId,
+    clientSecret: auth.clients.web.clientSecret,
+    apiBaseUrl: api.url,
+    redirectUri,
+  });
 }
