@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import mustache from 'mustache';
 import { OAuth2Error, isOAuth2Error } from './lib/errors';
 import { createAgents } from './lib/http/agents';
-import { sendAuthorised, resolveRequestUrl, type AuthorisedResponse } from './lib/http/request';
+import { fetchPages, paginationFromConfig, validatePagination, type Page } from './lib/http/pagination';
+import { DEFAULT_RECORD_PROPERTIES, findRecords } from './lib/http/records';
+import { sendAuthorised, resolveRequestUrl, type AuthorisedRequest, type AuthorisedResponse } from './lib/http/request';
 import type { RetryPolicy } from './lib/http/retry';
 import type { ConnectionState } from './lib/tokens/token-manager';
 import type { ConnectionNode } from './connection-node';
@@ -30,6 +32,15 @@ interface RequestNodeDef extends NodeDef {
   retryUnsafe?: boolean;
   maxRetryAfterSec?: string | number;
   non2xxAsOutput?: boolean;
+  pagination?: string;
+  paginationPath?: string;
+  paginationParam?: string;
+  pageStart?: string | number;
+  pageSizeParam?: string;
+  pageSize?: string | number;
+  maxPages?: string | number;
+  recordsPath?: string;
+  pageOutput?: string;
 }
 
 interface TlsConfigNode extends Node<never> {
@@ -53,6 +64,10 @@ function inputHeaders(msg: NodeMessage): Record<string, unknown> {
   const record = headers as Record<string, unknown>;
   if (typeof record[RESPONSE_HASH_HEADER] === 'string' && record[RESPONSE_HASH_HEADER] === headersHash(record)) return {};
   return record;
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value.trim() : '';
 }
 
 function invalidInput(field: string, reason: string, value?: string): OAuth2Error {
@@ -85,6 +100,23 @@ export = function register(RED: NodeAPI): void {
     };
     const maxRedirects = Math.max(0, Math.floor(numberOr(def.maxRedirects, 5)));
     const followRedirects = def.followRedirects !== false;
+    const pagination = paginationFromConfig(def);
+    const maxPagesText = typeof def.maxPages === 'number' ? String(def.maxPages) : text(def.maxPages);
+    const maxPages = maxPagesText === '' ? 10 : Number(maxPagesText);
+    const recordsPath = text(def.recordsPath);
+    const pageOutput: 'all' | 'each' = def.pageOutput === 'each' ? 'each' : 'all';
+    // A bad pagination setting shows at deploy (red status) and fails each message with its field named.
+    let paginationError: OAuth2Error | undefined;
+    if (pagination.kind !== 'none') {
+      try {
+        validatePagination(pagination);
+        if (!(Number.isInteger(maxPages) && maxPages >= 1)) {
+          throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid pagination setting: maxPages', { params: { field: 'maxPages', reason: 'invalidNumber' } });
+        }
+      } catch (err) {
+        paginationError = err as OAuth2Error;
+      }
+    }
 
     // A node with its own TLS settings needs its own agents; otherwise it shares the connection's keep-alive pool.
     let ownAgents: ReturnType<typeof createAgents> | undefined;
@@ -105,6 +137,10 @@ export = function register(RED: NodeAPI): void {
     const translate = (err: unknown): Error =>
       connectionNode ? connectionNode.toNodeError(err) : toNodeError(err, (key, params) => t(key, params));
 
+    function configErrorStatus(err: OAuth2Error): { fill: 'red'; shape: 'ring'; text: string } {
+      return { fill: 'red', shape: 'ring', text: t('status.failed', { code: err.code }) };
+    }
+
     function showConnectionState(): boolean {
       if (!connectionState) return false;
       if (connectionState.kind === 'login-required') {
@@ -120,7 +156,7 @@ export = function register(RED: NodeAPI): void {
 
     const onState = (state: ConnectionState): void => {
       connectionState = state;
-      if (!showConnectionState() && inFlight === 0) node.status({});
+      if (!showConnectionState() && inFlight === 0) node.status(paginationError ? configErrorStatus(paginationError) : {});
     };
     if (connectionNode?.connection) {
       connectionNode.connection.on('state', onState);
@@ -131,6 +167,7 @@ export = function register(RED: NodeAPI): void {
     } else {
       node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.errors.noConnection' });
     }
+    if (paginationError && connectionNode?.connection && !showConnectionState()) node.status(configErrorStatus(paginationError));
 
     function buildHeaders(msg: NodeMessage): Record<string, string | string[]> {
       const out: Record<string, string | string[]> = {};
@@ -168,6 +205,134 @@ export = function register(RED: NodeAPI): void {
       return value;
     }
 
+    function setResponse(msg: NodeMessage, response: AuthorisedResponse): void {
+      msg.payload = response.body;
+      msg.statusCode = response.statusCode;
+      const headers: Record<string, unknown> = { ...response.headers };
+      headers[RESPONSE_HASH_HEADER] = headersHash(headers);
+      msg.headers = headers;
+      msg.responseUrl = response.responseUrl;
+      msg.redirectList = response.redirectList;
+      msg.attempts = response.attempts;
+    }
+
+    function statusError(response: AuthorisedResponse): OAuth2Error {
+      return new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.statusCode}`, {
+        statusCode: response.statusCode,
+        params: { statusCode: response.statusCode },
+      });
+    }
+
+    // Pagination runs many requests per message: closing the node stops it between pages.
+    const running = new Set<AbortController>();
+    let closing = false;
+
+    /**
+     * Fetches every page for one message and sends the output ('each': one message per page as it arrives;
+     * 'all': one message with every page's records). Resolves with the error to raise, if any; throws for
+     * failures with no response (network, token, records not found) as the single-request path does.
+     */
+    async function paginate(
+      msg: NodeMessage,
+      request: AuthorisedRequest,
+      deps: Parameters<typeof sendAuthorised>[1],
+      send: (msg: NodeMessage) => void,
+    ): Promise<OAuth2Error | undefined> {
+      const controller = new AbortController();
+      running.add(controller);
+      const records: unknown[] = [];
+      let warned = false;
+      let sentPages = 0;
+      const onPage = (page: Page): void => {
+        const response = page.response;
+        const ok = response.statusCode >= 200 && response.statusCode < 300;
+        if (response.decodeWarning && !warned) {
+          warned = true;
+          node.warn(t('errors.jsonDecode'));
+        }
+        if (inFlight === 1 && !showConnectionState()) {
+          node.status({ fill: 'blue', shape: 'dot', text: t('status.page', { page: page.index + 1 }) });
+        }
+        if (pageOutput === 'each') {
+          // The page that ends in an error is raised below with msg, not sent.
+          if (!ok && !def.non2xxAsOutput) return;
+          // Messages are delivered later: each page needs its own copy of the input message.
+          const out = RED.util.cloneMessage(msg);
+          setResponse(out, response);
+          out.page = page.index;
+          send(out);
+          sentPages += 1;
+          return;
+        }
+        if (!ok) return;
+        if (page.records === undefined) {
+          // The caught message shows the body that had no records.
+          setResponse(msg, response);
+          throw recordsNotFound();
+        }
+        // push(...page.records) would overflow the stack on a page of a few hundred thousand records.
+        for (const record of page.records) records.push(record);
+      };
+      let result: Awaited<ReturnType<typeof fetchPages>>;
+      try {
+        result = await fetchPages(
+          { ...request, signal: controller.signal },
+          pagination,
+          { maxPages, findRecords: (body) => findRecords(body, recordsPath), keepPages: false },
+          (req) => sendAuthorised(req, deps),
+          onPage,
+        );
+      } finally {
+        running.delete(controller);
+      }
+      const last = result.last.response;
+      const ok = last.statusCode >= 200 && last.statusCode < 300;
+      if (result.stop === 'loop') node.warn(t('errors.paginationLoop', { pages: result.count }));
+      if (result.stop === 'records-not-found') {
+        // Page or offset counting could not go on ('each' mode; 'all' mode has thrown already).
+        setResponse(msg, last);
+        throw recordsNotFound();
+      }
+      inFlight -= 1;
+      if (!ok && !def.non2xxAsOutput) {
+        setResponse(msg, last);
+        if (pageOutput === 'each') msg.page = result.last.index;
+        msg.pages = result.count;
+        msg.complete = false;
+        node.status({ fill: 'red', shape: 'ring', text: t('status.error', { statusCode: last.statusCode }) });
+        return statusError(last);
+      }
+      if (!showConnectionState()) {
+        node.status(inFlight > 0
+          ? { fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) }
+          : {
+              fill: ok && result.complete ? 'green' : 'yellow',
+              shape: 'dot',
+              text: t(result.complete ? 'status.pages' : 'status.pagesIncomplete', { statusCode: last.statusCode, count: result.count }),
+            });
+      }
+      if (pageOutput === 'all') {
+        setResponse(msg, last);
+        msg.payload = records;
+        msg.pages = result.count;
+        msg.complete = result.complete;
+        send(msg);
+      } else if (sentPages === 0) {
+        // Not reachable today (a first page is either sent or raised), kept so a message is never swallowed.
+        setResponse(msg, last);
+        msg.page = 0;
+        send(msg);
+      }
+      return undefined;
+    }
+
+    function recordsNotFound(): OAuth2Error {
+      return new OAuth2Error('OAUTH2_RECORDS_NOT_FOUND', 'No list of records was found in the response', {
+        // The trigger names the same places, so both read alike in the catalog's text.
+        params: { path: recordsPath || DEFAULT_RECORD_PROPERTIES.join(', ') },
+      });
+    }
+
     node.on('input', (msg, send, done) => {
       void (async () => {
         if (!connectionNode?.connection) {
@@ -179,6 +344,7 @@ export = function register(RED: NodeAPI): void {
         inFlight += 1;
         node.status({ fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) });
         try {
+          if (paginationError) throw paginationError;
           const requestedMethod = method === 'USE' ? String(msg.method ?? '').toUpperCase() : method;
           if (!METHODS.has(requestedMethod)) {
             throw method === 'USE'
@@ -188,39 +354,32 @@ export = function register(RED: NodeAPI): void {
           const rawUrl = isTemplatedUrl ? mustache.render(nodeUrl, msg) : nodeUrl || (typeof msg.url === 'string' ? msg.url : '');
           if (!rawUrl) throw invalidInput('msg.url', 'required');
           const url = resolveRequestUrl(rawUrl, connection.settings.apiBaseUrl);
-          const response: AuthorisedResponse = await sendAuthorised(
-            {
-              method: requestedMethod,
-              url: url.href,
-              headers: buildHeaders(msg),
-              body: msg.payload,
-              paytoqs,
-              timeoutMs: requestTimeout(msg),
-              responseMode: ret,
-              followRedirects,
-              maxRedirects,
-              retry,
-            },
-            { authorizer: connection, agents: ownAgents ?? connection.agents },
-          );
-          msg.payload = response.body;
-          msg.statusCode = response.statusCode;
-          const headers: Record<string, unknown> = { ...response.headers };
-          headers[RESPONSE_HASH_HEADER] = headersHash(headers);
-          msg.headers = headers;
-          msg.responseUrl = response.responseUrl;
-          msg.redirectList = response.redirectList;
-          msg.attempts = response.attempts;
+          const request: AuthorisedRequest = {
+            method: requestedMethod,
+            url: url.href,
+            headers: buildHeaders(msg),
+            body: msg.payload,
+            paytoqs,
+            timeoutMs: requestTimeout(msg),
+            responseMode: ret,
+            followRedirects,
+            maxRedirects,
+            retry,
+          };
+          const deps = { authorizer: connection, agents: ownAgents ?? connection.agents };
+          if (pagination.kind !== 'none') {
+            const failure = await paginate(msg, request, deps, send);
+            done(failure && !closing ? translate(failure) : undefined);
+            return;
+          }
+          const response: AuthorisedResponse = await sendAuthorised(request, deps);
+          setResponse(msg, response);
           if (response.decodeWarning) node.warn(t('errors.jsonDecode'));
           const ok = response.statusCode >= 200 && response.statusCode < 300;
           inFlight -= 1;
           if (!ok && !def.non2xxAsOutput) {
-            const err = new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.statusCode}`, {
-              statusCode: response.statusCode,
-              params: { statusCode: response.statusCode },
-            });
             node.status({ fill: 'red', shape: 'ring', text: t('status.error', { statusCode: response.statusCode }) });
-            done(translate(err));
+            done(translate(statusError(response)));
             return;
           }
           if (!showConnectionState()) {
@@ -232,6 +391,11 @@ export = function register(RED: NodeAPI): void {
           done();
         } catch (err) {
           inFlight -= 1;
+          if (closing && pagination.kind !== 'none') {
+            // Stopped between pages because the node is closing (redeploy): not an error of the flow.
+            done();
+            return;
+          }
           if (!showConnectionState()) {
             const code = isOAuth2Error(err) ? err.code : 'ERROR';
             node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code }) });
@@ -242,6 +406,8 @@ export = function register(RED: NodeAPI): void {
     });
 
     node.on('close', (_removed: boolean, closeDone: () => void) => {
+      closing = true;
+      for (const controller of running) controller.abort();
       connectionNode?.connection?.removeListener('state', onState);
       ownAgents?.destroy();
       node.status({});

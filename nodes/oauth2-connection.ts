@@ -1,5 +1,3 @@
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { Connection } from './lib/connection';
 import { parseConnectionConfig, type ConnectionConfig } from './lib/connection-settings';
 import type { ErrorParams } from './lib/errors';
@@ -10,38 +8,11 @@ import { toNodeError } from './node-errors';
 import type { Node, NodeAPI, NodeDef } from './node-red-types';
 import { registerConnectionRoutes } from './oauth2-connection-routes';
 import { SharedTokenStore } from './shared-token-store';
+import { configuredIds, registerDeploySweep } from './deploy-sweep';
+import { instanceSecrets, safeSetting, storeDir } from './instance-secret';
 
 /** A login made in the editor for a connection that is never deployed is forgotten after this long. */
 const UNDEPLOYED_LOGIN_GRACE_MS = 24 * 60 * 60 * 1000;
-
-/**
- * The runtime's current module instance. Node-RED calls this module's function once per runtime, the test
- * helper once per load: the one `flows:started` listener always works on the latest.
- */
-let current: { RED: NodeAPI; store: SharedTokenStore; removed: Set<string> } | undefined;
-let listening = false;
-
-/**
- * Removes the tokens of connections that are no longer in the flow configuration. Runs after each deploy
- * rather than in the node's close handler: Node-RED also closes nodes as "removed" when their flow is
- * disabled, and a disabled flow must keep its login. `eachNode` covers disabled flows too.
- */
-async function forgetRemovedConnections(): Promise<void> {
-  if (!current) return;
-  const { RED, store, removed } = current;
-  const configured = new Set<string>();
-  RED.nodes.eachNode((n) => {
-    if (n.type === 'oauth2-connection') configured.add(n.id);
-  });
-  const wasRemoved = new Set(removed);
-  removed.clear();
-  for (const id of await store.ids()) {
-    if (configured.has(id)) continue;
-    const stored = await store.get(id);
-    if (wasRemoved.has(id) || !stored || Date.now() - stored.updatedAt > UNDEPLOYED_LOGIN_GRACE_MS) await store.delete(id);
-  }
-}
-
 
 function parseStoredTokens(json: string | undefined): StoredTokens | undefined {
   if (!json) return undefined;
@@ -54,21 +25,21 @@ function parseStoredTokens(json: string | undefined): StoredTokens | undefined {
 }
 
 export = function register(RED: NodeAPI): void {
-  const userDir = RED.settings.userDir || path.join(os.tmpdir(), 'node-red-http-oauth2');
-  const store = new SharedTokenStore(userDir, () => ({
-    credentialSecret: safeSetting(RED, 'credentialSecret') as string | false | undefined,
-    generatedSecret: safeSetting(RED, '_credentialSecret') as string | undefined,
-  }));
+  const store = new SharedTokenStore(storeDir(RED), instanceSecrets(RED));
   const translate = (key: string, params?: ErrorParams): string => RED._(`oauth2-connection.${key}`, params);
-  current = { RED, store, removed: new Set() };
-  if (!listening && RED.events) {
-    listening = true;
-    RED.events.on('flows:started', () => {
-      forgetRemovedConnections().catch((err: unknown) => {
-        current?.RED.log.warn(toNodeError(err, translate).message);
-      });
-    });
-  }
+  /** Connections closed as removed by the last deploy (or only disabled: the sweep tells them apart). */
+  const removed = new Set<string>();
+  registerDeploySweep('oauth2-connection', RED, async () => {
+    const configured = configuredIds(RED, 'oauth2-connection');
+    const wasRemoved = new Set(removed);
+    removed.clear();
+    for (const id of await store.ids()) {
+      if (configured.has(id)) continue;
+      const stored = await store.get(id);
+      // A login made in the dialog before the first deploy has no node yet: it gets a day to be deployed.
+      if (wasRemoved.has(id) || !stored || Date.now() - stored.updatedAt > UNDEPLOYED_LOGIN_GRACE_MS) await store.delete(id);
+    }
+  });
 
   /** Node-RED's credential copy is only worth keeping when Node-RED encrypts its credential file. */
   function mirrorToCredentials(id: string, stored: StoredTokens | undefined): void {
@@ -108,10 +79,10 @@ export = function register(RED: NodeAPI): void {
       node.error(node.toNodeError(err));
     });
 
-    node.on('close', (removed: boolean, done: () => void) => {
+    node.on('close', (isRemoved: boolean, done: () => void) => {
       connection.close();
       // Whether the connection was deleted or only its flow disabled is known once the deploy has started.
-      if (removed) current?.removed.add(node.id);
+      if (isRemoved) removed.add(node.id);
       done();
     });
   }
@@ -122,12 +93,3 @@ export = function register(RED: NodeAPI): void {
 
   registerConnectionRoutes(RED, { store, translate, mirrorToCredentials });
 };
-
-function safeSetting(RED: NodeAPI, key: string): unknown {
-  try {
-    return RED.settings.get(key);
-  } catch {
-    // Node-RED throws when settings are not loaded yet (node-red-node-test-helper).
-    return undefined;
-  }
-}

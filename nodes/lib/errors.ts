@@ -43,6 +43,10 @@ export const ERROR_CODES = [
   'OAUTH2_RESPONSE_DECODE_FAILED',
   /** The token store could not be read or written. */
   'OAUTH2_TOKEN_STORE_FAILED',
+  /** The records were not found in a response (records path missing, or not a list). params.path. */
+  'OAUTH2_RECORDS_NOT_FOUND',
+  /** A trigger's remembered state could not be read or written. */
+  'OAUTH2_TRIGGER_STATE_FAILED',
 ] as const;
 
 export type OAuth2ErrorCode = (typeof ERROR_CODES)[number];

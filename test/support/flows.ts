@@ -108,3 +108,90 @@ export function requestLane(r: RouteOptions, tab = 'tab1'): Record<string, unkno
 export function tab(id = 'tab1'): Record<string, unknown> {
   return { id, type: 'tab', label: 'test' };
 }
+
+/**
+ * A record-change trigger driven over HTTP: GET /api<path> polls now and answers when the poll is done (a
+ * complete node), 599 with {code, message} when it failed (a catch node). Every emitted message goes through a
+ * change node to an http-oauth2-request POST /sink, the product's own "record changed -> request" flow, so the
+ * test reads what arrived at the sink: {lane, event, id, version, previous}.
+ */
+export function triggerLane(o: { id: string; path: string; connectionId?: string; config: Record<string, unknown> }, tabId = 'tab1'): Record<string, unknown>[] {
+  const base = o.id;
+  return [
+    { id: `${base}-in`, type: 'http in', z: tabId, url: o.path, method: 'get', x: 100, y: 100, wires: [[base]] },
+    {
+      id: base,
+      type: 'oauth2-record-change',
+      z: tabId,
+      connection: o.connectionId ?? 'conn1',
+      interval: 1,
+      intervalUnit: 'd',
+      recordsPath: '',
+      recordsPathType: 'auto',
+      idPath: 'id',
+      detection: 'updatedAt',
+      versionPath: 'updated_at',
+      emitCreated: true,
+      emitUpdated: true,
+      emitDeleted: false,
+      firstRun: 'remember',
+      includePrevious: false,
+      batch: false,
+      watermarkParam: '',
+      pagination: 'none',
+      maxPages: 100,
+      maxRemembered: 100000,
+      ...o.config,
+      x: 300,
+      y: 100,
+      wires: [[`${base}-shape`]],
+    },
+    {
+      id: `${base}-shape`,
+      type: 'change',
+      z: tabId,
+      rules: [
+        {
+          t: 'set',
+          p: 'payload',
+          pt: 'msg',
+          to: `{"lane": "${base}", "event": event, "id": topic, "version": version, "previous": previous}`,
+          tot: 'jsonata',
+        },
+      ],
+      x: 500,
+      y: 100,
+      wires: [[`${base}-sink`]],
+    },
+    {
+      id: `${base}-sink`,
+      type: 'http-oauth2-request',
+      z: tabId,
+      connection: o.connectionId ?? 'conn1',
+      method: 'POST',
+      url: '/sink',
+      ret: 'txt',
+      paytoqs: 'ignore',
+      headers: [],
+      x: 700,
+      y: 100,
+      wires: [[]],
+    },
+    { id: `${base}-done`, type: 'complete', z: tabId, scope: [base], uncaught: false, x: 300, y: 200, wires: [[`${base}-ok`]] },
+    { id: `${base}-ok`, type: 'change', z: tabId, rules: [{ t: 'set', p: 'payload', pt: 'msg', to: 'polled', tot: 'str' }], x: 500, y: 200, wires: [[`${base}-out`]] },
+    { id: `${base}-catch`, type: 'catch', z: tabId, scope: [base], uncaught: false, x: 300, y: 300, wires: [[`${base}-err`]] },
+    {
+      id: `${base}-err`,
+      type: 'change',
+      z: tabId,
+      rules: [
+        { t: 'set', p: 'payload', pt: 'msg', to: '{"code": error.code, "message": error.message}', tot: 'jsonata' },
+        { t: 'set', p: 'statusCode', pt: 'msg', to: '599', tot: 'num' },
+      ],
+      x: 500,
+      y: 300,
+      wires: [[`${base}-out`]],
+    },
+    { id: `${base}-out`, type: 'http response', z: tabId, statusCode: '', headers: {}, x: 700, y: 250, wires: [] },
+  ];
+}

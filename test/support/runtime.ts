@@ -26,6 +26,8 @@ export interface TestRuntime {
   adminUrl: string;
   port: number;
   userDir: string;
+  /** The child process running Node-RED (for memory readings). */
+  pid: number;
   logs: LogLine[];
   /** Unhandled rejections and uncaught exceptions reported by the child: must stay empty. */
   crashes: string[];
@@ -120,6 +122,7 @@ async function startRuntimeOnce(options: RuntimeOptions): Promise<TestRuntime> {
   const runtime: TestRuntime = {
     ...ready,
     userDir,
+    pid: child.pid ?? 0,
     logs,
     crashes,
     async adminToken(username, password, scope = '*') {

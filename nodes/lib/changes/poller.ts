@@ -1,0 +1,504 @@
+/**
+ * The record trigger's scheduler: polls on an interval and on demand, never two at once, diffs each list
+ * against the remembered state, sends the changes, and only then commits the new state (invariant 11).
+ *
+ * Delivery guarantee, case by case:
+ * - fetch fails → nothing is sent, nothing committed; the next poll starts from the same state.
+ * - the process dies between fetch and send → nothing was committed, so the next run sends those changes.
+ * - `emit` throws → not committed; the next poll sends the changes again (some may have gone out before the
+ *   throw: at-least-once for that poll).
+ * - the commit fails after sending → the error is reported (OAUTH2_TRIGGER_STATE_FAILED). The store keeps the new
+ *   state in memory, so this process does not send the same changes again; the next poll first writes it again
+ *   and does not fetch until that succeeds. If the process dies before a write succeeds, the next run sends
+ *   those changes again: at-least-once while the store is failing, never a loss.
+ * - after a successful commit nothing sent is sent again.
+ */
+import { EventEmitter } from 'node:events';
+import { DEFAULT_RECORD_PROPERTIES } from '../http/records';
+import { OAuth2Error, isOAuth2Error } from '../errors';
+import { backoffDelay } from '../http/retry';
+import { detectChanges, type DetectStats } from './detect';
+import type { TriggerStateStore } from './state-store';
+import type { ChangeEvent, DetectedChange, TriggerSettings, TriggerState } from './types';
+import { watermarkQuery } from './watermark';
+
+export interface FetchResult {
+  records: unknown[];
+  /** True when every page was read (the API said "no more"): only then can a missing id mean "deleted". */
+  complete: boolean;
+}
+
+/**
+ * One poll's list. Throws OAuth2Error (`retryable`, and `params.retryAfterMs` when the server sent Retry-After).
+ * `signal` aborts when the poller stops; the result of an aborted fetch is thrown away either way.
+ */
+export type RecordFetch = (query: Record<string, string>, signal: AbortSignal) => Promise<FetchResult>;
+
+export interface PollStats extends DetectStats {
+  /** Whether the list was complete (see FetchResult). */
+  complete: boolean;
+}
+
+export type PollOutcome =
+  | { skipped: true }
+  | {
+      skipped: false;
+      /** Number of changes sent. */
+      changes: number;
+      /** The event of each change sent, in order (for status counts). */
+      emitted: ChangeEvent[];
+      /** This poll was a first poll (nothing remembered before it). */
+      firstPoll: boolean;
+      stats: PollStats;
+      durationMs: number;
+    }
+  | { skipped: false; error: OAuth2Error };
+
+export interface PollPreview {
+  changes: DetectedChange[];
+  stats: PollStats;
+  /** The next poll is a first poll (so, by default, it remembers and sends nothing). */
+  firstPoll: boolean;
+}
+
+export interface PollerState {
+  kind: 'idle' | 'polling' | 'backoff';
+  /** Polls skipped because one was still running, since the poller was made. */
+  skipped: number;
+  /** Consecutive failed polls. */
+  failures: number;
+  /** The last poll's error, until a poll succeeds. */
+  lastError?: OAuth2Error;
+  /** When the timer polls next (epoch ms, from `now`); undefined when not scheduled (not started, stopped). */
+  nextPollAt?: number;
+}
+
+export interface RecordPollerEvents {
+  'poll-start': [];
+  /** Every poll that was due, skipped ones included ({ skipped: true }). */
+  'poll-end': [PollOutcome];
+  state: [PollerState];
+}
+
+export interface RecordPollerOptions {
+  nodeId: string;
+  /** Digest of what is watched; a stored state with another one is ignored (first-poll semantics). */
+  configKey: string;
+  settings: TriggerSettings;
+  store: TriggerStateStore;
+  fetch: RecordFetch;
+  /** Sends the messages; synchronous from the poller's view. A throw means "not sent": nothing is committed. */
+  emit: (changes: DetectedChange[]) => void;
+  intervalMs: number;
+  /** Delay of the first poll after start(); default 1000 ms (see start()). */
+  firstPollDelayMs?: number;
+  /** Longest backoff after repeated failures; default the larger of intervalMs and one hour. */
+  maxBackoffMs?: number;
+  /** Longest Retry-After honoured; default the larger of intervalMs and one hour. */
+  maxRetryAfterMs?: number;
+  now?: () => number;
+  setTimer?: (callback: () => void, ms: number) => unknown;
+  clearTimer?: (handle: unknown) => void;
+  random?: () => number;
+}
+
+const DEFAULT_FIRST_POLL_DELAY_MS = 1000;
+const HOUR_MS = 3_600_000;
+
+/** Internal result of a poll whose result was thrown away (stop or reset during it). */
+const ABANDONED = Symbol('abandoned');
+
+function defaultSetTimer(callback: () => void, ms: number): unknown {
+  const handle = setTimeout(callback, ms);
+  // The runtime's HTTP server keeps the process alive; a trigger's timer alone must not (tests, CLI exit).
+  handle.unref();
+  return handle;
+}
+
+function defaultClearTimer(handle: unknown): void {
+  clearTimeout(handle as ReturnType<typeof setTimeout>);
+}
+
+function stateFailure(message: string, cause: unknown, params: Record<string, string> = {}): OAuth2Error {
+  return new OAuth2Error('OAUTH2_TRIGGER_STATE_FAILED', message, { cause, params });
+}
+
+/** Store errors are OAUTH2_TRIGGER_STATE_FAILED already (state-store.ts); anything else is wrapped as one. */
+function asStateError(err: unknown): OAuth2Error {
+  return isOAuth2Error(err, 'OAUTH2_TRIGGER_STATE_FAILED') ? err : stateFailure('Trigger state: the store failed.', err);
+}
+
+/**
+ * fetch is documented to throw OAuth2Error; anything else is a bug or an unexpected failure below it. Its
+ * message is not copied (it could quote a URL or a body); the cause is kept for debugging.
+ */
+function asFetchError(err: unknown): OAuth2Error {
+  return isOAuth2Error(err)
+    ? err
+    : new OAuth2Error('OAUTH2_REQUEST_FAILED', 'The poll request failed.', { cause: err, retryable: true });
+}
+
+function sameEntries(a: Array<[string, string]>, b: Array<[string, string]>): boolean {
+  if (a.length !== b.length) return false;
+  let inOrder = true;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i][0] !== b[i][0] || a[i][1] !== b[i][1]) {
+      inOrder = false;
+      break;
+    }
+  }
+  if (inOrder) return true;
+  const map = new Map(a);
+  if (map.size !== a.length) return false;
+  return b.every(([id, version]) => map.get(id) === version);
+}
+
+/**
+ * Whether `next` differs from `state` in anything but the order of `seen`. Order alone is not worth a write of
+ * the whole file on every poll (an API listing by "updated desc" reorders every time, and Node-RED often runs
+ * on SD cards): it only decides which ids the cap forgets first.
+ */
+function worthCommitting(state: TriggerState, next: TriggerState): boolean {
+  return (
+    state.initialised !== next.initialised ||
+    state.configKey !== next.configKey ||
+    state.watermark !== next.watermark ||
+    !sameEntries(state.seen, next.seen)
+  );
+}
+
+export class RecordPoller extends EventEmitter<RecordPollerEvents> {
+  private readonly opts: RecordPollerOptions;
+  private readonly now: () => number;
+  private readonly setTimer: (callback: () => void, ms: number) => unknown;
+  private readonly clearTimer: (handle: unknown) => void;
+  private readonly random: () => number;
+  private readonly maxBackoffMs: number;
+  private readonly maxRetryAfterMs: number;
+
+  private started = false;
+  private stopped = false;
+  private timer: unknown;
+  private nextPollAt: number | undefined;
+  /** The running poll (polls never overlap). */
+  private running: Promise<PollOutcome> | undefined;
+  private abort: AbortController | undefined;
+  /** The store write of a poll's commit, while it runs: stop() and reset() wait for it. */
+  private committing: Promise<void> | undefined;
+  /** The last commit failed: the next poll writes the state again before fetching. */
+  private commitPending = false;
+  /** Bumped by reset(): a poll that started before a reset throws its result away. */
+  private generation = 0;
+  private resetting: Promise<void> | undefined;
+  private skipped = 0;
+  private failures = 0;
+  private lastError: OAuth2Error | undefined;
+
+  constructor(opts: RecordPollerOptions) {
+    super();
+    const interval = opts.intervalMs;
+    if (typeof interval !== 'number' || !Number.isFinite(interval) || interval <= 0) {
+      throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid configuration: interval must be a positive number of ms', {
+        params: { field: 'interval', reason: 'invalidInterval', value: String(interval) },
+      });
+    }
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+    this.setTimer = opts.setTimer ?? defaultSetTimer;
+    this.clearTimer = opts.clearTimer ?? defaultClearTimer;
+    this.random = opts.random ?? Math.random;
+    this.maxBackoffMs = opts.maxBackoffMs ?? Math.max(interval, HOUR_MS);
+    this.maxRetryAfterMs = opts.maxRetryAfterMs ?? Math.max(interval, HOUR_MS);
+  }
+
+  /**
+   * Starts polling: the first poll after firstPollDelayMs (default 1 s, not at once: start() runs in the node's
+   * constructor, and a short delay lets the runtime finish starting, the connection load its tokens, and a
+   * deploy of many triggers not hit the API in the same instant), then every intervalMs.
+   */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    this.schedule(this.opts.firstPollDelayMs ?? DEFAULT_FIRST_POLL_DELAY_MS);
+    this.publishState();
+  }
+
+  /**
+   * No more polls. A poll still fetching is aborted and its result thrown away without sending or committing:
+   * nothing moved, so the next run fetches the same changes (no loss), and no message leaves a closed node. A
+   * poll already committing (its messages are sent) is waited for, so what was sent is recorded. The wait is
+   * therefore one store write at most, never a slow API.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.cancelTimer();
+    this.abort?.abort();
+    await this.committing?.catch(() => undefined);
+  }
+
+  /** Polls now (an input message). A poll already running → { skipped: true }, counted. Never rejects. */
+  pollNow(): Promise<PollOutcome> {
+    if (this.stopped) return Promise.resolve({ skipped: true });
+    if (this.running) return Promise.resolve(this.skip());
+    return this.poll();
+  }
+
+  /**
+   * What the next poll would send from the current state: fetches, diffs, and returns; sends and commits
+   * nothing. Runs beside the schedule (it changes nothing, so it cannot break a poll). Rejects with OAuth2Error.
+   */
+  async preview(): Promise<PollPreview> {
+    const state = await this.loadState();
+    const query = watermarkQuery(state, this.opts.settings);
+    let result: FetchResult;
+    try {
+      result = await this.opts.fetch(query, new AbortController().signal);
+    } catch (err) {
+      throw asFetchError(err);
+    }
+    const records = this.checkRecords(result);
+    const detected = detectChanges(state, records, this.opts.settings, { fullList: result.complete === true });
+    return { changes: detected.changes, stats: { ...detected.stats, complete: result.complete === true }, firstPoll: !state.initialised };
+  }
+
+  /**
+   * Forgets the state (msg.reset): the next poll is a first poll. A poll fetching now throws its result away; a
+   * commit running now finishes first, then the state is deleted, so it cannot come back.
+   */
+  async reset(): Promise<void> {
+    this.generation += 1;
+    const run = (async () => {
+      await this.committing?.catch(() => undefined);
+      await this.opts.store.delete(this.opts.nodeId);
+    })();
+    const guard = run.catch(() => undefined);
+    this.resetting = guard;
+    try {
+      await run;
+      this.commitPending = false;
+    } catch (err) {
+      throw asStateError(err);
+    } finally {
+      if (this.resetting === guard) this.resetting = undefined;
+    }
+  }
+
+  // --- scheduling ---------------------------------------------------------------------------------------------
+
+  private schedule(delayMs: number): void {
+    this.cancelTimer();
+    if (this.stopped || !this.started) return;
+    const delay = Math.max(0, delayMs);
+    this.nextPollAt = this.now() + delay;
+    this.timer = this.setTimer(() => this.onTimer(), delay);
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== undefined) this.clearTimer(this.timer);
+    this.timer = undefined;
+    this.nextPollAt = undefined;
+  }
+
+  /** Runs in a timer: must not throw (invariant 10). poll() never rejects; the try covers the rest. */
+  private onTimer(): void {
+    this.timer = undefined;
+    try {
+      if (this.stopped) return;
+      // Fixed rate: the next tick is due one interval after this one, whether or not this poll runs long; a
+      // tick that finds a poll still running is skipped and counted. A failure reschedules with a backoff.
+      this.schedule(this.opts.intervalMs);
+      if (this.running) {
+        this.skip();
+        return;
+      }
+      void this.poll();
+    } catch {
+      // Only a listener or an injected timer function can throw here; the schedule must go on.
+      if (!this.stopped && this.timer === undefined) this.schedule(this.opts.intervalMs);
+    }
+  }
+
+  private skip(): PollOutcome {
+    this.skipped += 1;
+    const outcome: PollOutcome = { skipped: true };
+    this.publish('poll-end', outcome);
+    this.publishState();
+    return outcome;
+  }
+
+  // --- one poll -----------------------------------------------------------------------------------------------
+
+  private poll(): Promise<PollOutcome> {
+    const controller = new AbortController();
+    this.abort = controller;
+    const startedAt = this.now();
+    const run = this.execute(controller.signal, startedAt).then(
+      (result) => result,
+      (err: unknown): PollOutcome | typeof ABANDONED => ({ skipped: false, error: isOAuth2Error(err) ? err : asStateError(err) }),
+    );
+    const settled = run.then((result) => {
+      const outcome: PollOutcome = result === ABANDONED ? { skipped: true } : result;
+      this.running = undefined;
+      if (this.abort === controller) this.abort = undefined;
+      try {
+        this.afterPoll(result === ABANDONED ? undefined : outcome);
+      } catch {
+        // afterPoll only schedules and notifies; a throwing listener must not turn into a rejection.
+      }
+      return outcome;
+    });
+    this.running = settled;
+    this.publish('poll-start');
+    this.publishState();
+    return settled;
+  }
+
+  private async execute(signal: AbortSignal, startedAt: number): Promise<PollOutcome | typeof ABANDONED> {
+    if (this.resetting) await this.resetting;
+    const generation = this.generation;
+    const abandoned = (): boolean => this.stopped || generation !== this.generation;
+
+    const state = await this.loadState();
+    if (this.commitPending) {
+      // What the last poll sent is in memory but maybe not on disk: write it before sending anything new, so a
+      // failing store holds back at most one poll's worth of at-least-once.
+      await this.commit(state);
+    }
+    if (abandoned()) return ABANDONED;
+
+    const firstPoll = !state.initialised;
+    const settings = this.opts.settings;
+    let result: FetchResult;
+    try {
+      result = await this.opts.fetch(watermarkQuery(state, settings), signal);
+    } catch (err) {
+      if (abandoned()) return ABANDONED;
+      throw asFetchError(err);
+    }
+    if (abandoned()) return ABANDONED;
+
+    const records = this.checkRecords(result);
+    const complete = result.complete === true;
+    const detected = detectChanges(state, records, settings, { fullList: complete });
+    let next = detected.next;
+    if (!complete && settings.watermark) {
+      // Pages were left unread (maxPages): records on them may be older than the newest one read, and moving the
+      // watermark past them would skip them for good. Keep it: the next poll asks again from the same point.
+      next = { ...next };
+      if (state.watermark === undefined) delete next.watermark;
+      else next.watermark = state.watermark;
+    }
+
+    const changes = detected.changes;
+    if (changes.length > 0) {
+      try {
+        this.opts.emit(changes);
+      } catch (err) {
+        throw stateFailure('The changes could not be sent; the state was not moved, the next poll sends them again.', err, {
+          reason: 'emit',
+        });
+      }
+    }
+    if (worthCommitting(state, next)) await this.commit(next);
+
+    return {
+      skipped: false,
+      changes: changes.length,
+      emitted: changes.map((change) => change.event),
+      firstPoll,
+      stats: { ...detected.stats, complete },
+      durationMs: Math.max(0, this.now() - startedAt),
+    };
+  }
+
+  /** The stored state, or a fresh one (first-poll semantics) when there is none or it watched something else. */
+  private async loadState(): Promise<TriggerState> {
+    let stored: TriggerState | undefined;
+    try {
+      stored = await this.opts.store.get(this.opts.nodeId);
+    } catch (err) {
+      throw asStateError(err);
+    }
+    if (stored && stored.configKey === this.opts.configKey) return stored;
+    return { version: 1, configKey: this.opts.configKey, initialised: false, seen: [] };
+  }
+
+  private async commit(state: TriggerState): Promise<void> {
+    const write = this.opts.store.set(this.opts.nodeId, state);
+    this.committing = write;
+    try {
+      await write;
+      this.commitPending = false;
+    } catch (err) {
+      this.commitPending = true;
+      throw asStateError(err);
+    } finally {
+      if (this.committing === write) this.committing = undefined;
+    }
+  }
+
+  /** The adapter finds the records; a non-list here is a bug or a JSONata result, reported like a missing path. */
+  private checkRecords(result: FetchResult): unknown[] {
+    const records: unknown = (result as Partial<FetchResult> | undefined)?.records;
+    if (!Array.isArray(records)) {
+      throw new OAuth2Error('OAUTH2_RECORDS_NOT_FOUND', 'The poll did not produce a list of records.', {
+        params: { path: DEFAULT_RECORD_PROPERTIES.join(', ') },
+      });
+    }
+    return records;
+  }
+
+  // --- after a poll -------------------------------------------------------------------------------------------
+
+  /** Schedules the next poll from the outcome (undefined: abandoned) and tells listeners. */
+  private afterPoll(outcome: PollOutcome | undefined): void {
+    if (outcome && !outcome.skipped) {
+      if ('error' in outcome) {
+        this.failures += 1;
+        this.lastError = outcome.error;
+        this.schedule(this.backoffMs(outcome.error));
+      } else if (this.failures > 0) {
+        // Back to the normal rhythm from now, not from the backoff's schedule.
+        this.failures = 0;
+        this.lastError = undefined;
+        this.schedule(this.opts.intervalMs);
+      }
+    }
+    if (outcome) this.publish('poll-end', outcome);
+    this.publishState();
+  }
+
+  /**
+   * Wait after the n-th consecutive failure: exponential backoff with full jitter (retry.ts), the ceiling
+   * doubling from 2 × interval up to maxBackoffMs, never less than the interval (a failure must not make the
+   * trigger poll faster than the user agreed to), and at least the server's Retry-After, capped at
+   * maxRetryAfterMs (a server asking for days would otherwise silence the trigger that long).
+   */
+  private backoffMs(error: OAuth2Error): number {
+    const interval = this.opts.intervalMs;
+    const jittered = backoffDelay(this.failures, { baseDelayMs: 2 * interval, maxDelayMs: this.maxBackoffMs }, this.random);
+    const asked = error.params.retryAfterMs;
+    const retryAfter = typeof asked === 'number' && Number.isFinite(asked) && asked > 0 ? Math.min(asked, this.maxRetryAfterMs) : 0;
+    return Math.max(interval, jittered, retryAfter);
+  }
+
+  private publishState(): void {
+    const state: PollerState = {
+      kind: this.running ? 'polling' : this.failures > 0 ? 'backoff' : 'idle',
+      skipped: this.skipped,
+      failures: this.failures,
+      nextPollAt: this.nextPollAt,
+    };
+    if (this.lastError) state.lastError = this.lastError;
+    this.publish('state', state);
+  }
+
+  /** Listener errors stay in the listener: a status update must never break a poll or escape a timer. */
+  private publish<K extends keyof RecordPollerEvents>(event: K, ...args: RecordPollerEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: RecordPollerEvents[K]) => boolean)(event, ...args);
+    } catch {
+      // ignored on purpose, see above
+    }
+  }
+}

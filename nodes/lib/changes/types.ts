@@ -1,0 +1,61 @@
+/** Shapes of the record-change trigger's engine. Plain data, no Node-RED, no network handles. */
+
+export type ChangeEvent = 'created' | 'updated' | 'deleted';
+
+/** How a record's change is detected. Paths are dot paths into the record (`meta.updatedAt`). */
+export type ChangeDetection =
+  /** An updated-at property: ISO 8601 string, epoch seconds or epoch milliseconds. */
+  | { kind: 'updatedAt'; path: string }
+  /** A version number, revision or ETag property: any change of its value is a change. */
+  | { kind: 'version'; path: string }
+  /** A stable hash of the record's whole content (key order does not matter). */
+  | { kind: 'hash' };
+
+export interface WatermarkSettings {
+  /** Query parameter that carries the watermark (for example `updated_since`). */
+  param: string;
+  /** Sent watermark = newest updated-at seen minus this overlap, so late writes inside it are not lost. */
+  overlapMs: number;
+  format: 'iso' | 'epoch-s' | 'epoch-ms';
+}
+
+export interface TriggerSettings {
+  /** Dot path of the record id (default `id`). */
+  idPath: string;
+  detection: ChangeDetection;
+  events: { created: boolean; updated: boolean; deleted: boolean };
+  /** First poll: false (default) remembers what exists and emits nothing; true emits everything as created. */
+  emitExistingOnFirstPoll: boolean;
+  /** Put the previous version (updated-at or version value) in msg.previous on updates. */
+  includePrevious: boolean;
+  /** Cap on remembered records; the least recently seen are forgotten first. */
+  maxRemembered: number;
+  /** Incremental polling; only with detection kind updatedAt. */
+  watermark?: WatermarkSettings;
+}
+
+export interface DetectedChange {
+  event: ChangeEvent;
+  id: string;
+  /** The record; for `deleted`, the last thing known about it: `{ [idPath]: id }`. */
+  record: unknown;
+  /** The version this change brings (normalised updated-at ms as a string, the version value, or the hash). */
+  version?: string;
+  /** The version remembered before, on `updated` (only when includePrevious). */
+  previous?: string;
+}
+
+/**
+ * What a trigger remembers between polls. `seen` keeps [id, fingerprint] pairs, least recently seen first;
+ * a fingerprint is a short fixed-size digest of the version (never the record). `configKey` is a digest of
+ * the settings that decide what is watched (URL, query, id path, detection): a change of it resets the state.
+ */
+export interface TriggerState {
+  version: 1;
+  configKey: string;
+  /** False until the first successful poll has been committed. */
+  initialised: boolean;
+  /** Newest updated-at seen (epoch ms), for incremental polling. */
+  watermark?: number;
+  seen: Array<[string, string]>;
+}

@@ -1,0 +1,407 @@
+/**
+ * Pagination over the authorised request pipeline, shared by the request node and the record trigger: follows
+ * an API's pages (RFC 8288 Link header, a next-URL property, a cursor property, page or offset counting) and
+ * says whether it saw the end of the list. Every page goes through the caller's `send` (a wrapper around
+ * sendAuthorised), so each page gets the origin allowlist, a fresh token, redirects and retries like any request.
+ */
+import { OAuth2Error } from '../errors';
+import { encodeRequest } from './body';
+import { readPath } from './records';
+import { resolveRequestUrl, type AuthorisedRequest, type AuthorisedResponse } from './request';
+
+export type PaginationSettings =
+  | { kind: 'none' }
+  /** RFC 8288 Link header, rel="next". */
+  | { kind: 'link' }
+  /** Body property holding the next page's URL (absolute or relative to the current URL). */
+  | { kind: 'next-url'; path: string }
+  /** Body property holding a cursor, sent back as query param `param`. */
+  | { kind: 'cursor'; path: string; param: string }
+  /** Page counting: `param` = start, start + 1, … (start defaults to 1 where the caller has no value). */
+  | { kind: 'page'; param: string; start: number; sizeParam?: string; size?: number }
+  /** Offset counting: `param` = 0, then += the number of records on each page. */
+  | { kind: 'offset'; param: string; sizeParam?: string; size?: number };
+
+export type PaginationKind = PaginationSettings['kind'];
+export const PAGINATION_KINDS: readonly PaginationKind[] = ['none', 'link', 'next-url', 'cursor', 'page', 'offset'];
+
+export interface Page {
+  /** 0-based. */
+  index: number;
+  response: AuthorisedResponse;
+  /** The page's records as options.findRecords sees them; undefined when not found or the status is not 2xx. */
+  records: unknown[] | undefined;
+  /** The URL requested for this page (response.responseUrl is where it ended after redirects). */
+  url: string;
+}
+
+export interface PaginationOptions {
+  /** Stop after this many pages (then `complete` is false). A whole number of 1 or more, or Infinity. */
+  maxPages: number;
+  /** How to see a page's records (an empty page means stop). */
+  findRecords: (body: unknown) => unknown[] | undefined;
+  /**
+   * Default true. With false, `pages` comes back empty and only `last` is kept: memory stays flat however many
+   * pages there are, and the caller handles each page in `onPage` as it arrives (the trigger's 100,000 records).
+   */
+  keepPages?: boolean;
+}
+
+/**
+ * Why fetching stopped. `end` (no next link / URL / cursor, or pagination 'none') and `empty` (a page with no
+ * records) are the API saying "no more": `complete` is true for those two only.
+ * `status`: a page answered non-2xx (it is the last page; the caller decides what that means).
+ * `max-pages`: options.maxPages reached while the API still pointed at a next page.
+ * `loop`: the next URL or cursor was one already requested (a misbehaving API; stopping beats looping).
+ * `records-not-found`: page or offset counting cannot go on without the page's records.
+ */
+export type StopReason = 'end' | 'empty' | 'status' | 'max-pages' | 'loop' | 'records-not-found';
+
+export interface PaginationResult {
+  /** Every page in order, or [] when options.keepPages is false. */
+  pages: Page[];
+  complete: boolean;
+  stop: StopReason;
+  /** How many pages were fetched (pages.length when they are kept). */
+  count: number;
+  /** The last page fetched, kept even when the pages are not. */
+  last: Page;
+}
+
+/** How many cursors / URLs the loop guard remembers; beyond it only the previous one is compared. */
+const LOOP_MEMORY = 10_000;
+const QUERY_METHODS = new Set(['GET', 'HEAD', 'DELETE']);
+
+/**
+ * Fetches pages, starting with `first`, through `send` (the caller passes a function around sendAuthorised).
+ * Stops on: an empty page (records length 0), no next link / no next URL / empty or missing cursor / cursor equal
+ * to the previous one (loop guard), a non-2xx page (returned as the last page; caller decides), maxPages.
+ * Returns `complete: true` when the stop was the API saying "no more" (not maxPages, not an error).
+ *
+ * Every follow-up request is `first` with only its URL changed: method, headers, body, timeout and retry policy
+ * stay. Cursor, page and offset parameters are set in the first URL's query (replacing any of the same name,
+ * every other parameter kept as written); next links and next URLs are resolved against the URL the current
+ * page came from. A payload that `first` moves to the query string (paytoqs 'query') is merged into the URL once,
+ * so it is neither repeated on each page nor added to a next link the API built.
+ * `onPage` is awaited before the next page is requested; if it throws, fetching stops and the error propagates.
+ * @throws OAuth2Error OAUTH2_INVALID_CONFIG for invalid settings or maxPages; whatever `send` throws.
+ */
+export async function fetchPages(
+  first: AuthorisedRequest,
+  settings: PaginationSettings,
+  options: PaginationOptions,
+  send: (req: AuthorisedRequest) => Promise<AuthorisedResponse>,
+  onPage?: (page: Page) => void | Promise<void>,
+): Promise<PaginationResult> {
+  validatePagination(settings);
+  const maxPages = validateMaxPages(options.maxPages);
+  const keep = options.keepPages !== false;
+  const pages: Page[] = [];
+
+  const base = settings.kind === 'none' ? first : await withQueryPayload(first);
+  let request =
+    settings.kind === 'page' || settings.kind === 'offset'
+      ? { ...base, url: counterUrl(base.url, settings, settings.kind === 'page' ? settings.start : 0) }
+      : base;
+  const guard = new LoopGuard();
+  guard.check(settings.kind === 'cursor' ? cursorIn(base.url, settings.param) : resolveAgainst(request.url, request.url));
+  let offset = 0;
+
+  for (let index = 0; ; index += 1) {
+    const response = await send(request);
+    const ok = response.statusCode >= 200 && response.statusCode < 300;
+    const records = ok ? options.findRecords(response.body) : undefined;
+    const page: Page = { index, response, records, url: request.url };
+    if (keep) pages.push(page);
+    if (onPage) await onPage(page);
+
+    const stop = (complete: boolean, reason: StopReason): PaginationResult => ({ pages, complete, stop: reason, count: index + 1, last: page });
+    if (!ok) return stop(false, 'status');
+    if (settings.kind === 'none') return stop(true, 'end');
+    if (records !== undefined && records.length === 0) return stop(true, 'empty');
+
+    let nextUrl: string;
+    switch (settings.kind) {
+      case 'link': {
+        const link = parseLinkHeader(response.headers.link).next;
+        if (link === undefined || link.trim() === '') return stop(true, 'end');
+        nextUrl = resolveAgainst(link, response.responseUrl);
+        if (!guard.check(nextUrl)) return stop(false, 'loop');
+        break;
+      }
+      case 'next-url': {
+        const value = readPath(response.body, settings.path);
+        if (typeof value !== 'string' || value.trim() === '') return stop(true, 'end');
+        nextUrl = resolveAgainst(value, response.responseUrl);
+        if (!guard.check(nextUrl)) return stop(false, 'loop');
+        break;
+      }
+      case 'cursor': {
+        const cursor = cursorValue(readPath(response.body, settings.path));
+        if (cursor === undefined) return stop(true, 'end');
+        if (!guard.check(cursor)) return stop(false, 'loop');
+        nextUrl = withParams(base.url, [[settings.param, cursor]]);
+        break;
+      }
+      case 'page': {
+        if (records === undefined) return stop(false, 'records-not-found');
+        nextUrl = counterUrl(base.url, settings, settings.start + index + 1);
+        break;
+      }
+      case 'offset': {
+        if (records === undefined) return stop(false, 'records-not-found');
+        offset += records.length;
+        nextUrl = counterUrl(base.url, settings, offset);
+        break;
+      }
+    }
+    if (index + 1 >= maxPages) return stop(false, 'max-pages');
+    request = { ...base, url: nextUrl };
+  }
+}
+
+/**
+ * Checks settings the way fetchPages needs them; the node calls it at deploy time so a bad configuration shows
+ * before the first message. `field` in the error is the request node's setting name.
+ * @throws OAuth2Error OAUTH2_INVALID_CONFIG params.field, params.reason.
+ */
+export function validatePagination(settings: PaginationSettings): void {
+  const invalid = (field: string, reason: string): OAuth2Error =>
+    new OAuth2Error('OAUTH2_INVALID_CONFIG', `Invalid pagination setting: ${field} ${reason}`, { params: { field, reason } });
+  if (!settings || !PAGINATION_KINDS.includes(settings.kind)) throw invalid('pagination', 'invalidValue');
+  const text = (value: unknown): boolean => typeof value === 'string' && value.trim() !== '';
+  if ((settings.kind === 'next-url' || settings.kind === 'cursor') && !text(settings.path)) throw invalid('paginationPath', 'required');
+  if (settings.kind === 'cursor' || settings.kind === 'page' || settings.kind === 'offset') {
+    if (!text(settings.param)) throw invalid('paginationParam', 'required');
+  }
+  if (settings.kind === 'page' && !(typeof settings.start === 'number' && Number.isInteger(settings.start))) {
+    throw invalid('pageStart', 'invalidNumber');
+  }
+  if (settings.kind === 'page' || settings.kind === 'offset') {
+    if (settings.size !== undefined && !(typeof settings.size === 'number' && Number.isInteger(settings.size) && settings.size > 0)) {
+      throw invalid('pageSize', 'invalidNumber');
+    }
+    if (settings.sizeParam !== undefined && typeof settings.sizeParam !== 'string') throw invalid('pageSizeParam', 'invalidValue');
+  }
+}
+
+function validateMaxPages(maxPages: unknown): number {
+  if (maxPages === Infinity || (typeof maxPages === 'number' && Number.isInteger(maxPages) && maxPages >= 1)) return maxPages;
+  throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid pagination setting: maxPages must be a whole number of 1 or more', {
+    params: { field: 'maxPages', reason: 'invalidNumber' },
+  });
+}
+
+/**
+ * Parses an RFC 8288 Link header (one string, or several header lines) into rel → URL, as written (resolve it
+ * against the response URL yourself). Relation names are lower-cased (they compare case-insensitively);
+ * `rel="next last"` gives both; the first link for a relation wins; a malformed link-value is skipped.
+ */
+export function parseLinkHeader(value: string | string[] | undefined): Record<string, string> {
+  const found = new Map<string, string>();
+  const lines = Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
+  for (const line of lines) {
+    if (typeof line !== 'string') continue;
+    const n = line.length;
+    let i = 0;
+    const skipSpaces = (): void => {
+      while (i < n && (line[i] === ' ' || line[i] === '\t')) i += 1;
+    };
+    while (i < n) {
+      while (i < n && (line[i] === ',' || line[i] === ' ' || line[i] === '\t')) i += 1;
+      if (i >= n) break;
+      if (line[i] !== '<') {
+        i = afterLinkValue(line, i);
+        continue;
+      }
+      const close = line.indexOf('>', i + 1);
+      if (close === -1) break;
+      const target = line.slice(i + 1, close).trim();
+      i = close + 1;
+      let rels: string[] | undefined;
+      for (;;) {
+        skipSpaces();
+        if (i >= n || line[i] === ',') break;
+        if (line[i] !== ';') {
+          i = afterLinkValue(line, i);
+          break;
+        }
+        i += 1;
+        skipSpaces();
+        const nameStart = i;
+        while (i < n && !'=;, \t'.includes(line[i])) i += 1;
+        const name = line.slice(nameStart, i).toLowerCase();
+        skipSpaces();
+        let paramValue = '';
+        if (line[i] === '=') {
+          i += 1;
+          skipSpaces();
+          if (line[i] === '"') {
+            i += 1;
+            while (i < n && line[i] !== '"') {
+              if (line[i] === '\\' && i + 1 < n) i += 1;
+              paramValue += line[i];
+              i += 1;
+            }
+            i += 1;
+          } else {
+            const start = i;
+            while (i < n && !';, \t'.includes(line[i])) i += 1;
+            paramValue = line.slice(start, i);
+          }
+        }
+        // RFC 8288 §3.3: occurrences of rel after the first are ignored.
+        if (name === 'rel' && rels === undefined) rels = paramValue.toLowerCase().split(/\s+/).filter(Boolean);
+      }
+      for (const rel of rels ?? []) if (!found.has(rel)) found.set(rel, target);
+    }
+  }
+  // fromEntries defines own properties: a rel named "__proto__" cannot reach the prototype.
+  return Object.fromEntries(found);
+}
+
+/** Index just after the current link-value (the next comma outside quotes), for skipping a malformed one. */
+function afterLinkValue(line: string, from: number): number {
+  let quoted = false;
+  for (let i = from; i < line.length; i += 1) {
+    const c = line[i];
+    if (quoted && c === '\\') i += 1;
+    else if (c === '"') quoted = !quoted;
+    else if (c === ',' && !quoted) return i + 1;
+  }
+  return line.length;
+}
+
+/** A next link or URL resolved against the page it came from; left as written when it cannot be (send rejects it). */
+function resolveAgainst(reference: string, current: string): string {
+  try {
+    return new URL(reference.trim(), current).href;
+  } catch {
+    return reference;
+  }
+}
+
+/** A cursor as sent back: a non-empty string as it is, a finite number as text; anything else means "no more". */
+function cursorValue(value: unknown): string | undefined {
+  if (typeof value === 'string') return value === '' ? undefined : value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+function counterUrl(url: string, settings: Extract<PaginationSettings, { kind: 'page' | 'offset' }>, value: number): string {
+  const params: Array<[string, string]> = [[settings.param, String(value)]];
+  const sizeParam = settings.sizeParam?.trim();
+  if (sizeParam && settings.size !== undefined) params.push([sizeParam, String(settings.size)]);
+  return withParams(url, params);
+}
+
+/**
+ * Sets query parameters on a URL: the first occurrence of each name is replaced in place, later ones removed,
+ * a missing one appended. Every other parameter is kept byte for byte (URLSearchParams would re-encode them all,
+ * turning %20 into + and , into %2C, which some APIs read differently).
+ */
+function withParams(url: string, params: Array<[string, string]>): string {
+  const target = new URL(url);
+  const raw = target.search.replace(/^\?/, '');
+  const pairs = raw === '' ? [] : raw.split('&');
+  const out: string[] = [];
+  const placed = new Set<string>();
+  for (const pair of pairs) {
+    const name = decodeName(pair.split('=', 1)[0]);
+    const param = params.find(([p]) => p === name);
+    if (!param) {
+      out.push(pair);
+    } else if (!placed.has(name)) {
+      placed.add(name);
+      out.push(`${encodeURIComponent(param[0])}=${encodeURIComponent(param[1])}`);
+    }
+  }
+  for (const [name, value] of params) {
+    if (!placed.has(name)) out.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
+  }
+  target.search = out.length ? `?${out.join('&')}` : '';
+  return target.href;
+}
+
+/** The value of query parameter `name` in `url` (the first one), for the loop guard's starting cursor. */
+function cursorIn(url: string, name: string): string | undefined {
+  try {
+    return new URL(url).searchParams.get(name) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return name;
+  }
+}
+
+/** A GET (HEAD, DELETE) whose payload goes to the query: the payload merged into the URL once, then dropped. */
+async function withQueryPayload(first: AuthorisedRequest): Promise<AuthorisedRequest> {
+  const method = typeof first.method === 'string' ? first.method.toUpperCase() : '';
+  if (first.paytoqs !== 'query' || !QUERY_METHODS.has(method) || first.body === undefined) return first;
+  const encoded = await encodeRequest(method, resolveRequestUrl(first.url), {}, first.body, 'query');
+  return { ...first, url: encoded.url.href, body: undefined, paytoqs: 'ignore' };
+}
+
+/** Remembers what was requested (URLs or cursors), to stop rather than fetch the same page forever. */
+class LoopGuard {
+  private readonly seen = new Set<string>();
+  private previous: string | undefined;
+
+  /** False when `value` was requested before. */
+  check(value: string | undefined): boolean {
+    if (value === undefined) return true;
+    if (value === this.previous || this.seen.has(value)) return false;
+    this.previous = value;
+    if (this.seen.size < LOOP_MEMORY) this.seen.add(value);
+    return true;
+  }
+}
+
+/** Pagination fields as the editors of the request and record-change nodes save them. */
+export interface PaginationConfig {
+  pagination?: string;
+  paginationPath?: string;
+  paginationParam?: string;
+  pageStart?: number | string;
+  pageSizeParam?: string;
+  pageSize?: number | string;
+}
+
+/**
+ * Maps a node's saved pagination fields to settings; 'none' (the default) is a single request. Does not
+ * validate: pass the result to validatePagination, which names the bad field.
+ */
+export function paginationFromConfig(config: PaginationConfig): PaginationSettings {
+  const text = (value: unknown): string => (typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '');
+  const path = text(config.paginationPath);
+  const param = text(config.paginationParam);
+  const sizeParam = text(config.pageSizeParam) || undefined;
+  const sizeText = text(config.pageSize);
+  const size = sizeText === '' ? undefined : Number(sizeText);
+  const startText = text(config.pageStart);
+  const start = startText === '' ? 1 : Number(startText);
+  switch (config.pagination ?? 'none') {
+    case '':
+    case 'none':
+      return { kind: 'none' };
+    case 'link':
+      return { kind: 'link' };
+    case 'next-url':
+      return { kind: 'next-url', path };
+    case 'cursor':
+      return { kind: 'cursor', path, param };
+    case 'page':
+      return { kind: 'page', param, start, sizeParam, size };
+    case 'offset':
+      return { kind: 'offset', param, sizeParam, size };
+    default:
+      // validatePagination names the field.
+      return { kind: config.pagination } as unknown as PaginationSettings;
+  }
+}

@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import type { TriggerSettings } from './changes/types';
+import { OAuth2Error } from './errors';
+import { paginationFromConfig, validatePagination, type PaginationConfig, type PaginationSettings } from './http/pagination';
+
+/** The record-change node's configuration as the editor saves it. */
+export interface TriggerConfig extends PaginationConfig {
+  url?: string;
+  interval?: number | string;
+  intervalUnit?: string;
+  recordsPath?: string;
+  recordsPathType?: string;
+  idPath?: string;
+  detection?: string;
+  versionPath?: string;
+  emitCreated?: boolean;
+  emitUpdated?: boolean;
+  emitDeleted?: boolean;
+  firstRun?: string;
+  includePrevious?: boolean;
+  batch?: boolean;
+  watermarkParam?: string;
+  watermarkOverlapSec?: number | string;
+  watermarkFormat?: string;
+  maxPages?: number | string;
+  maxRemembered?: number | string;
+  requestTimeout?: number | string;
+}
+
+export interface ParsedTrigger {
+  url: string;
+  intervalMs: number;
+  records: { type: 'auto' | 'path' | 'jsonata'; path: string };
+  settings: TriggerSettings;
+  pagination: PaginationSettings;
+  maxPages: number;
+  batch: boolean;
+  timeoutMs?: number;
+  /** Digest of what the node watches: a different one means the remembered state is about something else. */
+  configKey: string;
+}
+
+/** Polling more often than this hammers the API for nothing; the editor says so too. */
+export const MIN_INTERVAL_MS = 5_000;
+export const MAX_INTERVAL_MS = 30 * 24 * 60 * 60 * 1000;
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function invalid(field: string, reason: string, value?: string): OAuth2Error {
+  return new OAuth2Error('OAUTH2_INVALID_CONFIG', `Invalid configuration: ${field} ${reason}`, { params: { field, reason, value } });
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value.trim() : '';
+}
+
+function count(value: unknown, field: string, fallback: number, min: number): number {
+  if (value === undefined || value === null || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw invalid(field, 'invalidNumber', String(value));
+  return n;
+}
+
+function pick<T extends string>(value: unknown, allowed: readonly T[], fallback: T, field: string): T {
+  if (value === undefined || value === null || value === '') return fallback;
+  if (!allowed.includes(value as T)) throw invalid(field, 'invalidValue', String(value));
+  return value as T;
+}
+
+/** Validates the editor's configuration; throws OAUTH2_INVALID_CONFIG naming the first bad field. */
+export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
+  const url = text(config.url);
+  if (!url) throw invalid('url', 'required');
+  const unit = pick(config.intervalUnit, ['s', 'm', 'h', 'd'] as const, 's', 'intervalUnit');
+  const interval = Number(config.interval ?? 60);
+  const intervalMs = interval * UNIT_MS[unit];
+  if (!Number.isFinite(intervalMs) || intervalMs < MIN_INTERVAL_MS || intervalMs > MAX_INTERVAL_MS) {
+    throw invalid('interval', 'invalidInterval', `${String(config.interval)}${unit}`);
+  }
+  const recordsType = pick(config.recordsPathType, ['auto', 'path', 'jsonata'] as const, 'auto', 'recordsPathType');
+  const recordsPath = text(config.recordsPath);
+  if (recordsType !== 'auto' && !recordsPath) throw invalid('recordsPath', 'required');
+
+  const idPath = text(config.idPath) || 'id';
+  const detectionKind = pick(config.detection, ['updatedAt', 'version', 'hash'] as const, 'updatedAt', 'detection');
+  const versionPath = text(config.versionPath);
+  if (detectionKind !== 'hash' && !versionPath) throw invalid('versionPath', 'required');
+  const detection = detectionKind === 'hash' ? { kind: 'hash' as const } : { kind: detectionKind, path: versionPath };
+
+  const watermarkParam = text(config.watermarkParam);
+  if (watermarkParam && detectionKind !== 'updatedAt') throw invalid('watermarkParam', 'needsUpdatedAt');
+  const watermark = watermarkParam
+    ? {
+        param: watermarkParam,
+        overlapMs: count(config.watermarkOverlapSec, 'watermarkOverlapSec', 60, 0) * 1000,
+        format: pick(config.watermarkFormat, ['iso', 'epoch-s', 'epoch-ms'] as const, 'iso', 'watermarkFormat'),
+      }
+    : undefined;
+  const emitDeleted = config.emitDeleted === true;
+  // A deleted record is one missing from the list: only a full list (no watermark filter) can say that.
+  if (emitDeleted && watermark) throw invalid('emitDeleted', 'needsFullList');
+
+  const pagination = paginationFromConfig(config);
+  validatePagination(pagination);
+  const timeout = config.requestTimeout === undefined || config.requestTimeout === '' ? undefined : count(config.requestTimeout, 'requestTimeout', 0, 1);
+  const settings: TriggerSettings = {
+    idPath,
+    detection,
+    events: { created: config.emitCreated !== false, updated: config.emitUpdated !== false, deleted: emitDeleted },
+    emitExistingOnFirstPoll: pick(config.firstRun, ['remember', 'emit'] as const, 'remember', 'firstRun') === 'emit',
+    includePrevious: config.includePrevious === true,
+    maxRemembered: count(config.maxRemembered, 'maxRemembered', 100_000, 1),
+    watermark,
+  };
+  // What is watched: the list (URL with its query, records path, pagination) and what a version means.
+  const configKey = createHash('sha256')
+    .update(JSON.stringify({ url, records: [recordsType, recordsPath], idPath, detection, watermark: watermark?.param ?? '' }))
+    .digest('base64url')
+    .slice(0, 22);
+  return {
+    url,
+    intervalMs,
+    records: { type: recordsType, path: recordsPath },
+    settings,
+    pagination,
+    maxPages: count(config.maxPages, 'maxPages', 100, 1),
+    batch: config.batch === true,
+    timeoutMs: timeout,
+    configKey,
+  };
+}

@@ -1,0 +1,43 @@
+import { OAuth2Error, translateError, type ErrorParams } from './lib/errors';
+import type { NodeAPI } from './node-red-types';
+import type { RecordChangeNode } from './record-change-node';
+
+const NODE_ID = /^[0-9a-zA-Z._-]{1,64}$/;
+/** The dialog shows this many changes; the rest are counted. */
+const PREVIEW_LIMIT = 20;
+
+/**
+ * "Preview next poll": what the deployed node's next poll would emit from its current memory, without
+ * emitting or remembering anything. It calls the API with the connection's token, so it needs write permission.
+ */
+export function registerRecordChangeRoutes(RED: NodeAPI, deps: { translate: (key: string, params?: ErrorParams) => string }): void {
+  RED.httpAdmin.post('/oauth2-record-change/:id/preview', RED.auth.needsPermission('oauth2-record-change.write'), (req, res) => {
+    const id = req.params.id;
+    const node = typeof id === 'string' && NODE_ID.test(id) ? (RED.nodes.getNode(id) as RecordChangeNode | null) : null;
+    res.set('cache-control', 'no-store');
+    if (!node?.poller) {
+      res.status(409).json({ error: { code: 'OAUTH2_INVALID_INPUT', message: deps.translate('errors.previewNotDeployed') } });
+      return;
+    }
+    node.poller
+      .preview()
+      .then((preview) => {
+        const counts = { created: 0, updated: 0, deleted: 0 };
+        for (const change of preview.changes) counts[change.event] += 1;
+        res.json({
+          counts,
+          changes: preview.changes.slice(0, PREVIEW_LIMIT),
+          total: preview.changes.length,
+          truncated: preview.changes.length > PREVIEW_LIMIT,
+          stats: preview.stats,
+          firstPoll: preview.firstPoll,
+        });
+      })
+      .catch((err: unknown) => {
+        const code = err instanceof OAuth2Error ? err.code : 'OAUTH2_REQUEST_FAILED';
+        // Engine errors are worded in the connection's catalog, which holds every code.
+        const message = translateError(err, (key, params) => RED._(`node-red-contrib-http-oauth2/oauth2-connection:oauth2-connection.${key}`, params));
+        res.status(code === 'OAUTH2_INVALID_CONFIG' || code === 'OAUTH2_INVALID_INPUT' ? 400 : 502).json({ error: { code, message } });
+      });
+  });
+}

@@ -1,0 +1,256 @@
+import { OAuth2Error, isOAuth2Error, type ErrorParams } from './lib/errors';
+import { RecordPoller, type PollOutcome } from './lib/changes/poller';
+import type { DetectedChange } from './lib/changes/types';
+import { fetchPages } from './lib/http/pagination';
+import { findRecords } from './lib/http/records';
+import { resolveRequestUrl, sendAuthorised, type AuthorisedRequest } from './lib/http/request';
+import { parseRetryAfter, retryPolicy } from './lib/http/retry';
+import { parseTriggerConfig, type ParsedTrigger, type TriggerConfig } from './lib/trigger-settings';
+import type { ConnectionNode } from './connection-node';
+import { configuredIds, registerDeploySweep } from './deploy-sweep';
+import { instanceSecrets, storeDir } from './instance-secret';
+import { NodeError, toNodeError } from './node-errors';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red-types';
+import type { RecordChangeNode } from './record-change-node';
+import { registerRecordChangeRoutes } from './oauth2-record-change-routes';
+import { SharedTriggerStore } from './shared-trigger-store';
+
+interface JsonataApi {
+  prepareJSONataExpression(expr: string, node: unknown): unknown;
+  evaluateJSONataExpression(expr: unknown, msg: unknown, callback: (err: Error | null, result: unknown) => void): void;
+}
+
+function time(ms = Date.now()): string {
+  return new Date(ms).toLocaleTimeString();
+}
+
+export = function register(RED: NodeAPI): void {
+  const store = new SharedTriggerStore(storeDir(RED), instanceSecrets(RED));
+  const removed = new Set<string>();
+  registerDeploySweep('oauth2-record-change', RED, async () => {
+    const configured = configuredIds(RED, 'oauth2-record-change');
+    const wasRemoved = new Set(removed);
+    removed.clear();
+    for (const id of await store.ids()) {
+      if (!configured.has(id) && wasRemoved.has(id)) await store.delete(id);
+    }
+  });
+
+  function RecordChangeNodeConstructor(this: RecordChangeNode, def: NodeDef & TriggerConfig & { connection?: string }): void {
+    RED.nodes.createNode(this, def);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- Node-RED constructors are called with `this`
+    const node = this;
+    const t = (key: string, params?: ErrorParams): string => RED._(`oauth2-record-change.${key}`, params);
+    const connectionNode = def.connection ? (RED.nodes.getNode(def.connection) as ConnectionNode | null) : null;
+    const translate = (err: unknown): NodeError =>
+      connectionNode ? connectionNode.toNodeError(err) : toNodeError(err, (key, params) => t(key, params));
+
+    let parsed: ParsedTrigger;
+    let setupError: NodeError | undefined;
+    try {
+      parsed = parseTriggerConfig(def);
+    } catch (err) {
+      setupError = translate(err);
+    }
+    if (!setupError && !connectionNode) setupError = toNodeError(new Error(t('errors.noConnection')), () => '');
+    if (!setupError && !connectionNode?.connection) setupError = connectionNode?.configError;
+    if (setupError) {
+      node.error(setupError);
+      node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: setupError.code ?? 'ERROR' }) });
+      node.on('input', (_msg, _send, done) => done(setupError));
+      return;
+    }
+    const config = parsed!;
+    const connection = connectionNode!.connection!;
+
+    let jsonata: unknown;
+    if (config.records.type === 'jsonata') {
+      try {
+        jsonata = (RED.util as unknown as JsonataApi).prepareJSONataExpression(config.records.path, node);
+      } catch (err) {
+        const error = toNodeError(new Error(t('errors.invalidJsonata', { message: err instanceof Error ? err.message : String(err) })), () => '');
+        error.code = 'OAUTH2_INVALID_CONFIG';
+        node.error(error);
+        node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: 'OAUTH2_INVALID_CONFIG' }) });
+        node.on('input', (_msg, _send, done) => done(error));
+        return;
+      }
+    }
+
+    const evaluateJsonata = (body: unknown): Promise<unknown> =>
+      new Promise((resolve, reject) => {
+        (RED.util as unknown as JsonataApi).evaluateJSONataExpression(jsonata, body, (err, result) => (err ? reject(err) : resolve(result)));
+      });
+
+    const recordsOf = async (body: unknown): Promise<unknown[] | undefined> => {
+      if (config.records.type === 'auto') return findRecords(body);
+      if (config.records.type === 'path') return findRecords(body, config.records.path);
+      const result = await evaluateJsonata(body);
+      return Array.isArray(result) ? result : result === undefined ? undefined : [result];
+    };
+
+    /** One poll's fetch: the list, every page of it, through the connection. Throws OAuth2Error. */
+    const fetchList = async (query: Record<string, string>, signal: AbortSignal): Promise<{ records: unknown[]; complete: boolean }> => {
+      const url = resolveRequestUrl(config.url, connection.settings.apiBaseUrl);
+      for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
+      const first: AuthorisedRequest = {
+        method: 'GET',
+        url: url.href,
+        headers: { accept: 'application/json' },
+        timeoutMs: config.timeoutMs ?? 60_000,
+        responseMode: 'obj',
+        followRedirects: true,
+        maxRedirects: 5,
+        // The poller backs off between polls; inside a poll, one quick retry of a transient failure is enough.
+        retry: retryPolicy({ maxAttempts: 2 }),
+        // A node closing (redeploy) abandons the poll: nothing was emitted, so nothing is lost.
+        signal,
+      };
+      const records: unknown[] = [];
+      const result = await fetchPages(
+        first,
+        config.pagination,
+        {
+          maxPages: config.maxPages,
+          findRecords: (body) => (config.records.type === 'path' ? findRecords(body, config.records.path) : findRecords(body)),
+          keepPages: false,
+        },
+        (req) => sendAuthorised(req, { authorizer: connection, agents: connection.agents }),
+        async (page) => {
+          const { response } = page;
+          if (response.statusCode < 200 || response.statusCode >= 300) {
+            const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
+            throw new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.statusCode}`, {
+              statusCode: response.statusCode,
+              retryable: response.statusCode === 429 || response.statusCode >= 500,
+              params: { statusCode: response.statusCode, retryAfterMs },
+            });
+          }
+          if (response.decodeWarning) {
+            throw new OAuth2Error('OAUTH2_RESPONSE_DECODE_FAILED', 'The list response is not JSON');
+          }
+          const found = await recordsOf(response.body);
+          if (!found) {
+            throw new OAuth2Error('OAUTH2_RECORDS_NOT_FOUND', 'No records list found in the response', {
+              params: { path: config.records.path || 'data, items, results, records, value' },
+            });
+          }
+          for (const record of found) records.push(record);
+        },
+      );
+      return { records, complete: result.complete };
+    };
+
+    const emit = (changes: DetectedChange[]): void => {
+      if (!changes.length) return;
+      if (config.batch) {
+        const msg: NodeMessage = {
+          payload: changes.map((c) => c.record),
+          event: changes.map((c) => c.event),
+          topic: changes.map((c) => c.id) as unknown as string,
+          version: changes.map((c) => c.version),
+        };
+        if (config.settings.includePrevious) msg.previous = changes.map((c) => c.previous);
+        node.send(msg);
+        return;
+      }
+      const msgs = changes.map((c) => {
+        const msg: NodeMessage = { payload: c.record, event: c.event, topic: c.id, version: c.version };
+        if (config.settings.includePrevious && c.previous !== undefined) msg.previous = c.previous;
+        return msg;
+      });
+      node.send([msgs] as unknown as NodeMessage[]);
+    };
+
+    const poller = new RecordPoller({
+      nodeId: node.id,
+      configKey: config.configKey,
+      settings: config.settings,
+      store,
+      fetch: fetchList,
+      emit,
+      intervalMs: config.intervalMs,
+    });
+    node.poller = poller;
+
+    let skipped = 0;
+    let inputPolls = 0;
+    const showOutcome = (outcome: PollOutcome): void => {
+      if (outcome.skipped) {
+        skipped += 1;
+        node.status({ fill: 'yellow', shape: 'ring', text: t('status.skipped', { count: skipped }) });
+        return;
+      }
+      if ('error' in outcome) {
+        // A poll started by a message reports through that message's done(); a scheduled one through a message
+        // of its own, so a Catch node gets it either way.
+        if (!inputPolls) node.error(translate(outcome.error), { payload: undefined, topic: 'poll' });
+        node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: outcome.error.code }) });
+        return;
+      }
+      const counts = { created: 0, updated: 0, deleted: 0 };
+      for (const c of outcome.emitted ?? []) counts[c] += 1;
+      node.status(
+        outcome.firstPoll && outcome.changes === 0
+          ? { fill: 'green', shape: 'dot', text: t('status.first', { count: outcome.stats.records, time: time() }) }
+          : { fill: 'green', shape: 'dot', text: t('status.idle', { ...counts, time: time() }) },
+      );
+    };
+    poller.on('poll-start', () => {
+      node.trace('poll started');
+      node.status({ fill: 'blue', shape: 'dot', text: t('status.polling') });
+    });
+    poller.on('poll-end', (outcome: PollOutcome) => {
+      node.trace(
+        outcome.skipped
+          ? 'poll skipped: the previous one is still running'
+          : 'error' in outcome
+            ? `poll failed: ${outcome.error.code}`
+            : `poll done in ${outcome.durationMs} ms: ${outcome.stats.records} records, ${outcome.changes} changes`,
+      );
+      showOutcome(outcome);
+    });
+    poller.on('state', (state: { kind: string; nextPollAt?: number; lastError?: OAuth2Error }) => {
+      if (state.kind === 'backoff' && state.lastError) {
+        node.status({
+          fill: 'yellow',
+          shape: 'ring',
+          text: t('status.backoff', { time: time(state.nextPollAt), code: state.lastError.code }),
+        });
+      }
+    });
+
+    node.on('input', (msg, _send, done) => {
+      if (msg.reset === true) {
+        poller.reset().then(
+          () => {
+            node.status({ fill: 'grey', shape: 'ring', text: t('status.reset') });
+            done();
+          },
+          (err: unknown) => done(translate(err)),
+        );
+        return;
+      }
+      inputPolls += 1;
+      poller
+        .pollNow()
+        .then(
+          (outcome) => done(!outcome.skipped && 'error' in outcome ? translate(outcome.error) : undefined),
+          (err: unknown) => done(translate(isOAuth2Error(err) ? err : new OAuth2Error('OAUTH2_TRIGGER_STATE_FAILED', String(err)))),
+        )
+        .finally(() => {
+          inputPolls -= 1;
+        });
+    });
+
+    node.on('close', (isRemoved: boolean, done: () => void) => {
+      if (isRemoved) removed.add(node.id);
+      poller.stop().then(done, () => done());
+    });
+
+    poller.start();
+  }
+
+  RED.nodes.registerType('oauth2-record-change', RecordChangeNodeConstructor as unknown as (this: Node<never>, def: NodeDef) => void);
+  registerRecordChangeRoutes(RED, { translate: (key, params) => RED._(`oauth2-record-change.${key}`, params) });
+};
