@@ -11,9 +11,27 @@ const PREVIEW_LIMIT = 20;
  * emitting or remembering anything. It calls the API with the connection's token, so it needs write permission.
  */
 export function registerRecordChangeRoutes(RED: NodeAPI, deps: { translate: (key: string, params?: ErrorParams) => string }): void {
+  const deployedNode = (id: unknown): RecordChangeNode | null =>
+    typeof id === 'string' && NODE_ID.test(id) ? (RED.nodes.getNode(id) as RecordChangeNode | null) : null;
+
+  // "Forget remembered records": the editor's msg.reset.
+  RED.httpAdmin.post('/oauth2-record-change/:id/reset', RED.auth.needsPermission('oauth2-record-change.write'), (req, res) => {
+    const node = deployedNode(req.params.id);
+    if (!node?.poller) {
+      res.status(409).json({ error: { code: 'OAUTH2_INVALID_INPUT', message: deps.translate('errors.previewNotDeployed') } });
+      return;
+    }
+    node.poller.reset().then(
+      () => {
+        node.status({ fill: 'grey', shape: 'ring', text: deps.translate('status.reset') });
+        res.json({ reset: true });
+      },
+      (err: unknown) => res.status(500).json({ error: { code: 'OAUTH2_TRIGGER_STATE_FAILED', message: err instanceof Error ? err.message : String(err) } }),
+    );
+  });
+
   RED.httpAdmin.post('/oauth2-record-change/:id/preview', RED.auth.needsPermission('oauth2-record-change.write'), (req, res) => {
-    const id = req.params.id;
-    const node = typeof id === 'string' && NODE_ID.test(id) ? (RED.nodes.getNode(id) as RecordChangeNode | null) : null;
+    const node = deployedNode(req.params.id);
     res.set('cache-control', 'no-store');
     if (!node?.poller) {
       res.status(409).json({ error: { code: 'OAUTH2_INVALID_INPUT', message: deps.translate('errors.previewNotDeployed') } });

@@ -95,6 +95,18 @@ describe('e2e: oauth2-record-change emits each change exactly once', function ()
     assert.deepEqual(summary('basic').slice(before), [`created ${delta.id}`]);
   });
 
+  it('"Forget remembered records" in the editor makes the next poll a first poll', async () => {
+    await poll('mark');
+    const before = arrivals('mark').length;
+    const reset = await adminCall(runtime, 'oauth2-record-change/mark/reset', { method: 'POST', body: {} });
+    assert.equal(reset.status, 200, reset.text);
+    await poll('mark'); // a first poll: remembers, sends nothing
+    await poll('mark');
+    assert.equal(arrivals('mark').length, before);
+    const none = await adminCall(runtime, 'oauth2-record-change/nope/reset', { method: 'POST', body: {} });
+    assert.equal(none.status, 409);
+  });
+
   it('restart and redeploy between polls: nothing repeated, nothing lost', async () => {
     const epsilon = api.add('epsilon');
     await runtime.stop();
