@@ -16,7 +16,7 @@ import { registerRecordChangeRoutes } from './oauth2-record-change-routes';
 import { SharedTriggerStore } from './shared-trigger-store';
 
 interface JsonataApi {
-  prepareJSONataExpression(expr: string, node: unknown): unknown;
+  prepareJSONataExpression(expr: string, node: unknown): { assign(name: string, value: unknown): void };
   evaluateJSONataExpression(expr: unknown, msg: unknown, callback: (err: Error | null, result: unknown) => void): void;
 }
 
@@ -76,6 +76,43 @@ export = function register(RED: NodeAPI): void {
         return;
       }
     }
+
+    // The condition: compiled once at deploy, so a bad expression is a clear node error there.
+    let condition: { assign(name: string, value: unknown): void } | undefined;
+    if (config.condition) {
+      try {
+        condition = (RED.util as unknown as JsonataApi).prepareJSONataExpression(config.condition, node);
+      } catch (err) {
+        const error = toNodeError(new Error(t('errors.invalidCondition', { message: err instanceof Error ? err.message : String(err) })), () => '');
+        error.code = 'OAUTH2_INVALID_CONFIG';
+        node.error(error);
+        node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: 'OAUTH2_INVALID_CONFIG' }) });
+        node.on('input', (_msg, _send, done) => done(error));
+        return;
+      }
+    }
+
+    /**
+     * Keeps the changes whose record passes the condition ($previous: the previous watched values). One record
+     * at a time, since $previous is bound on the shared expression. An expression that fails on a record (a
+     * type error, say) does not pass it and says why in a warning: the poll goes on.
+     */
+    const passCondition = async (changes: DetectedChange[]): Promise<DetectedChange[]> => {
+      if (!condition) return changes;
+      const kept: DetectedChange[] = [];
+      for (const change of changes) {
+        condition.assign('previous', change.previousValues ?? {});
+        try {
+          const verdict = await new Promise<unknown>((resolve, reject) => {
+            (RED.util as unknown as JsonataApi).evaluateJSONataExpression(condition, change.record, (err, result) => (err ? reject(err) : resolve(result)));
+          });
+          if (verdict === true) kept.push(change);
+        } catch (err) {
+          node.warn(t('errors.conditionFailed', { id: change.id, message: err instanceof Error ? err.message : String(err) }));
+        }
+      }
+      return kept;
+    };
 
     const evaluateJsonata = (body: unknown): Promise<unknown> =>
       new Promise((resolve, reject) => {
@@ -151,12 +188,14 @@ export = function register(RED: NodeAPI): void {
           version: changes.map((c) => c.version),
         };
         if (config.settings.includePrevious) msg.previous = changes.map((c) => c.previous);
+        if (config.settings.watch) msg.changes = changes.map((c) => c.changes);
         node.send(msg);
         return;
       }
       const msgs = changes.map((c) => {
         const msg: NodeMessage = { payload: c.record, event: c.event, topic: c.id, version: c.version };
         if (config.settings.includePrevious && c.previous !== undefined) msg.previous = c.previous;
+        if (c.changes) msg.changes = c.changes;
         return msg;
       });
       node.send([msgs] as unknown as NodeMessage[]);
@@ -169,6 +208,7 @@ export = function register(RED: NodeAPI): void {
       store,
       fetch: fetchList,
       emit,
+      filter: condition ? passCondition : undefined,
       intervalMs: config.intervalMs,
     });
     node.poller = poller;
@@ -245,7 +285,11 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (isRemoved: boolean, done: () => void) => {
       if (isRemoved) removed.add(node.id);
-      poller.stop().then(done, () => done());
+      // The trigger state written by the last poll reaches the disk before Node-RED stops (SIGTERM).
+      poller
+        .stop()
+        .then(() => store.flush())
+        .then(done, () => done());
     });
 
     poller.start();

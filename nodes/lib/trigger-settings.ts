@@ -25,6 +25,12 @@ export interface TriggerConfig extends PaginationConfig {
   maxPages?: number | string;
   maxRemembered?: number | string;
   requestTimeout?: number | string;
+  /** Watched fields: dot paths, separated by commas or new lines. */
+  watchFields?: string;
+  /** Remember the watched values (msg.changes with previous values, $previous in the condition). */
+  watchValues?: boolean;
+  /** JSONata condition on the record, with $previous: only changes for which it is true are sent. */
+  condition?: string;
 }
 
 export interface ParsedTrigger {
@@ -36,6 +42,8 @@ export interface ParsedTrigger {
   maxPages: number;
   batch: boolean;
   timeoutMs?: number;
+  /** JSONata condition text, or undefined (the adapter compiles it with Node-RED's JSONata). */
+  condition?: string;
   /** Digest of what the node watches: a different one means the remembered state is about something else. */
   configKey: string;
 }
@@ -99,6 +107,16 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
   // A deleted record is one missing from the list: only a full list (no watermark filter) can say that.
   if (emitDeleted && watermark) throw invalid('emitDeleted', 'needsFullList');
 
+  const watchFields = typeof config.watchFields === 'string' ? config.watchFields.split(/[\n,]+/).map((f) => f.trim()).filter(Boolean) : [];
+  for (const field of watchFields) {
+    if (!/^[^.\s][^\s]*$/.test(field) || field.split('.').some((segment) => segment === '')) throw invalid('watchFields', 'invalidValue', field);
+  }
+  const condition = text(config.condition) || undefined;
+  // A condition that reads $previous needs the previous values themselves, not their digests.
+  const watch = watchFields.length
+    ? { fields: [...new Set(watchFields)], keepValues: config.watchValues === true || Boolean(condition?.includes('$previous')) }
+    : undefined;
+
   const pagination = paginationFromConfig(config);
   validatePagination(pagination);
   const timeout = config.requestTimeout === undefined || config.requestTimeout === '' ? undefined : count(config.requestTimeout, 'requestTimeout', 0, 1);
@@ -110,10 +128,11 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
     includePrevious: config.includePrevious === true,
     maxRemembered: count(config.maxRemembered, 'maxRemembered', 100_000, 1),
     watermark,
+    watch,
   };
   // What is watched: the list (URL with its query, records path, pagination) and what a version means.
   const configKey = createHash('sha256')
-    .update(JSON.stringify({ url, records: [recordsType, recordsPath], idPath, detection, watermark: watermark?.param ?? '' }))
+    .update(JSON.stringify({ url, records: [recordsType, recordsPath], idPath, detection, watermark: watermark?.param ?? '', ...(watch ? { watch } : {}) }))
     .digest('base64url')
     .slice(0, 22);
   return {
@@ -125,6 +144,7 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
     maxPages: count(config.maxPages, 'maxPages', 100, 1),
     batch: config.batch === true,
     timeoutMs: timeout,
+    condition,
     configKey,
   };
 }

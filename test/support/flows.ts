@@ -155,7 +155,7 @@ export function triggerLane(o: { id: string; path: string; connectionId?: string
           t: 'set',
           p: 'payload',
           pt: 'msg',
-          to: `{"lane": "${base}", "event": event, "id": topic, "version": version, "previous": previous}`,
+          to: `{"lane": "${base}", "event": event, "id": topic, "version": version, "previous": previous, "changes": changes}`,
           tot: 'jsonata',
         },
       ],

@@ -5,8 +5,9 @@
  * the development machine, mostly reading ids and parsing updated-at strings (test/unit/changes/scale.test.ts
  * prints the figures). It is synchronous, so the event loop waits that long once per poll.
  */
-import { previousVersion, readRecord, rememberedVersion } from './fingerprint';
-import type { DetectedChange, TriggerSettings, TriggerState } from './types';
+import { fingerprint, previousVersion, readRecord, rememberedVersion, stableStringify } from './fingerprint';
+import { readPath } from '../http/records';
+import type { DetectedChange, FieldChange, TriggerSettings, TriggerState, WatchSettings } from './types';
 
 export interface DetectStats {
   /** Records in the list, skipped ones included. */
@@ -63,7 +64,7 @@ const UNREADABLE = undefined;
  * - next.watermark (updatedAt detection) = max(state.watermark, newest updated-at in this list).
  */
 export function detectChanges(state: TriggerState, records: unknown[], settings: TriggerSettings, opts: DetectOptions): DetectResult {
-  const { detection, idPath, events } = settings;
+  const { detection, idPath, events, watch } = settings;
   const stats: DetectStats = { records: records.length, skippedNoId: 0, invalidVersion: 0, duplicates: 0, forgotten: 0 };
 
   // Pass 1: this list by id, last occurrence wins and takes the place of its last appearance. Parallel arrays
@@ -127,22 +128,30 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
       watermark = watermark === undefined || ms > watermark ? ms : watermark;
     }
     const record = listedRecords[i];
-    const now = rememberedVersion(version, detection);
+    const watched = watch ? watchedEntries(record, watch) : undefined;
+    const now = rememberedVersion(version, detection) + (watched ? WATCH_SEPARATOR + JSON.stringify(watched) : '');
     if (firstPoll) {
       seen.push([id, now]);
-      if (settings.emitExistingOnFirstPoll && events.created) changes.push({ event: 'created', id, record, version });
+      if (settings.emitExistingOnFirstPoll && events.created) changes.push(created(id, record, version, watch));
     } else if (before === undefined) {
       seen.push([id, now]);
-      if (events.created) changes.push({ event: 'created', id, record, version });
-    } else if (before === now || (detection.kind === 'updatedAt' && !isLater(version, before))) {
+      if (events.created) changes.push(created(id, record, version, watch));
+    } else if (before === now || (detection.kind === 'updatedAt' && !isLater(version, splitRemembered(before).version))) {
       seen.push([id, before]);
     } else {
       seen.push([id, now]);
-      if (events.updated) {
+      const remembered = splitRemembered(before);
+      const fieldChanges = watch && watched ? changedFields(watch, record, remembered.watched, watched) : undefined;
+      // With watched fields, a new version that changed none of them is remembered but is no update to send.
+      if (events.updated && (!watch || (fieldChanges && Object.keys(fieldChanges).length > 0))) {
         const change: DetectedChange = { event: 'updated', id, record, version };
         if (settings.includePrevious) {
-          const previous = previousVersion(before, detection);
+          const previous = previousVersion(remembered.version, detection);
           if (previous !== undefined) change.previous = previous;
+        }
+        if (watch && fieldChanges) {
+          change.changes = fieldChanges;
+          change.previousValues = knownValues(watch, remembered.watched);
         }
         changes.push(change);
       }
@@ -159,6 +168,88 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
   const nextState: TriggerState = { version: 1, configKey: state.configKey, initialised: true, seen };
   if (watermark !== undefined) nextState.watermark = watermark;
   return { changes: changes.concat(deletions), next: nextState, stats };
+}
+
+/**
+ * Watched fields ride along with the remembered version, after this separator: `<version>\u0000<entries>`,
+ * entries a JSON array with one string per watched field: `=<JSON of the value>` when values are kept and the
+ * JSON is at most MAX_KEPT_VALUE characters, else `#<digest>`. A version never contains U+0000.
+ */
+const WATCH_SEPARATOR = '\u0000';
+/** Longest value JSON remembered as it is; longer values are remembered as a 16-character digest. */
+export const MAX_KEPT_VALUE = 200;
+
+function splitRemembered(stored: string): { version: string; watched?: string[] } {
+  const at = stored.indexOf(WATCH_SEPARATOR);
+  if (at < 0) return { version: stored };
+  try {
+    const watched: unknown = JSON.parse(stored.slice(at + 1));
+    return { version: stored.slice(0, at), watched: Array.isArray(watched) ? watched.map(String) : undefined };
+  } catch {
+    return { version: stored.slice(0, at) };
+  }
+}
+
+function valueJson(value: unknown): string {
+  return value === undefined ? 'null' : stableStringify(value);
+}
+
+function watchedEntries(record: unknown, watch: WatchSettings): string[] {
+  return watch.fields.map((field) => {
+    const json = valueJson(readPath(record, field));
+    return watch.keepValues && json.length <= MAX_KEPT_VALUE ? `=${json}` : `#${fingerprint(json)}`;
+  });
+}
+
+function decodeEntry(entry: string | undefined): { known: boolean; value?: unknown } {
+  if (entry === undefined || !entry.startsWith('=')) return { known: false };
+  try {
+    return { known: true, value: JSON.parse(entry.slice(1)) };
+  } catch {
+    return { known: false };
+  }
+}
+
+/** The watched fields whose remembered entry differs: previous value (when kept) and new value. */
+function changedFields(watch: WatchSettings, record: unknown, before: string[] | undefined, now: string[]): Record<string, FieldChange> {
+  const out: Record<string, FieldChange> = {};
+  watch.fields.forEach((field, index) => {
+    if (before && before[index] === now[index]) return;
+    const change: FieldChange = { value: readPath(record, field) };
+    const previous = decodeEntry(before?.[index]);
+    if (previous.known) change.previous = previous.value;
+    Object.defineProperty(out, field, { value: change, enumerable: true, writable: true, configurable: true });
+  });
+  return out;
+}
+
+/** Previous values of the watched fields, where they were kept ($previous in a condition). */
+function knownValues(watch: WatchSettings, before: string[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  watch.fields.forEach((field, index) => {
+    const previous = decodeEntry(before?.[index]);
+    if (previous.known) setPath(out, field, previous.value);
+  });
+  return out;
+}
+
+/** Writes `value` at a dot path, creating plain objects (a `__proto__` segment stays a plain key). */
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const segments = path.split('.');
+  let level = target;
+  segments.forEach((segment, i) => {
+    const last = i === segments.length - 1;
+    const existing = Object.prototype.hasOwnProperty.call(level, segment) ? level[segment] : undefined;
+    const next = last ? value : existing && typeof existing === 'object' ? existing : {};
+    Object.defineProperty(level, segment, { value: next, enumerable: true, writable: true, configurable: true });
+    level = next as Record<string, unknown>;
+  });
+}
+
+function created(id: string, record: unknown, version: string, watch: WatchSettings | undefined): DetectedChange {
+  const change: DetectedChange = { event: 'created', id, record, version };
+  if (watch) change.previousValues = {};
+  return change;
 }
 
 /** updatedAt versions are decimal ms; a remembered value that is not one (damaged state) counts as older. */

@@ -89,6 +89,11 @@ export interface RecordPollerOptions {
   fetch: RecordFetch;
   /** Sends the messages; synchronous from the poller's view. A throw means "not sent": nothing is committed. */
   emit: (changes: DetectedChange[]) => void;
+  /**
+   * Which detected changes to send (a condition). Runs after the diff and before `emit`; the changes it drops
+   * are remembered all the same, so they are not sent later either. Must not throw for one record's sake.
+   */
+  filter?: (changes: DetectedChange[]) => Promise<DetectedChange[]>;
   intervalMs: number;
   /** Delay of the first poll after start(); default 1000 ms (see start()). */
   firstPollDelayMs?: number;
@@ -258,7 +263,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     }
     const records = this.checkRecords(result);
     const detected = detectChanges(state, records, this.opts.settings, { fullList: result.complete === true });
-    return { changes: detected.changes, stats: { ...detected.stats, complete: result.complete === true }, firstPoll: !state.initialised };
+    const changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
+    return { changes, stats: { ...detected.stats, complete: result.complete === true }, firstPoll: !state.initialised };
   }
 
   /**
@@ -389,7 +395,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       else next.watermark = state.watermark;
     }
 
-    const changes = detected.changes;
+    const changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
+    if (abandoned()) return ABANDONED;
     if (changes.length > 0) {
       try {
         this.opts.emit(changes);

@@ -19,6 +19,18 @@ export interface WatermarkSettings {
   format: 'iso' | 'epoch-s' | 'epoch-ms';
 }
 
+/** Field-level changes: which properties of a record matter. */
+export interface WatchSettings {
+  /** Dot paths of the watched properties (`status`, `owner.id`). */
+  fields: string[];
+  /**
+   * Remember the watched values themselves (each up to a bounded size; longer ones as a digest), so that
+   * msg.changes carries previous values and a condition can read them as $previous. Otherwise only a digest of
+   * each value is remembered: msg.changes then says which fields changed and their new values.
+   */
+  keepValues: boolean;
+}
+
 export interface TriggerSettings {
   /** Dot path of the record id (default `id`). */
   idPath: string;
@@ -32,6 +44,14 @@ export interface TriggerSettings {
   maxRemembered: number;
   /** Incremental polling; only with detection kind updatedAt. */
   watermark?: WatermarkSettings;
+  /** With watched fields, an update is emitted only when one of them changed. */
+  watch?: WatchSettings;
+}
+
+/** One watched field's change, as msg.changes carries it. `previous` is absent when only a digest was kept. */
+export interface FieldChange {
+  previous?: unknown;
+  value: unknown;
 }
 
 export interface DetectedChange {
@@ -43,6 +63,10 @@ export interface DetectedChange {
   version?: string;
   /** The version remembered before, on `updated` (only when includePrevious). */
   previous?: string;
+  /** With watched fields, on `updated`: each changed watched field (msg.changes). */
+  changes?: Record<string, FieldChange>;
+  /** With watched fields: the previous values known of every watched field ($previous for a condition). */
+  previousValues?: Record<string, unknown>;
 }
 
 /**
