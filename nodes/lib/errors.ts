@@ -99,6 +99,8 @@ export function translateError(err: unknown, translate: (key: string, params?: E
       return text && !text.endsWith(key) ? text : undefined;
     };
     const params: ErrorParams = { ...err.params };
+    // A message naming a field always has a reason to say; an error that gave none says "is invalid".
+    if (params.field !== undefined && params.reason === undefined) params.reason = 'invalidValue';
     for (const name of ['field', 'reason'] as const) {
       const value = params[name];
       if (typeof value === 'string' && /^[\w.-]+$/.test(value)) params[name] = lookup(`${name}.${value}`) ?? value;

@@ -34,7 +34,7 @@ export function buildAuthorizeUrl(input: AuthorizeUrlInput): string {
   const { metadata, client } = input;
   if (!metadata.authorizationEndpoint) {
     throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The provider has no authorization endpoint', {
-      params: { field: 'authorizationEndpoint' },
+      params: { field: 'authorizationEndpoint', reason: 'required' },
     });
   }
   // Keep the endpoint's own query (some providers put a tenant or policy there); ours are set on top.

@@ -59,6 +59,13 @@ function isBoom(err: unknown): err is BoomLike {
 /** Reduces a Wreck error to an EndpointFailure; the error itself references the request and is dropped. */
 function wreckFailure(err: BoomLike): EndpointFailure {
   const res = err.data?.res;
+  // Reading the body failed after the headers arrived: Wreck's "Payload stream closed prematurely" / "Payload
+  // stream error" (Boom 500) and its read timeout (Boom 408). A transfer cut mid-body is a network failure
+  // (retryable), not a bad token response; only a parse or content-type failure (502, 406) is the latter.
+  if (res && !err.data?.isResponseError) {
+    if (err.output.statusCode === 500) return { kind: 'network', code: 'ECONNRESET' };
+    if (err.output.statusCode === 408) return { kind: 'timeout' };
+  }
   if (res && typeof res.statusCode === 'number') {
     const payload = err.data?.isResponseError ? err.data.payload : undefined;
     const body = typeof payload === 'object' && payload !== null && !Buffer.isBuffer(payload) ? payload : undefined;
@@ -74,13 +81,13 @@ function validateConfig(config: TokenEndpointClientConfig): void {
   try {
     new URL(metadata.tokenEndpoint);
   } catch {
-    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The token endpoint is not a valid URL', { params: { field: 'tokenEndpoint' } });
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The token endpoint is not a valid URL', { params: { field: 'tokenEndpoint', reason: 'invalidUrl' } });
   }
   if (!client.clientId || !VSCHAR.test(client.clientId)) {
-    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The client id must be printable ASCII', { params: { field: 'clientId' } });
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The client id must be printable ASCII', { params: { field: 'clientId', reason: 'notAscii' } });
   }
   if (client.authMethod !== 'none' && (!client.clientSecret || !VSCHAR.test(client.clientSecret))) {
-    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The client secret is missing or not printable ASCII', { params: { field: 'clientSecret' } });
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The client secret is missing or not printable ASCII', { params: { field: 'clientSecret', reason: 'missingOrNotAscii' } });
   }
 }
 
@@ -123,7 +130,7 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
     clientCredentialsGrant = new ClientCredentials(options);
   } catch {
     // The validation error text can quote the secret: report the field only.
-    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The OAuth2 client settings are invalid', { params: { field: 'client' } });
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The OAuth2 client settings are invalid', { params: { field: 'client', reason: 'invalidValue' } });
   }
 
   /**
@@ -223,7 +230,7 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
     async startDeviceAuthorization(): Promise<DeviceAuthorization> {
       if (!metadata.deviceAuthorizationEndpoint) {
         throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'The provider has no device authorization endpoint', {
-          params: { field: 'deviceAuthorizationEndpoint' },
+          params: { field: 'deviceAuthorizationEndpoint', reason: 'required' },
         });
       }
       return requestDeviceAuthorization({ endpoint: metadata.deviceAuthorizationEndpoint, client, transport, now: now() });
