@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.dist-build-*/**', '.node-red-oauth2/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.dist-build-*/**', '.node-red-oauth2/**', '.node-red-oauth2-demo/**', 'runtime/dist/**', 'runtime/node_modules/**', 'runtime/.dist-build-*/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

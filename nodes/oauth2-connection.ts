@@ -83,7 +83,8 @@ export = function register(RED: NodeAPI): void {
       connection.close();
       // Whether the connection was deleted or only its flow disabled is known once the deploy has started.
       if (isRemoved) removed.add(node.id);
-      done();
+      // Token writes in flight reach the disk before Node-RED stops (SIGTERM) or the deploy goes on.
+      store.flush().then(done, () => done());
     });
   }
 

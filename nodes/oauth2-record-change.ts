@@ -1,6 +1,7 @@
 import { OAuth2Error, isOAuth2Error, type ErrorParams } from './lib/errors';
 import { RecordPoller, type PollOutcome } from './lib/changes/poller';
 import type { DetectedChange } from './lib/changes/types';
+import type { ConnectionState } from './lib/tokens/token-manager';
 import { fetchPages } from './lib/http/pagination';
 import { findRecords } from './lib/http/records';
 import { resolveRequestUrl, sendAuthorised, type AuthorisedRequest } from './lib/http/request';
@@ -283,7 +284,22 @@ export = function register(RED: NodeAPI): void {
         });
     });
 
+    // After a login (or the token endpoint coming back), poll at once rather than wait out the backoff that
+    // the failures while logged out built up.
+    let lastPollFailed = false;
+    poller.on('poll-end', (outcome: PollOutcome) => {
+      if (!outcome.skipped) lastPollFailed = 'error' in outcome;
+    });
+    const onConnectionState = (state: ConnectionState): void => {
+      if (state.kind === 'ready' && lastPollFailed) {
+        lastPollFailed = false;
+        void poller.pollNow();
+      }
+    };
+    connection.on('state', onConnectionState);
+
     node.on('close', (isRemoved: boolean, done: () => void) => {
+      connection.removeListener('state', onConnectionState);
       if (isRemoved) removed.add(node.id);
       // The trigger state written by the last poll reaches the disk before Node-RED stops (SIGTERM).
       poller

@@ -1,81 +1,22 @@
 /**
- * The test authorization server: a real oidc-provider 9 (a certified OpenID Provider) in-process on
- * 127.0.0.1 with a random port. Tests talk to it over real HTTP; nothing is mocked.
+ * The test authorization server: the runtime's demo authorization server (runtime/src/demo/provider.ts, a real
+ * oidc-provider 9 on 127.0.0.1 with its own login and consent pages) with the clients and test-only toggles the
+ * tests need: request counts, fault injection in front of the token endpoint, and variants that omit
+ * refresh_token or expires_in. Tests talk to it over real HTTP; nothing is mocked.
  *
- * Login and consent are real HTML pages served at /interaction/:uid (devInteractions is off), so a browser test
- * can fill them and `loginThroughProvider` can drive them with plain fetch and a cookie jar.
+ * Login and consent are real HTML pages served at /interaction/:uid, so a browser test can fill them and
+ * `loginThroughProvider` can drive them with plain fetch and a cookie jar.
  */
-import http from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import {
+  DEMO_ACCOUNT,
+  readForm,
+  startProviderServer,
+  type KoaContext,
+  type Provider,
+} from '../../runtime/src/demo/provider';
 
-// ---------------------------------------------------------------------------------------------------------
-// The slice of oidc-provider's (untyped) API this file uses. oidc-provider ships no type declarations, so we
-// describe only what we call; everything else stays `unknown`.
-// ---------------------------------------------------------------------------------------------------------
-
-/** Koa's context, reduced to what our middlewares touch. */
-export interface KoaContext {
-  path: string;
-  method: string;
-  status: number;
-  body: unknown;
-  type: string;
-  req: IncomingMessage;
-  res: ServerResponse;
-  set(name: string, value: string): void;
-  redirect(url: string): void;
-  oidc?: { body?: Record<string, unknown>; params?: Record<string, unknown> };
-}
-export type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
-
-interface InteractionDetails {
-  uid: string;
-  prompt: { name: string; reasons: string[]; details: Record<string, unknown> };
-  params: Record<string, unknown>;
-  session?: { accountId?: string };
-  grantId?: string;
-}
-
-interface GrantModel {
-  addOIDCScope(scope: string): void;
-  addOIDCClaims(claims: string[]): void;
-  addResourceScope(resource: string, scope: string): void;
-  save(): Promise<string>;
-}
-
-interface TokenModel {
-  accountId?: string;
-  clientId?: string;
-  scope?: string;
-  isExpired?: boolean;
-}
-
-interface ClientModel {
-  redirectUris: string[];
-}
-
-export interface Provider {
-  issuer: string;
-  callback(): (req: IncomingMessage, res: ServerResponse) => void;
-  use(middleware: KoaMiddleware): void;
-  on(event: string, listener: (...args: unknown[]) => void): void;
-  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
-  interactionResult(
-    req: IncomingMessage,
-    res: ServerResponse,
-    result: Record<string, unknown>,
-    options?: { mergeWithLastSubmission?: boolean },
-  ): Promise<string>;
-  Grant: { new (init: { accountId: string; clientId: string }): GrantModel; find(id: string): Promise<GrantModel | undefined> };
-  AccessToken: { find(value: string): Promise<TokenModel | undefined> };
-  ClientCredentials: { find(value: string): Promise<TokenModel | undefined> };
-  RefreshToken: { find(value: string): Promise<TokenModel | undefined> };
-  Client: { find(id: string): Promise<ClientModel | undefined> };
-}
-
-type ProviderConstructor = new (issuer: string, configuration: Record<string, unknown>) => Provider;
+export type { KoaContext, KoaMiddleware, Provider } from '../../runtime/src/demo/provider';
 
 // ---------------------------------------------------------------------------------------------------------
 // Public API
@@ -140,45 +81,16 @@ export interface AuthServer {
   close(): Promise<void>;
 }
 
-const ACCOUNT = { id: 'alice', email: 'alice@example.com', password: 'correct horse battery staple' };
+const ACCOUNT = DEMO_ACCOUNT;
 const JWT_AUDIENCE = 'urn:test:api';
 const DEFAULT_REDIRECT = 'http://127.0.0.1/callback';
 /** approveDeviceCode without an explicit issuer uses the last server started in this process. */
 let lastIssuer: string | undefined;
 
-/**
- * oidc-provider 9 and jose 6 are ESM-only. A dynamic import() stays a real import() both under tsx/cjs (mocha)
- * and in tsc's node16 CommonJS output, so Node loads them as ES modules (checked on Node.js 20).
- */
-async function loadProviderClass(): Promise<ProviderConstructor> {
-  // @ts-expect-error oidc-provider ships no type declarations; the Provider interface above describes our use.
-  const mod = (await import('oidc-provider')) as { default: ProviderConstructor };
-  return mod.default;
-}
-
 export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServer> {
-  const ttl = options.accessTokenTtlSec ?? 3600;
   const returnRefreshOnRefresh = options.returnRefreshTokenOnRefresh ?? true;
   const rotate = (options.rotateRefreshToken ?? true) && returnRefreshOnRefresh;
-  const issueRefresh = options.issueRefreshToken ?? true;
-  const requirePkce = options.requirePkce ?? true;
   const sendExpiresIn = options.sendExpiresIn ?? true;
-
-  // Listen first so the issuer can carry the real port.
-  let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
-    res.statusCode = 503;
-    res.end();
-  };
-  const server = http.createServer((req, res) => handler(req, res));
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  const issuer = `http://127.0.0.1:${port}`;
-  lastIssuer = issuer;
 
   const clients: AuthServerClients = {
     web: { clientId: 'web-client', clientSecret: `web-secret-${randomBytes(12).toString('hex')}`, redirectUris: [DEFAULT_REDIRECT] },
@@ -188,12 +100,17 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     public: { clientId: 'public-client', redirectUris: [DEFAULT_REDIRECT] },
   };
 
-  const Provider = await loadProviderClass();
-  const { generateKeyPair, exportJWK } = await import('jose');
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const signingKey = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
+  const counters = { token: {} as Record<string, number>, revocation: 0, deviceAuthorization: 0 };
+  let revocationHints: string[] = [];
+  let failure: null | { status: number; body?: string } | 'reset' = null;
 
-  const configuration: Record<string, unknown> = {
+  const server = await startProviderServer({
+    accessTokenTtlSec: options.accessTokenTtlSec,
+    rotateRefreshToken: rotate,
+    issueRefreshToken: options.issueRefreshToken,
+    requirePkce: options.requirePkce,
+    jwtAudience: options.jwtAccessTokens ? JWT_AUDIENCE : undefined,
+    middlewares: [countAndFault, stripTokenResponseMembers],
     clients: [
       {
         client_id: clients.web.clientId,
@@ -235,82 +152,8 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
         token_endpoint_auth_method: 'none',
       },
     ],
-    jwks: { keys: [signingKey] },
-    cookies: { keys: [randomBytes(32).toString('hex')] },
-    // Put the scope's claims (email...) in the id_token too, as most providers do, not only in userinfo.
-    conformIdTokenClaims: false,
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'] },
-    scopes: ['openid', 'offline_access', 'email', 'profile', 'api:read', 'api:write'],
-    pkce: { required: () => requirePkce },
-    features: {
-      devInteractions: { enabled: false },
-      clientCredentials: { enabled: true },
-      deviceFlow: { enabled: true },
-      revocation: { enabled: true },
-      introspection: { enabled: true },
-      ...(options.jwtAccessTokens
-        ? {
-            resourceIndicators: {
-              enabled: true,
-              defaultResource: () => JWT_AUDIENCE,
-              useGrantedResource: () => true,
-              getResourceServerInfo: () => ({
-                scope: 'api:read api:write',
-                accessTokenFormat: 'jwt',
-                accessTokenTTL: ttl,
-                audience: JWT_AUDIENCE,
-              }),
-            },
-          }
-        : {}),
-    },
-    ttl: {
-      AccessToken: ttl,
-      ClientCredentials: ttl,
-      AuthorizationCode: 60,
-      DeviceCode: 600,
-      IdToken: 3600,
-      Interaction: 3600,
-      Session: 86400,
-      Grant: 86400,
-      RefreshToken: 86400,
-    },
-    rotateRefreshToken: rotate,
-    // Default oidc-provider only issues refresh tokens with offline_access; our connections expect one
-    // whenever the client is allowed the grant (like most SaaS providers).
-    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
-      issueRefresh && client.grantTypeAllowed('refresh_token'),
-    findAccount: (_ctx: unknown, id: string) =>
-      id === ACCOUNT.id
-        ? {
-            accountId: ACCOUNT.id,
-            claims: () => ({ sub: ACCOUNT.id, email: ACCOUNT.email, email_verified: true, preferred_username: ACCOUNT.id }),
-          }
-        : undefined,
-    renderError: (ctx: KoaContext, out: Record<string, unknown>) => {
-      ctx.type = 'html';
-      ctx.body = page('Error', `<pre>${escapeHtml(JSON.stringify(out, null, 2))}</pre>`);
-    },
-  };
-
-  const provider = new Provider(issuer, configuration);
-  // Swallow provider-internal error events; tests assert on HTTP answers, not on these logs.
-  provider.on('server_error', () => undefined);
-
-  const counters = { token: {} as Record<string, number>, revocation: 0, deviceAuthorization: 0 };
-  let revocationHints: string[] = [];
-  let failure: null | { status: number; body?: string } | 'reset' = null;
-
-  provider.use(countAndFault);
-  provider.use(stripTokenResponseMembers);
-  provider.use(interactionPages);
-
-  // Static clients are instantiated lazily; materialise them so addRedirectUri can extend their lists.
-  const redirectClients = await Promise.all(
-    [clients.web.clientId, clients.webPost.clientId, clients.public.clientId].map((id) => provider.Client.find(id)),
-  );
-
-  handler = provider.callback();
+  });
+  lastIssuer = server.issuer;
 
   async function countAndFault(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
     const route = ctx.method === 'POST' ? ctx.path : '';
@@ -359,85 +202,14 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     if (!sendExpiresIn) delete body.expires_in;
   }
 
-  async function interactionPages(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
-    const match = /^\/interaction\/([\w-]+)(?:\/(login|consent))?$/.exec(ctx.path);
-    if (!match) return next();
-    const [, uid, action] = match;
-    ctx.set('cache-control', 'no-store');
-    const details = await provider.interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== uid) {
-      ctx.status = 400;
-      ctx.type = 'html';
-      ctx.body = page('Error', '<p>Unknown interaction.</p>');
-      return;
-    }
-
-    if (ctx.method === 'GET' && !action) {
-      renderPrompt(ctx, details);
-      return;
-    }
-    if (ctx.method !== 'POST' || !action) {
-      ctx.status = 405;
-      return;
-    }
-
-    const form = await readForm(ctx.req);
-    if (action === 'login') {
-      if (details.prompt.name !== 'login') return renderPrompt(ctx, details);
-      const username = form.get('username') ?? '';
-      const password = form.get('password') ?? '';
-      if ((username !== ACCOUNT.id && username !== ACCOUNT.email) || password !== ACCOUNT.password) {
-        renderLogin(ctx, details, 'Invalid username or password.');
-        return;
-      }
-      const returnTo = await provider.interactionResult(ctx.req, ctx.res, { login: { accountId: ACCOUNT.id } }, { mergeWithLastSubmission: false });
-      ctx.status = 303;
-      ctx.redirect(returnTo);
-      return;
-    }
-
-    // consent
-    if (details.prompt.name !== 'consent') return renderPrompt(ctx, details);
-    if (form.get('decision') !== 'allow') {
-      const returnTo = await provider.interactionResult(
-        ctx.req,
-        ctx.res,
-        { error: 'access_denied', error_description: 'End-User denied the request' },
-        { mergeWithLastSubmission: false },
-      );
-      ctx.status = 303;
-      ctx.redirect(returnTo);
-      return;
-    }
-    const result = await grantMissing(details);
-    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
-    ctx.status = 303;
-    ctx.redirect(returnTo);
-  }
-
-  async function grantMissing(details: InteractionDetails): Promise<Record<string, unknown>> {
-    const accountId = details.session?.accountId ?? ACCOUNT.id;
-    const clientId = String(details.params.client_id);
-    const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
-    const grant = existing ?? new provider.Grant({ accountId, clientId });
-    const missing = details.prompt.details as {
-      missingOIDCScope?: string[];
-      missingOIDCClaims?: string[];
-      missingResourceScopes?: Record<string, string[]>;
-    };
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
-    }
-    const grantId = await grant.save();
-    return { consent: existing ? {} : { grantId } };
-  }
+  // Static clients are instantiated lazily; materialise them now so addRedirectUri can stay synchronous.
+  const redirectClientIds = [clients.web.clientId, clients.webPost.clientId, clients.public.clientId];
+  const redirectClients = await Promise.all(redirectClientIds.map((id) => server.provider.Client.find(id)));
 
   return {
-    issuer,
-    port,
-    provider,
+    issuer: server.issuer,
+    port: server.port,
+    provider: server.provider,
     clients,
     account: { ...ACCOUNT },
     jwtAudience: JWT_AUDIENCE,
@@ -457,80 +229,12 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
       revocationHints = [];
     },
     revocationLog: () => [...revocationHints],
-    async validateAccessToken(token: string) {
-      const found = (await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token));
-      if (!found || found.isExpired) return { active: false };
-      return { active: true, sub: found.accountId, scope: found.scope, clientId: found.clientId };
-    },
+    validateAccessToken: (token) => server.validateAccessToken(token),
     setTokenEndpointFailure(mode): void {
       failure = mode;
     },
-    async close(): Promise<void> {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      });
-    },
+    close: () => server.close(),
   };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Pages
-// ---------------------------------------------------------------------------------------------------------
-
-function renderPrompt(ctx: KoaContext, details: InteractionDetails): void {
-  if (details.prompt.name === 'login') renderLogin(ctx, details);
-  else renderConsent(ctx, details);
-}
-
-function renderLogin(ctx: KoaContext, details: InteractionDetails, error?: string): void {
-  ctx.type = 'html';
-  ctx.status = error ? 401 : 200;
-  ctx.body = page(
-    'Sign in',
-    `${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
-    <p>Sign in to continue to <strong>${escapeHtml(String(details.params.client_id))}</strong>.</p>
-    <form id="login-form" method="post" action="/interaction/${escapeHtml(details.uid)}/login" autocomplete="off">
-      <label>Username <input type="text" name="username" autofocus required></label>
-      <label>Password <input type="password" name="password" required></label>
-      <button type="submit">Sign in</button>
-    </form>`,
-  );
-}
-
-function renderConsent(ctx: KoaContext, details: InteractionDetails): void {
-  const scopes = String(details.params.scope ?? '').split(' ').filter(Boolean);
-  ctx.type = 'html';
-  ctx.status = 200;
-  ctx.body = page(
-    'Authorize',
-    `<p><strong>${escapeHtml(String(details.params.client_id))}</strong> asks for:</p>
-    <ul>${scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join('')}</ul>
-    <form id="consent-form" method="post" action="/interaction/${escapeHtml(details.uid)}/consent">
-      <button type="submit" name="decision" value="allow">Allow</button>
-      <button type="submit" name="decision" value="deny">Deny</button>
-    </form>`,
-  );
-}
-
-function page(title: string, body: string): string {
-  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>` +
-    `<body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > 64 * 1024) break;
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ export class CookieJar {
 
 /** Presses "Log in" as the editor does: the guarded AJAX call that returns the provider's URL and sets the cookie. */
 export async function startLogin(
-  runtime: TestRuntime,
+  runtime: Pick<TestRuntime, 'admin'>,
   connectionId: string,
   config: Record<string, unknown>,
   jar: CookieJar,
@@ -46,7 +46,7 @@ export async function openCallback(callbackUrl: URL | string, jar: CookieJar): P
 
 /** The whole editor login: Log in, the provider's login and consent pages, the callback. */
 export async function loginFromEditor(
-  runtime: TestRuntime,
+  runtime: Pick<TestRuntime, 'admin'>,
   connectionId: string,
   config: Record<string, unknown>,
   clientSecret?: string,

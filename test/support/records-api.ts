@@ -1,74 +1,32 @@
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { AuthServer } from './auth-server';
+import { startRecordsApi as startRecordsApiServer, type RecordsApi as RecordsApiServer } from '../../runtime/src/demo/records-api';
 
-export interface ApiRecord {
-  id: number;
-  name: string;
-  /** ISO 8601, second precision (as many APIs do: this is what makes same-second boundaries real). */
-  updated_at: string;
-  [key: string]: unknown;
-}
+export type { ApiRecord } from '../../runtime/src/demo/records-api';
 
-export interface RecordsApi {
-  url: string;
-  records: ApiRecord[];
-  /** Bodies POSTed to /sink, in arrival order. */
-  sink: unknown[];
-  /** GET requests to any /records route, with their query. */
-  listRequests: Array<{ path: string; query: Record<string, string>; at: number }>;
-  pageSize: number;
-  add(name: string, at?: Date): ApiRecord;
-  update(id: number, changes: Partial<ApiRecord>, at?: Date): ApiRecord;
-  remove(id: number): void;
-  /** Fill with `n` records quickly (ids 1..n), all updated at `at`. */
-  fill(n: number, at?: Date): void;
+export interface RecordsApi extends RecordsApiServer {
   /** The next GET of page `index` (0-based, any paginated route) waits until the returned function is called. */
   holdPage(index: number): { reached: Promise<void>; release: () => void };
-  close(): Promise<void>;
 }
 
-const isoSecond = (d: Date): string => new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
-
 /**
- * A loopback "records" API protected by the test authorization server, whose records the tests change.
- *   GET /records[?updated_since=ISO]           -> the whole (filtered) list, a JSON array
- *   GET /records/link?page=N                   -> {items}, Link: <...page=N+1>; rel="next" while more
- *   GET /records/next?after=ID                 -> {records, next: "/records/next?after=..." | null}
- *   GET /records/cursor?cursor=C               -> {data, next_cursor: C' | null}
- *   GET /records/page?page=N[&per_page=M]      -> {results} (1-based; empty past the end)
- *   GET /records/offset?offset=N[&limit=M]     -> {value}
- *   POST /sink                                 -> 204, body kept in `sink`
- * Lists are ordered by id; `updated_since` filters updated_at >= since (inclusive, as most APIs).
+ * The runtime's demo records API (runtime/src/demo/records-api.ts) protected by the test authorization
+ * server, plus a test-only toggle: hold a page until the test releases it.
  */
 export async function startRecordsApi(auth: AuthServer): Promise<RecordsApi> {
-  let nextId = 1;
   const holds = new Map<number, { reachedResolve: () => void; gate: Promise<void> }>();
-  const api: RecordsApi = {
-    url: '',
-    records: [],
-    sink: [],
-    listRequests: [],
-    pageSize: 2,
-    add(name, at = new Date()) {
-      const record: ApiRecord = { id: nextId++, name, updated_at: isoSecond(at) };
-      api.records.push(record);
-      return record;
+  const server = await startRecordsApiServer({
+    validateToken: async (token) => (await auth.validateAccessToken(token)).active,
+    beforePage: async (index) => {
+      const hold = holds.get(index);
+      if (!hold) return;
+      holds.delete(index);
+      hold.reachedResolve();
+      await hold.gate;
     },
-    update(id, changes, at = new Date()) {
-      const record = api.records.find((r) => r.id === id);
-      if (!record) throw new Error(`no record ${id}`);
-      Object.assign(record, changes, { updated_at: isoSecond(at) });
-      return record;
-    },
-    remove(id) {
-      api.records = api.records.filter((r) => r.id !== id);
-    },
-    fill(n, at = new Date()) {
-      const stamp = isoSecond(at);
-      for (let i = 0; i < n; i += 1) api.records.push({ id: nextId++, name: `record ${nextId - 1}`, updated_at: stamp });
-    },
-    holdPage(index) {
+  });
+  const close = server.close;
+  return Object.assign(server, {
+    holdPage(index: number) {
       let reachedResolve!: () => void;
       const reached = new Promise<void>((r) => (reachedResolve = r));
       let release!: () => void;
@@ -76,103 +34,9 @@ export async function startRecordsApi(auth: AuthServer): Promise<RecordsApi> {
       holds.set(index, { reachedResolve, gate });
       return { reached, release };
     },
-    close: () => Promise.resolve(),
-  };
-
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      void (async () => {
-        const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-        const bearer = req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7) : '';
-        const json = (status: number, value: unknown, headers: Record<string, string> = {}): void => {
-          res.writeHead(status, { 'content-type': 'application/json', ...headers });
-          res.end(JSON.stringify(value));
-        };
-        if (!bearer || !(await auth.validateAccessToken(bearer)).active) {
-          json(401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
-          return;
-        }
-        if (req.method === 'POST' && url.pathname === '/sink') {
-          const text = Buffer.concat(chunks).toString('utf8');
-          try {
-            api.sink.push(JSON.parse(text));
-          } catch {
-            api.sink.push(text);
-          }
-          res.writeHead(204);
-          res.end();
-          return;
-        }
-        if (!url.pathname.startsWith('/records')) {
-          json(404, { error: 'not_found' });
-          return;
-        }
-        const query = Object.fromEntries(url.searchParams);
-        api.listRequests.push({ path: url.pathname, query, at: Date.now() });
-        const since = url.searchParams.get('updated_since');
-        const sinceMs = since ? Date.parse(since) : NaN;
-        const list = since ? api.records.filter((r) => Date.parse(r.updated_at) >= sinceMs) : api.records;
-        const size = Number(url.searchParams.get('per_page') ?? url.searchParams.get('limit') ?? api.pageSize);
-        const style = url.pathname.slice('/records'.length).replace(/^\//, '');
-        let start = 0;
-        if (style === 'link' || style === 'page') start = (Number(url.searchParams.get('page') ?? 1) - 1) * size;
-        if (style === 'offset') start = Number(url.searchParams.get('offset') ?? 0);
-        if (style === 'cursor' || style === 'next') {
-          const after = Number(url.searchParams.get(style === 'cursor' ? 'cursor' : 'after') ?? 0);
-          start = after ? list.findIndex((r) => r.id > after) : 0;
-          if (start < 0) start = list.length;
-        }
-        const pageIndex = style ? Math.floor(start / size) : 0;
-        const hold = style ? holds.get(pageIndex) : holds.get(0);
-        if (hold) {
-          holds.delete(pageIndex);
-          hold.reachedResolve();
-          await hold.gate;
-        }
-        if (!style) {
-          json(200, list);
-          return;
-        }
-        const page = list.slice(start, start + size);
-        const more = start + size < list.length;
-        const last = page.at(-1)?.id;
-        switch (style) {
-          case 'link': {
-            const next = new URL(url.href);
-            next.searchParams.set('page', String(pageIndex + 2));
-            json(200, { items: page }, more ? { link: `<${next.pathname}${next.search}>; rel="next"` } : {});
-            return;
-          }
-          case 'next':
-            json(200, { records: page, next: more ? `/records/next?after=${last}` : null });
-            return;
-          case 'cursor':
-            json(200, { data: page, next_cursor: more ? String(last) : null });
-            return;
-          case 'page':
-            json(200, { results: page });
-            return;
-          case 'offset':
-            json(200, { value: page });
-            return;
-          default:
-            json(404, { error: 'not_found' });
-        }
-      })().catch(() => {
-        res.writeHead(500);
-        res.end();
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  api.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  api.close = () =>
-    new Promise<void>((resolve) => {
+    close: () => {
       for (const hold of holds.values()) hold.reachedResolve();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-  return api;
+      return close();
+    },
+  });
 }

@@ -2,7 +2,7 @@
 // Child-process host for an embedded Node-RED (Node-RED cannot be started twice in one process). Started by
 // test/support/runtime.ts with its options in NR_HOST_OPTIONS; reports over IPC: {type:'ready'}, {type:'log'}.
 const util = require('node:util');
-const { startEmbedded } = require('../../dist/runtime/embedded.js');
+const { startEmbedded } = require('../../runtime/dist/embedded.js');
 
 const options = JSON.parse(process.env.NR_HOST_OPTIONS || '{}');
 

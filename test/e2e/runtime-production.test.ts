@@ -1,0 +1,128 @@
+/**
+ * The runtime's production settings: it refuses to listen beyond loopback without a credential secret and an
+ * admin login; with an admin login from the environment, the editor's admin API (ours included) refuses
+ * anonymous callers and accepts a token obtained with the password; hash-password makes the hash.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import bcrypt from 'bcryptjs';
+import { runCli, startCli, type StartedCli } from '../support/cli';
+import { tempUserDir } from '../support/runtime';
+
+const SECRET = 'production-test-credential-secret';
+
+describe('runtime: production settings', function () {
+  this.timeout(40_000);
+
+  describe('refusals', () => {
+    it('refuses a non-loopback address without NODE_RED_CREDENTIAL_SECRET', async () => {
+      const run = runCli(['start', '--host', '0.0.0.0', '--port', '0', '--user-dir', tempUserDir()]);
+      assert.equal(await run.exited, 2);
+      assert.match(run.stderr(), /Refusing to listen on 0\.0\.0\.0 without NODE_RED_CREDENTIAL_SECRET/);
+    });
+
+    it('refuses a non-loopback address without an admin login, unless --insecure-no-admin-auth', async () => {
+      const userDir = tempUserDir();
+      const run = runCli(['start', '--port', '0', '--user-dir', userDir], { NR_OAUTH2_HOST: '0.0.0.0', NODE_RED_CREDENTIAL_SECRET: SECRET });
+      assert.equal(await run.exited, 2);
+      assert.match(run.stderr(), /NR_OAUTH2_ADMIN_USER and NR_OAUTH2_ADMIN_PASSWORD_HASH/);
+      assert.match(run.stderr(), /--insecure-no-admin-auth/);
+      assert.deepEqual(fs.readdirSync(userDir), [], 'nothing was started');
+    });
+
+    it('refuses the demo beyond loopback, a half-set admin login, and a password that is not a bcrypt hash', async () => {
+      const demo = runCli(['start', '--demo', '--host', '0.0.0.0', '--user-dir', tempUserDir()], { NODE_RED_CREDENTIAL_SECRET: SECRET });
+      assert.equal(await demo.exited, 2);
+      assert.match(demo.stderr(), /demo runs on loopback only/);
+      const half = runCli(['start', '--user-dir', tempUserDir()], { NR_OAUTH2_ADMIN_USER: 'admin' });
+      assert.equal(await half.exited, 2);
+      assert.match(half.stderr(), /Set both NR_OAUTH2_ADMIN_USER and NR_OAUTH2_ADMIN_PASSWORD_HASH/);
+      const plain = runCli(['start', '--user-dir', tempUserDir()], { NR_OAUTH2_ADMIN_USER: 'admin', NR_OAUTH2_ADMIN_PASSWORD_HASH: 'secret' });
+      assert.equal(await plain.exited, 2);
+      assert.match(plain.stderr(), /not a bcrypt hash/);
+    });
+
+    it('--help explains every option and its environment variable', async () => {
+      const run = runCli(['--help']);
+      assert.equal(await run.exited, 0);
+      for (const text of [
+        '--port', '--host', '--user-dir', '--flows', '--demo', '--log-level', '--insecure-no-admin-auth', 'hash-password',
+        'NR_OAUTH2_PORT', 'NR_OAUTH2_HOST', 'NR_OAUTH2_USER_DIR', 'NR_OAUTH2_FLOWS', 'NR_OAUTH2_DEMO', 'NR_OAUTH2_LOG_LEVEL',
+        'NR_OAUTH2_INSECURE_NO_ADMIN_AUTH', 'NODE_RED_CREDENTIAL_SECRET', 'NR_OAUTH2_ADMIN_USER', 'NR_OAUTH2_ADMIN_PASSWORD_HASH', '/healthz',
+      ]) {
+        assert.ok(run.stdout().includes(text), text);
+      }
+    });
+
+    it('hash-password prints a bcrypt hash of the password read from stdin, and nothing else', async () => {
+      const run = runCli(['hash-password'], {}, 'pa55 word\n');
+      assert.equal(await run.exited, 0);
+      const hash = run.stdout().trim();
+      assert.ok(bcrypt.compareSync('pa55 word', hash), hash);
+      assert.doesNotMatch(run.stdout() + run.stderr(), /pa55/);
+    });
+  });
+
+  describe('with an admin login from the environment', () => {
+    let cli: StartedCli | undefined;
+    let userDir: string;
+
+    before(async () => {
+      userDir = tempUserDir('nr-oauth2-admin-');
+      cli = await startCli(['--port', '0', '--user-dir', userDir, '--log-level', 'warn'], {
+        NR_OAUTH2_ADMIN_USER: 'operator',
+        NR_OAUTH2_ADMIN_PASSWORD_HASH: bcrypt.hashSync('op-password', 8),
+      });
+    });
+
+    after(async () => {
+      await cli?.stop('SIGKILL');
+    });
+
+    it('keeps a generated credential secret owner-only in the user directory, with a warning', () => {
+      const file = path.join(userDir, '.credential-secret');
+      assert.equal((fs.statSync(file).mode & 0o777).toString(8), '600');
+      assert.match(cli?.stderr() ?? '', /NODE_RED_CREDENTIAL_SECRET is not set: using a generated secret kept owner-only/);
+      assert.doesNotMatch(cli?.stderr() ?? '', new RegExp(fs.readFileSync(file, 'utf8').trim()));
+    });
+
+    it('refuses anonymous callers on the admin API and our routes, and accepts the password login', async () => {
+      assert.ok(cli);
+      const guarded: Array<[string, RequestInit]> = [
+        ['flows', {}],
+        ['nodes', { headers: { accept: 'application/json' } }],
+        ['oauth2-connection/conn1/status', {}],
+        ['oauth2-connection/conn1/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }],
+        ['oauth2-connection/discover', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"issuer":"http://127.0.0.1:9"}' }],
+      ];
+      for (const [route, init] of guarded) {
+        const res = await cli.admin(route, init);
+        assert.equal(res.status, 401, `${route} answered ${res.status} to an anonymous caller`);
+      }
+      // The editor asks for a login: the settings say which kind, and nothing of the flows.
+      const login = await cli.admin('auth/login');
+      assert.equal(((await login.json()) as { type?: string }).type, 'credentials');
+
+      const wrong = await cli.admin('auth/token', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'operator', password: 'nope' }),
+      });
+      assert.equal(wrong.status, 403);
+      const res = await cli.admin('auth/token', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'operator', password: 'op-password' }),
+      });
+      assert.equal(res.status, 200);
+      const token = ((await res.json()) as { access_token: string }).access_token;
+      assert.equal((await cli.admin('flows', { token })).status, 200);
+      assert.equal((await cli.admin('nodes', { token, headers: { accept: 'application/json' } })).status, 200);
+      assert.equal((await cli.admin('oauth2-connection/conn1/status', { token })).status, 200);
+
+      // The health endpoint stays open to a monitor.
+      assert.equal((await fetch(new URL('healthz', cli.adminUrl))).status, 200);
+    });
+  });
+});
