@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { startWatchedAuthServer, startWatchedRuntime } from '../support/e2e';
+import { runKillCycles } from './kill-harness';
+
+/**
+ * Invariant 8 under SIGKILL: access tokens live 1 second and refresh tokens rotate, traffic flows, the runtime
+ * is killed at a random moment and restarted on the same user directory and port; the login must survive
+ * every cycle. KILL_CYCLES overrides the CI count (50); scripts/kill-cycles.ts runs 500.
+ */
+/** How far from a provider-side rotation a kill may land and still be "inside the window" (CI machines are slow). */
+const WINDOW_MS = 250;
+
+describe('adversarial: SIGKILL during constant refresh-token rotation', function () {
+  const cycles = Number(process.env.KILL_CYCLES ?? 50);
+  this.timeout(60_000 + cycles * 5_000);
+
+  it(`${cycles} kill/restart cycles lose no login`, async () => {
+    const report = await runKillCycles({
+      cycles,
+      startAuth: startWatchedAuthServer,
+      startNodeRed: startWatchedRuntime,
+      log: (line) => console.log(`      ${line}`),
+    });
+    console.log(
+      `      ${cycles} cycles in ${Math.round(report.totalMs / 1000)} s (restart ${report.meanStartMs} ms on average), ` +
+        `${report.refreshes} refreshes, ${report.okRequests} requests served, ${report.lostLogins} lost logins`,
+    );
+    assert.equal(report.cycles.length, cycles);
+    assert.ok(report.refreshes >= cycles / 2, `refresh tokens rotated during the cycles (${report.refreshes})`);
+    assert.deepEqual(report.crashes, []);
+    assert.equal(report.otherFailures, 0, JSON.stringify(report.cycles.filter((c) => c.outcome === 'other-failure').slice(0, 3)));
+    // With rotating refresh tokens and no reuse grace at the provider, a kill between the provider's rotation and
+    // our atomic write (a few ms of fsync) loses the login whatever the client does (docs/RELIABILITY.md). What
+    // must never happen is a loss outside that window: that would be the store lagging behind a token in use.
+    const lost = report.cycles.filter((c) => c.outcome === 'login-lost');
+    for (const c of lost) {
+      assert.ok(c.killMinusRefreshMs !== undefined && Math.abs(c.killMinusRefreshMs) <= WINDOW_MS, `a login lost outside the rotation window: ${JSON.stringify(c)}`);
+    }
+    assert.ok(lost.length <= Math.max(2, Math.ceil(cycles * 0.1)), `lost logins: ${lost.length} of ${cycles}`);
+  });
+});
