@@ -30,12 +30,15 @@ describe('adversarial: SIGKILL during constant refresh-token rotation', function
     assert.deepEqual(report.crashes, []);
     assert.equal(report.otherFailures, 0, JSON.stringify(report.cycles.filter((c) => c.outcome === 'other-failure').slice(0, 3)));
     // With rotating refresh tokens and no reuse grace at the provider, a kill between the provider's rotation and
-    // our atomic write (a few ms of fsync) loses the login whatever the client does (docs/RELIABILITY.md). What
-    // must never happen is a loss outside that window: that would be the store lagging behind a token in use.
+    // our first write of the new token loses the login whatever the client does. The token store's journal (a
+    // synchronous write to the page cache before anyone gets the token) shrinks that window from the durable
+    // write's milliseconds of fsync to well under one: 0 lost in 50-cycle runs, where 3 of 50 were lost before
+    // (docs/RELIABILITY.md). One loss inside the window is tolerated so that CI is not flaky on a slow machine;
+    // a loss outside it would be the store lagging behind a token in use, and fails at once.
     const lost = report.cycles.filter((c) => c.outcome === 'login-lost');
     for (const c of lost) {
       assert.ok(c.killMinusRefreshMs !== undefined && Math.abs(c.killMinusRefreshMs) <= WINDOW_MS, `a login lost outside the rotation window: ${JSON.stringify(c)}`);
     }
-    assert.ok(lost.length <= Math.max(2, Math.ceil(cycles * 0.1)), `lost logins: ${lost.length} of ${cycles}`);
+    assert.ok(lost.length <= 1, `lost logins: ${lost.length} of ${cycles}`);
   });
 });

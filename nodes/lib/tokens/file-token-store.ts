@@ -5,7 +5,7 @@
  * once the value is on disk.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { promises as fsp, readFileSync, writeFileSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Adapter, Low as LowClass } from 'lowdb' with { 'resolution-mode': 'import' };
 import { OAuth2Error } from '../errors';
@@ -107,6 +107,24 @@ async function removeStaleTempFiles(filePath: string): Promise<void> {
   );
 }
 
+/** The journal's content, or undefined when there is none or it cannot be opened (torn, other secret). */
+async function readJournal(filePath: string, secrets: readonly string[]): Promise<unknown> {
+  let blob: Buffer;
+  try {
+    blob = await fsp.readFile(filePath);
+  } catch {
+    return undefined;
+  }
+  for (const secret of secrets) {
+    try {
+      return openJson(blob, secret);
+    } catch {
+      // torn, or sealed with another secret
+    }
+  }
+  return undefined;
+}
+
 /** lowdb adapter: sealed with ./crypto, written with `writeFileAtomic`. `read` gives null for a missing file. */
 export class EncryptedFileAdapter<T> implements Adapter<T> {
   /** Set when the file was opened with a fallback secret: the next write re-seals it with `secret`. */
@@ -173,6 +191,17 @@ export interface EncryptedJsonFileOptions<T> {
   isValid: (data: unknown) => data is T;
   /** What the file holds, for error messages ("token store", "trigger state"). */
   label: string;
+  /**
+   * Keep a journal: each update is also written at once, synchronously, to `<file>.journal` (temp + rename,
+   * no fsync) before `update` returns, and read back on open when a crash interrupted the durable write. For
+   * small files whose updates must survive a killed process from the first moment (rotated refresh tokens).
+   */
+  journal?: boolean;
+}
+
+/** Where an EncryptedJsonFile keeps its journal. */
+export function journalPath(filePath: string): string {
+  return `${filePath}.journal`;
 }
 
 /**
@@ -185,9 +214,13 @@ export class EncryptedJsonFile<T> {
   private tail: Promise<void> = Promise.resolve();
   private queued: Promise<void> | undefined;
 
+  /** Updates applied so far; a write that started at the current count has everything the journal has. */
+  private updates = 0;
+
   private constructor(
     private readonly db: LowClass<T>,
     readonly filePath: string,
+    private readonly journal?: { path: string; secret: string },
   ) {}
 
   static async open<T>(options: EncryptedJsonFileOptions<T>): Promise<EncryptedJsonFile<T>> {
@@ -211,8 +244,21 @@ export class EncryptedJsonFile<T> {
           'to start with an empty one.',
       );
     }
-    const file = new EncryptedJsonFile<T>(db, filePath);
-    if (adapter.openedWithFallback) await file.update(() => undefined);
+    const journal = options.journal ? { path: journalPath(filePath), secret } : undefined;
+    let fromJournal = false;
+    if (journal) {
+      // A journal still present means the durable write after an update did not finish (a killed process):
+      // it holds that update, newer than the file. A torn or foreign journal is ignored and removed.
+      const journaled = await readJournal(journal.path, [secret, ...(options.fallbackSecrets ?? [])]);
+      if (journaled !== undefined && options.isValid(journaled)) {
+        db.data = journaled;
+        fromJournal = true;
+      } else {
+        await fsp.unlink(journal.path).catch(() => undefined);
+      }
+    }
+    const file = new EncryptedJsonFile<T>(db, filePath, journal);
+    if (adapter.openedWithFallback || fromJournal) await file.update(() => undefined);
     return file;
   }
 
@@ -224,7 +270,30 @@ export class EncryptedJsonFile<T> {
   /** Applies `mutate` now and resolves once a write containing it is on disk. */
   update(mutate: (data: T) => void): Promise<void> {
     mutate(this.db.data);
+    this.updates += 1;
+    if (this.journal) this.writeJournal(this.journal);
     return this.scheduleWrite();
+  }
+
+  /**
+   * Invariant 8 under SIGKILL: the provider spends the old refresh token when it answers, so the new one must
+   * reach the file system before anything else happens. The durable write (fsync, rename, fsync) takes
+   * milliseconds and waits behind a write already running; this synchronous temp-and-rename, without fsync,
+   * takes well under one and lands in the page cache, which outlives a killed process (not a power loss: the
+   * durable write covers that). A failure here is left to the durable write.
+   */
+  private writeJournal(journal: { path: string; secret: string }): void {
+    const temp = path.join(path.dirname(journal.path), `${tempPrefix(this.filePath)}journal.${process.pid}${TEMP_SUFFIX}`);
+    try {
+      writeFileSync(temp, sealJson(this.db.data, journal.secret), { mode: FILE_MODE });
+      renameSync(temp, journal.path);
+    } catch {
+      try {
+        unlinkSync(temp);
+      } catch {
+        // nothing to clean
+      }
+    }
   }
 
   /** Resolves when every write scheduled so far has finished (it never rejects). */
@@ -235,9 +304,12 @@ export class EncryptedJsonFile<T> {
   private scheduleWrite(): Promise<void> {
     // A write that has not started yet will serialise the data as it is when it starts: join it.
     if (this.queued) return this.queued;
-    const write = this.tail.then(() => {
+    const write = this.tail.then(async () => {
       this.queued = undefined;
-      return this.db.write();
+      const covered = this.updates;
+      await this.db.write();
+      // The file now holds everything the journal holds, unless an update came in during the write.
+      if (this.journal && this.updates === covered) await fsp.unlink(this.journal.path).catch(() => undefined);
     });
     this.queued = write;
     this.tail = write.catch(() => undefined);
@@ -288,6 +360,7 @@ export async function openFileTokenStore(options: {
   fallbackSecrets?: readonly string[];
 }): Promise<FileTokenStore> {
   const file = await EncryptedJsonFile.open<TokenStoreDocument>({
+    journal: true,
     filePath: options.filePath,
     secret: options.secret,
     fallbackSecrets: options.fallbackSecrets,
