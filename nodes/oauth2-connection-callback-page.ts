@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
 import type { ErrorParams } from './lib/errors';
 
-export type CallbackOutcome = { ok: true; id: string } | { ok: false; code: string; message: string };
+export type CallbackOutcome = { ok: true; id: string } | { ok: false; id?: string; code: string; message: string };
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 

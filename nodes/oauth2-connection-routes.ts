@@ -4,7 +4,7 @@ import session from 'express-session';
 import { Connection, storedSnapshot } from './lib/connection';
 import { parseConnectionConfig, type ConnectionConfig, type ConnectionSettings } from './lib/connection-settings';
 import { OAuth2Error, translateError, type ErrorParams } from './lib/errors';
-import { LoginService } from './lib/login/login-service';
+import { LoginFailure, LoginService } from './lib/login/login-service';
 import { BoundedMemorySessionStore } from './lib/login/session-store';
 import { discoverProvider } from './lib/oauth/discovery';
 
@@ -174,9 +174,11 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
         await adoptLogin(connectionId, tokens);
         renderCallbackPage(res, 200, { ok: true, id: connectionId }, deps.translate);
       })
-      .catch((err: unknown) => {
+      .catch((failure: unknown) => {
+        const id = failure instanceof LoginFailure ? failure.connectionId : undefined;
+        const err = failure instanceof LoginFailure ? failure.reason : failure;
         const code = err instanceof OAuth2Error ? err.code : 'OAUTH2_INVALID_STATE';
-        renderCallbackPage(res, 400, { ok: false, code, message: translateError(err, deps.translate) }, deps.translate);
+        renderCallbackPage(res, 400, { ok: false, id, code, message: translateError(err, deps.translate) }, deps.translate);
       });
   });
 

@@ -249,20 +249,14 @@ describe('browser: the editor login journey (chromium)', function () {
         await popup.close();
       });
       assert.match(await page.locator('#node-config-oauth2-state').innerText(), /not logged in/i);
+      // The dialog says why too, translated, not only the popup.
+      const message = page.locator('.red-ui-tray', { hasText: 'Log in failed: The token endpoint refused the request' });
+      await message.waitFor({ timeout: 15_000 });
+      assert.match(await trayText(page), /check the client id, secret and client auth method/);
       await session.shot('connection-wrong-secret');
     });
     await page.click('#node-config-dialog-cancel');
     await page.locator('#node-config-oauth2-login').waitFor({ state: 'detached' });
-  });
-
-  // Known gap: the callback page's failure message carries no connection id (CallbackOutcome in
-  // nodes/oauth2-connection-callback-page.ts), so the dialog's message handler drops it and keeps saying
-  // "Waiting for you to log in in the popup window…", even after the popup is closed (login.popupClosed is
-  // never shown). Un-skip once the failure outcome carries the id.
-  it.skip('a wrong client secret also shows the translated error in the dialog itself', async () => {
-    const message = page.locator('.red-ui-tray', { hasText: 'Log in failed: The token endpoint refused the request' });
-    await message.waitFor({ timeout: 15_000 });
-    assert.match(await trayText(page), /check the client id, secret and client auth method/);
   });
 
   it('screenshots of the connection, request and record-change dialogs (en-US, light)', async () => {

@@ -9,6 +9,17 @@ import type { TokenEndpointClient } from '../oauth/token-endpoint';
 import type { ProviderMetadata, TokenSet } from '../types';
 import { LoginTransactionStore } from './transactions';
 
+/** A login that failed after its transaction was found: says which connection it was for. */
+export class LoginFailure extends Error {
+  constructor(
+    readonly connectionId: string,
+    readonly reason: unknown,
+  ) {
+    super(reason instanceof Error ? reason.message : String(reason));
+    this.name = 'LoginFailure';
+  }
+}
+
 /** What the editor sees of a device login. No device code: it is a credential. */
 export interface DeviceLoginView {
   status: 'pending' | 'approved' | 'expired' | 'denied' | 'error';
@@ -113,19 +124,23 @@ export class LoginService {
     if (!pending) {
       throw new OAuth2Error('OAUTH2_INVALID_STATE', 'The login is unknown or has expired', { params: { reason: 'unknown' } });
     }
-    const { code } = validateCallback(query, {
-      state: transaction.state ?? state,
-      issuer: transaction.issuer,
-      issRequired: transaction.issRequired,
-    });
-    const client = this.createClient(pending.settings, pending.metadata);
-    const tokens = await client.exchangeCode({
-      code,
-      codeVerifier: transaction.codeVerifier,
-      redirectUri: transaction.redirectUri,
-      nonce: transaction.nonce,
-    });
-    return { connectionId: transaction.connectionId, tokens };
+    try {
+      const { code } = validateCallback(query, {
+        state: transaction.state ?? state,
+        issuer: transaction.issuer,
+        issRequired: transaction.issRequired,
+      });
+      const client = this.createClient(pending.settings, pending.metadata);
+      const tokens = await client.exchangeCode({
+        code,
+        codeVerifier: transaction.codeVerifier,
+        redirectUri: transaction.redirectUri,
+        nonce: transaction.nonce,
+      });
+      return { connectionId: transaction.connectionId, tokens };
+    } catch (err) {
+      throw new LoginFailure(transaction.connectionId, err);
+    }
   }
 
   /**
