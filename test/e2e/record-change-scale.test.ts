@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AuthServer } from '../support/auth-server';
-import { callLane, deployAndWait, sleep, startWatchedAuthServer, startWatchedRuntime, waitFor } from '../support/e2e';
-import { connectionNode, tab, triggerLane } from '../support/flows';
+import { callLane, deployAndWait, sleep, startWatchedAuthServer, startWatchedRuntime, waitFor, serviceConnection } from '../support/e2e';
+import { tab, triggerLane } from '../support/flows';
 import { startRecordsApi, type RecordsApi } from '../support/records-api';
 import type { TestRuntime } from '../support/runtime';
 
@@ -26,13 +26,7 @@ describe('e2e: oauth2-record-change over 100,000 records', function () {
     api = await startRecordsApi(auth);
     runtime = await startWatchedRuntime();
     api.fill(N, new Date(Date.now() - 3_600_000));
-    const conn = connectionNode(auth, {
-      grantType: 'client_credentials',
-      clientId: auth.clients.service.clientId,
-      clientSecret: auth.clients.service.clientSecret,
-      apiBaseUrl: api.url,
-      scopes: 'api:read',
-    });
+    const conn = serviceConnection(auth, api);
     await deployAndWait(runtime, [tab(), conn, ...triggerLane({ id: 'big', path: '/poll/big', config: { url: '/records' } })]);
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { AuthServer } from '../support/auth-server';
-import { adminCall, callLane, deployAndWait, sleep, startWatchedAuthServer, startWatchedRuntime, waitFor } from '../support/e2e';
-import { connectionNode, tab, triggerLane } from '../support/flows';
+import { adminCall, callLane, deployAndWait, sleep, startWatchedAuthServer, startWatchedRuntime, waitFor, serviceConnection } from '../support/e2e';
+import { tab, triggerLane } from '../support/flows';
 import { startRecordsApi, type RecordsApi } from '../support/records-api';
 import type { TestRuntime } from '../support/runtime';
 
@@ -34,13 +34,7 @@ describe('e2e: oauth2-record-change with watched fields and a condition', functi
     auth = await startWatchedAuthServer();
     api = await startRecordsApi(auth);
     runtime = await startWatchedRuntime();
-    const conn = connectionNode(auth, {
-      grantType: 'client_credentials',
-      clientId: auth.clients.service.clientId,
-      clientSecret: auth.clients.service.clientSecret,
-      apiBaseUrl: api.url,
-      scopes: 'api:read',
-    });
+    const conn = serviceConnection(auth, api);
     flows = [
       tab(),
       conn,

@@ -151,3 +151,15 @@ export function webConnection(auth: AuthServer, api: { url: string }, runtime: T
     redirectUri,
   });
 }
+
+/** The service client's client-credentials connection node (no login needed), the API as its base URL. */
+export function serviceConnection(auth: AuthServer, api: { url: string }, id = 'conn1'): Record<string, unknown> {
+  return connectionNode(auth, {
+    id,
+    grantType: 'client_credentials',
+    clientId: auth.clients.service.clientId,
+    clientSecret: auth.clients.service.clientSecret,
+    apiBaseUrl: api.url,
+    scopes: 'api:read',
+  });
+}
