@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
-import { Connection, storedSnapshot } from './lib/connection';
+import { Connection } from './lib/connection';
+import { snapshotOf } from './lib/tokens/token-manager';
 import { parseConnectionConfig, type ConnectionConfig, type ConnectionSettings } from './lib/connection-settings';
 import { OAuth2Error, translateError, type ErrorParams } from './lib/errors';
 import { LoginFailure, LoginService } from './lib/login/login-service';
@@ -141,7 +142,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
   RED.httpAdmin.get('/oauth2-connection/:id/status', read, handle(async (req, res) => {
     const id = validId(req);
     const connection = liveConnection(id);
-    const snapshot = connection ? connection.snapshot() : storedSnapshot(await deps.store.get(id));
+    const snapshot = connection ? connection.snapshot() : snapshotOf(await deps.store.get(id));
     res.set('cache-control', 'no-store');
     res.json({ ...snapshot, state: snapshot.state.kind, device: login.deviceStatus(id) });
   }));

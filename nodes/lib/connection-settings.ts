@@ -1,4 +1,5 @@
 import { OAuth2Error } from './errors';
+import { PROTECTED_AUTHORIZE_PARAMS } from './oauth/authorize-url';
 import { isLoopbackHost } from './url-policy';
 import type { ClientAuthMethod, ClientSettings, GrantType, ProviderMetadata } from './types';
 
@@ -42,13 +43,10 @@ const GRANTS: readonly GrantType[] = ['authorization_code', 'client_credentials'
 const AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'none'];
 
 /**
- * Parameters an extra-parameter list may not set: they carry the protocol's security (state, PKCE, redirect
- * binding) or the client's identity, which come from their own fields.
+ * Token-request parameters an extra-parameter list may not set: the grant and the client's identity come from
+ * their own fields. (The authorize request's protected list lives with the URL builder.)
  */
-const RESERVED_AUTHORIZE_PARAMS = new Set([
-  'state', 'code_challenge', 'code_challenge_method', 'redirect_uri', 'client_id', 'response_type', 'nonce', 'scope',
-]);
-const RESERVED_TOKEN_PARAMS = new Set([
+const RESERVED_TOKEN_PARAMS: ReadonlySet<string> = new Set([
   'grant_type', 'code', 'code_verifier', 'redirect_uri', 'client_id', 'client_secret', 'refresh_token', 'device_code',
 ]);
 
@@ -85,7 +83,7 @@ export function splitList(value: unknown): string[] {
   return typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : [];
 }
 
-function parseParamList(value: unknown, field: string, reserved: Set<string>): Record<string, string> {
+function parseParamList(value: unknown, field: string, reserved: ReadonlySet<string>): Record<string, string> {
   if (value === undefined || value === null || value === '') return {};
   if (!Array.isArray(value)) throw invalid(field, 'invalidParams');
   const out: Record<string, string> = {};
@@ -188,7 +186,7 @@ export function parseConnectionConfig(
       authMethod,
       scopes: splitList(config.scopes),
       resources: splitList(config.resources),
-      extraAuthorizeParams: parseParamList(config.authorizeParams, 'authorizeParams', RESERVED_AUTHORIZE_PARAMS),
+      extraAuthorizeParams: parseParamList(config.authorizeParams, 'authorizeParams', PROTECTED_AUTHORIZE_PARAMS),
       extraTokenParams: parseParamList(config.tokenParams, 'tokenParams', RESERVED_TOKEN_PARAMS),
     },
     apiBaseUrl,

@@ -6,7 +6,7 @@ import type { ConnectionSettings } from './connection-settings';
 import { OAuth2Error } from './errors';
 import { discoverProvider } from './oauth/discovery';
 import { createTokenEndpointClient } from './oauth/simple-oauth2-client';
-import type { DeviceAuthorization, DevicePollPending, TokenEndpointClient } from './oauth/token-endpoint';
+import type { DevicePollPending, TokenEndpointClient } from './oauth/token-endpoint';
 import { TokenManager, type ConnectionState } from './tokens/token-manager';
 import type { StoredTokens, TokenStore } from './tokens/token-store';
 import type { ProviderMetadata, TokenSet } from './types';
@@ -165,27 +165,9 @@ export class Connection extends EventEmitter implements Authorizer {
     return result;
   }
 
-  startDeviceAuthorization(): Promise<DeviceAuthorization> {
-    return this.client.startDeviceAuthorization();
-  }
-
   close(): void {
     this.manager.close();
     this.agents.destroy();
     this.removeAllListeners();
   }
-}
-
-/** What the editor is shown for a connection that is not deployed (a login made before the first deploy). */
-export function storedSnapshot(stored: StoredTokens | undefined): ReturnType<TokenManager['snapshot']> {
-  if (!stored) return { state: { kind: 'logged-out' }, hasRefreshToken: false };
-  const { tokens } = stored;
-  return {
-    state: { kind: 'ready' },
-    expiresAt: tokens.expiresAt,
-    scopes: tokens.scopes,
-    subject: tokens.subject,
-    hasRefreshToken: Boolean(tokens.refreshToken),
-    expirySource: tokens.expirySource,
-  };
 }

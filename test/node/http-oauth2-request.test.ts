@@ -20,8 +20,7 @@ import {
   statusLog,
   tab,
   useTempUserDir,
-  type RuntimeNode,
-} from './support';
+  type RuntimeNode, collectUnhandledRejections } from './support';
 
 type Msg = Record<string, unknown>;
 interface CaughtError {
@@ -49,13 +48,9 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
   let api: ApiServer;
   let other: ApiServer;
   let userDir: string;
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown): void => {
-    unhandled.push(reason);
-  };
+  const assertNoUnhandledRejections = collectUnhandledRejections('the node tests');
 
   before(async () => {
-    process.on('unhandledRejection', onUnhandled);
     await loadCatalogs();
     auth = await startAuthServer();
     api = await startApiServer(auth);
@@ -67,8 +62,7 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
     await Promise.all([api?.close(), other?.close(), auth?.close()]);
     // Let late rejections of this file surface before the check.
     await new Promise((r) => setTimeout(r, 50));
-    process.removeListener('unhandledRejection', onUnhandled);
-    assert.deepEqual(unhandled, [], 'unhandled rejections during the node tests');
+    assertNoUnhandledRejections();
   });
 
   beforeEach(() => {

@@ -16,8 +16,7 @@ import {
   serviceConnection,
   statusLog,
   tab,
-  useTempUserDir,
-} from './support';
+  useTempUserDir, collectUnhandledRejections } from './support';
 
 type Msg = Record<string, unknown>;
 interface CaughtError {
@@ -98,13 +97,9 @@ describe('http-oauth2-request node: pagination (node-red-node-test-helper)', fun
   let other: PagedApi;
   let api: PagedApi;
   let userDir: string;
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown): void => {
-    unhandled.push(reason);
-  };
+  const assertNoUnhandledRejections = collectUnhandledRejections('the pagination node tests');
 
   before(async () => {
-    process.on('unhandledRejection', onUnhandled);
     await loadCatalogs();
     auth = await startAuthServer();
     other = await startPagedApi(auth);
@@ -115,8 +110,7 @@ describe('http-oauth2-request node: pagination (node-red-node-test-helper)', fun
     await helper.unload();
     await Promise.all([api?.close(), other?.close(), auth?.close()]);
     await new Promise((r) => setTimeout(r, 50));
-    process.removeListener('unhandledRejection', onUnhandled);
-    assert.deepEqual(unhandled, [], 'unhandled rejections during the pagination node tests');
+    assertNoUnhandledRejections();
   });
 
   beforeEach(() => {

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 /**
  * Support for node-level tests: node-red-node-test-helper 0.3.6 driving the compiled nodes in dist/nodes with a
  * real message catalog, a temporary user directory per test, and small probes for status, errors and output.
@@ -209,4 +210,22 @@ export async function eventually(check: () => boolean, ms = 5_000, what = 'condi
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Collects unhandled rejections from the calling suite's first `before` on; call the returned function last in
+ * the suite's `after`, once everything is closed (invariant 10: nothing a node does may leave one behind).
+ */
+export function collectUnhandledRejections(what: string): () => void {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(reason);
+  };
+  before(() => {
+    process.on('unhandledRejection', onUnhandled);
+  });
+  return () => {
+    process.removeListener('unhandledRejection', onUnhandled);
+    assert.deepEqual(unhandled, [], `unhandled rejections during ${what}`);
+  };
 }

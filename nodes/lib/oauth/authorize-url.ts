@@ -18,7 +18,7 @@ export interface AuthorizeUrlInput {
  * and what kind of answer comes back. A user-supplied extra overriding one would silently disable a defence
  * or send the code elsewhere, so extras are additive only.
  */
-const PROTECTED_PARAMS = new Set([
+export const PROTECTED_AUTHORIZE_PARAMS: ReadonlySet<string> = new Set([
   'state',
   'code_challenge',
   'code_challenge_method',
@@ -53,7 +53,7 @@ export function buildAuthorizeUrl(input: AuthorizeUrlInput): string {
   q.delete('resource');
   for (const resource of client.resources) q.append('resource', resource);
   for (const [name, value] of Object.entries(client.extraAuthorizeParams)) {
-    if (!PROTECTED_PARAMS.has(name.toLowerCase())) q.set(name, value);
+    if (!PROTECTED_AUTHORIZE_PARAMS.has(name.toLowerCase())) q.set(name, value);
   }
   return url.href;
 }

@@ -62,6 +62,8 @@ describe('connection settings', () => {
     assert.equal(fieldOf(() => parseConnectionConfig({ ...base, grantType: 'client_credentials' })), 'clientSecret');
     assert.equal(fieldOf(() => parseConnectionConfig({ ...base, authorizeParams: [{ k: 'state', v: 'x' }] })), 'authorizeParams');
     assert.equal(fieldOf(() => parseConnectionConfig({ ...base, tokenParams: [{ k: 'client_secret', v: 'x' }] })), 'tokenParams');
+    // The same list the authorize URL builder protects: an extra could otherwise be accepted here and dropped there.
+    assert.equal(fieldOf(() => parseConnectionConfig({ ...base, authorizeParams: [{ k: 'resource', v: 'x' }] })), 'authorizeParams');
     assert.equal(fieldOf(() => parseConnectionConfig({ ...base, tokenParams: 'oops' })), 'tokenParams');
   });
 
