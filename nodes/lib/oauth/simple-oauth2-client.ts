@@ -5,7 +5,7 @@
  * credential-logging debug output silenced. No retrying here: the token manager owns retry policy.
  */
 // Must come before simple-oauth2 is loaded and used: it disables simple-oauth2's secret-logging debug output.
-import { silenceSimpleOAuth2Debug } from './silence-simple-oauth2-debug';
+import { silenceSimpleOAuth2Debug } from '../silence-debug';
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { AuthorizationCode, ClientCredentials, type ModuleOptions } from 'simple-oauth2';

@@ -1,0 +1,114 @@
+/**
+ * Which store this Node-RED instance uses for tokens and trigger state: the encrypted files in the user
+ * directory (default), or Redis when settings.js says `httpOAuth2: { store: { type: 'redis', ... } }`.
+ *
+ * One backend per runtime (the connection and record-change modules load separately but share it through the
+ * RED object). The Redis connection is opened on first use and closed a few seconds after the last node using
+ * it closed, so a redeploy keeps it and a stopped runtime (tests, the embedded runtime) lets the process exit.
+ */
+import { OAuth2Error } from './lib/errors';
+import { RedisConnection } from './lib/redis/client';
+import { parseStoreSettings, type RedisStoreSettings, type StoreSettings } from './lib/redis/settings';
+import { safeSetting } from './instance-secret';
+import type { NodeAPI } from './node-red-types';
+
+/** How long the Redis connection outlives its last user (a redeploy closes and recreates every node). */
+const IDLE_CLOSE_MS = 10_000;
+
+export interface RedisBackend {
+  settings: RedisStoreSettings;
+  /** The key material for sealed values: httpOAuth2.store.secret, else credentialSecret. */
+  secret(): string;
+  /** The shared connection, opened if needed; call the returned release when done with it. */
+  acquire(): { connection: RedisConnection; release: () => void };
+  /** The shared connection for a short task (admin routes): opened if needed, closed when idle. */
+  connection(): RedisConnection;
+}
+
+export type StoreBackend = { type: 'file' } | ({ type: 'redis' } & RedisBackend) | { type: 'invalid'; error: OAuth2Error };
+
+/**
+ * Keyed on RED.events: Node-RED gives each node module its own RED object but one runtime event emitter. The
+ * raw setting is kept too: the test helper loads runtimes with other settings in the same process.
+ */
+const backends = new WeakMap<object, { raw: unknown; backend: StoreBackend }>();
+
+function makeRedisBackend(RED: NodeAPI, settings: RedisStoreSettings): RedisBackend {
+  let connection: RedisConnection | undefined;
+  let users = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+
+  const open = (): RedisConnection => {
+    if (idleTimer) {
+      clearTimeout(idleTimer);
+      idleTimer = undefined;
+    }
+    connection ??= new RedisConnection(settings);
+    return connection;
+  };
+  const scheduleIdleClose = (): void => {
+    if (users > 0 || idleTimer || !connection) return;
+    idleTimer = setTimeout(() => {
+      idleTimer = undefined;
+      if (users > 0 || !connection) return;
+      const closing = connection;
+      connection = undefined;
+      void closing.close();
+    }, IDLE_CLOSE_MS);
+    idleTimer.unref();
+  };
+
+  return {
+    settings,
+    secret() {
+      if (settings.secret) return settings.secret;
+      const credentialSecret = safeSetting(RED, 'credentialSecret');
+      if (typeof credentialSecret === 'string' && credentialSecret.length > 0) return credentialSecret;
+      throw new OAuth2Error(
+        'OAUTH2_INVALID_CONFIG',
+        'The Redis store needs a secret shared by every instance: set credentialSecret in settings.js (the same on every instance), or httpOAuth2.store.secret.',
+        { params: { field: 'httpOAuth2.store.secret', reason: 'sharedSecretMissing' } },
+      );
+    },
+    acquire() {
+      const c = open();
+      users += 1;
+      let released = false;
+      return {
+        connection: c,
+        release: () => {
+          if (released) return;
+          released = true;
+          users -= 1;
+          scheduleIdleClose();
+        },
+      };
+    },
+    connection() {
+      const c = open();
+      scheduleIdleClose();
+      return c;
+    },
+  };
+}
+
+/** This runtime's backend; settings are read once. An invalid setting is reported by every node that needs a store. */
+export function storeBackend(RED: NodeAPI): StoreBackend {
+  const key: object = RED.events ?? RED;
+  const raw = safeSetting(RED, 'httpOAuth2');
+  const known = backends.get(key);
+  if (known && known.raw === raw) return known.backend;
+  let backend: StoreBackend;
+  let settings: StoreSettings;
+  try {
+    settings = parseStoreSettings(raw);
+    backend = settings.type === 'redis' ? { type: 'redis', ...makeRedisBackend(RED, settings) } : { type: 'file' };
+  } catch (err) {
+    backend = {
+      type: 'invalid',
+      error: err instanceof OAuth2Error ? err : new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Node-RED setting httpOAuth2 is invalid.', { params: { field: 'httpOAuth2' } }),
+    };
+  }
+  backends.set(key, { raw, backend });
+  return backend;
+}
