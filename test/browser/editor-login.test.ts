@@ -243,7 +243,12 @@ describe('browser: the editor login journey (chromium)', function () {
       assert.match(popupText, /OAUTH2_TOKEN_REQUEST_REJECTED/, popupText);
       await session.shot('popup-wrong-secret', popup);
       // The page's Close button (window.close() of a script-opened window).
+      popup.on('console', (m) => console.log('POPUP CONSOLE', m.type(), m.text()));
+      console.log('POPUP INFO', await popup.evaluate(() => JSON.stringify({ h: history.length, opener: window.opener !== null, url: location.href })));
       await popup.click('#close');
+      await new Promise((r) => setTimeout(r, 1500));
+      console.log('POPUP AFTER CLICK', popup.isClosed(), popup.isClosed() ? '' : await popup.evaluate(() => String(window.closed)));
+      if (!popup.isClosed()) { await popup.evaluate(() => window.close()); await new Promise((r) => setTimeout(r, 1500)); console.log('POPUP AFTER EVAL CLOSE', popup.isClosed()); }
       await popup.waitForEvent('close', { timeout: 5_000 }).catch(async () => {
         closeButtonFailed = true;
         await popup.close();

@@ -103,7 +103,7 @@ export async function startRedis(opts: { port?: number } = {}): Promise<RedisSer
       await waitForPong(port, proc, 10_000);
     } catch (err) {
       proc.kill('SIGKILL');
-      throw new Error(`${(err as Error).message}\n${output}`);
+      throw new Error(`${(err as Error).message}\n${output}`, { cause: err });
     }
   };
 
