@@ -3,8 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import bcrypt from 'bcryptjs';
-import { LOG_LEVELS, startEmbedded, type EmbeddedRuntime, type LogLevel } from './embedded';
+import { LOG_LEVELS, paletteRoot, startEmbedded, type EmbeddedRuntime, type LogLevel } from './embedded';
 import { adminLogin, credentialSecret, isLoopback, StartupRefused } from './production-settings';
+import { ioredisLoadable, redisHostPort, redisStoreSetting, type RedisStoreSetting } from './redis-settings';
 import { startDemoServices, type DemoServices } from './demo/demo';
 
 const HELP = `Usage: node-red-http-oauth2 start [options]
@@ -29,6 +30,14 @@ Options of start (each has an environment variable; the option wins):
                               flow if the user directory has none yet. Loopback only.
                                                                   NR_OAUTH2_DEMO=1
   --log-level <level>         fatal, error, warn, info, debug or trace.  NR_OAUTH2_LOG_LEVEL, default info
+  --redis <url>               keep tokens and trigger state in Redis, shared by every instance started with
+                              the same URL, prefix, flows and NODE_RED_CREDENTIAL_SECRET (required then):
+                              one token refresh per connection and one poller per trigger in the whole
+                              group. redis://[user:password@]host:port[/db], rediss:// for TLS.
+                                                                  HTTP_OAUTH2_REDIS_URL, default: none
+                              (encrypted files in the user directory, one instance)
+  --redis-prefix <prefix>     prefix of every Redis key: one per group of instances running the same flows.
+                                                                  HTTP_OAUTH2_REDIS_PREFIX, default http-oauth2:
   --insecure-no-admin-auth    allow a non-loopback address without an admin login (only when something in
                               front of this runtime authenticates every request).
                                                                   NR_OAUTH2_INSECURE_NO_ADMIN_AUTH=1
@@ -41,6 +50,10 @@ Environment only:
   NR_OAUTH2_ADMIN_USER           admin login: user name ...
   NR_OAUTH2_ADMIN_PASSWORD_HASH  ... and bcrypt hash of its password (node-red-http-oauth2 hash-password).
                                  With both set, the editor and the admin API require that login.
+  HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS  with Redis: a trigger whose polling instance died is taken over by
+                                 another within this time. Default 15000.
+  HTTP_OAUTH2_REDIS_LOCK_TTL_MS  with Redis: how long a refresh lock outlives an instance that died holding it.
+                                 Default 30000.
 
 GET /healthz answers 200 {"status":"ok","nodeRed":"<version>","uptimeSec":n} once the flows run, 503 before
 and while stopping; it needs no login and tells nothing else. SIGINT or SIGTERM stops cleanly: the nodes close
@@ -55,6 +68,8 @@ interface StartOptions {
   demo: boolean;
   logLevel: LogLevel;
   insecureNoAdminAuth: boolean;
+  /** Node-RED's httpOAuth2.store setting when Redis is configured. */
+  redis?: RedisStoreSetting;
 }
 
 const truthy = (value: string | undefined): boolean => value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
@@ -84,6 +99,7 @@ function parseStartOptions(values: Record<string, string | boolean | undefined>,
     demo,
     logLevel,
     insecureNoAdminAuth: flag('insecure-no-admin-auth', 'NR_OAUTH2_INSECURE_NO_ADMIN_AUTH'),
+    redis: redisStoreSetting({ url: text('redis', 'HTTP_OAUTH2_REDIS_URL'), keyPrefix: text('redis-prefix', 'HTTP_OAUTH2_REDIS_PREFIX') }, env),
   };
 }
 
@@ -120,6 +136,10 @@ async function start(options: StartOptions): Promise<void> {
     );
   }
 
+  if (options.redis && !ioredisLoadable(paletteRoot())) {
+    throw new StartupRefused('--redis needs the ioredis package next to node-red-contrib-http-oauth2: reinstall the runtime (npm install).');
+  }
+
   let demo: DemoServices | undefined;
   if (options.demo) {
     const next = (offset: number): number => (options.port === 0 ? 0 : options.port + offset);
@@ -136,6 +156,7 @@ async function start(options: StartOptions): Promise<void> {
       credentialSecret: secret.secret,
       adminAuth: admin.adminAuth,
       logLevel: options.logLevel,
+      settings: options.redis ? { httpOAuth2: { store: options.redis } } : undefined,
     });
   } catch (err) {
     await demo?.close();
@@ -153,6 +174,10 @@ async function start(options: StartOptions): Promise<void> {
   say(`Node-RED editor: ${runtime.adminUrl}${admin.username ? `  (log in as ${admin.username})` : ''}`);
   say(`Health:          ${runtime.url}/healthz`);
   say(`User directory:  ${options.userDir}`);
+  if (options.redis) {
+    // host:port only: the URL may carry a password.
+    say(`Shared store:    Redis ${redisHostPort(options.redis.url)}, key prefix ${options.redis.keyPrefix ?? 'http-oauth2:'}`);
+  }
   if (demo) {
     say();
     say('Demo, on this machine only (loopback):');
@@ -257,6 +282,8 @@ async function main(argv: string[]): Promise<void> {
       demo: { type: 'boolean' },
       'log-level': { type: 'string' },
       'insecure-no-admin-auth': { type: 'boolean' },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

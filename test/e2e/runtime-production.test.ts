@@ -43,6 +43,31 @@ describe('runtime: production settings', function () {
       assert.match(plain.stderr(), /not a bcrypt hash/);
     });
 
+    it('refuses Redis without NODE_RED_CREDENTIAL_SECRET (even on loopback), and a URL that is not redis://, never repeating its password', async () => {
+      const userDir = tempUserDir();
+      const noSecret = runCli(['start', '--port', '0', '--user-dir', userDir, '--redis', 'redis://:hunter2-redis@127.0.0.1:6390/0']);
+      assert.equal(await noSecret.exited, 2);
+      assert.match(noSecret.stderr(), /Refusing to use Redis \(redis:\/\/127\.0\.0\.1:6390\) without NODE_RED_CREDENTIAL_SECRET/);
+      assert.match(noSecret.stderr(), /same long random value .* on every instance/);
+      assert.deepEqual(fs.readdirSync(userDir), [], 'nothing was started, no secret generated');
+      const fromEnv = runCli(['start', '--port', '0', '--user-dir', tempUserDir()], { HTTP_OAUTH2_REDIS_URL: 'redis://:hunter2-redis@127.0.0.1:6390' });
+      assert.equal(await fromEnv.exited, 2);
+      assert.match(fromEnv.stderr(), /without NODE_RED_CREDENTIAL_SECRET/);
+      const http = runCli(['start', '--port', '0', '--user-dir', tempUserDir(), '--redis', 'http://:hunter2-redis@127.0.0.1:6390'], { NODE_RED_CREDENTIAL_SECRET: SECRET });
+      assert.equal(await http.exited, 2);
+      assert.match(http.stderr(), /must be a redis:\/\/ or rediss:\/\/ URL/);
+      const lease = runCli(['start', '--port', '0', '--user-dir', tempUserDir(), '--redis', 'redis://127.0.0.1:6390'], {
+        NODE_RED_CREDENTIAL_SECRET: SECRET,
+        HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS: '5s',
+      });
+      assert.equal(await lease.exited, 2);
+      assert.match(lease.stderr(), /HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS must be a whole number of milliseconds/);
+      const prefixAlone = runCli(['start', '--port', '0', '--user-dir', tempUserDir()], { NODE_RED_CREDENTIAL_SECRET: SECRET, HTTP_OAUTH2_REDIS_PREFIX: 'x:' });
+      assert.equal(await prefixAlone.exited, 2);
+      assert.match(prefixAlone.stderr(), /needs --redis/);
+      for (const run of [noSecret, fromEnv, http, lease, prefixAlone]) assert.doesNotMatch(run.stdout() + run.stderr(), /hunter2/);
+    });
+
     it('--help explains every option and its environment variable', async () => {
       const run = runCli(['--help']);
       assert.equal(await run.exited, 0);
@@ -50,6 +75,8 @@ describe('runtime: production settings', function () {
         '--port', '--host', '--user-dir', '--flows', '--demo', '--log-level', '--insecure-no-admin-auth', 'hash-password',
         'NR_OAUTH2_PORT', 'NR_OAUTH2_HOST', 'NR_OAUTH2_USER_DIR', 'NR_OAUTH2_FLOWS', 'NR_OAUTH2_DEMO', 'NR_OAUTH2_LOG_LEVEL',
         'NR_OAUTH2_INSECURE_NO_ADMIN_AUTH', 'NODE_RED_CREDENTIAL_SECRET', 'NR_OAUTH2_ADMIN_USER', 'NR_OAUTH2_ADMIN_PASSWORD_HASH', '/healthz',
+        '--redis', '--redis-prefix', 'HTTP_OAUTH2_REDIS_URL', 'HTTP_OAUTH2_REDIS_PREFIX', 'HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS',
+        'HTTP_OAUTH2_REDIS_LOCK_TTL_MS', 'rediss://',
       ]) {
         assert.ok(run.stdout().includes(text), text);
       }

@@ -19,7 +19,7 @@ export interface CliRun {
 /** Runs the CLI with `args`; the environment is the test's minus our variables, plus `env`. */
 export function runCli(args: string[], env: Record<string, string> = {}, input?: string): CliRun {
   const base = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('NR_OAUTH2_') && k !== 'NODE_RED_CREDENTIAL_SECRET'),
+    Object.entries(process.env).filter(([k]) => !k.startsWith('NR_OAUTH2_') && !k.startsWith('HTTP_OAUTH2_') && k !== 'NODE_RED_CREDENTIAL_SECRET'),
   );
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...base, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';

@@ -1,0 +1,88 @@
+/**
+ * The standalone runtime with the shared Redis store, as an operator starts it: `--redis` with a password in
+ * the URL and a key prefix. It prints where the store is without the password, the nodes keep their tokens
+ * under the prefix in that Redis, and SIGTERM still exits 0.
+ */
+import assert from 'node:assert/strict';
+import Redis from 'ioredis';
+import { startAuthServer, type AuthServer } from '../support/auth-server';
+import { startCli, type StartedCli } from '../support/cli';
+import { connectionNode, requestLane, tab } from '../support/flows';
+import { startRecordsApi, type RecordsApi } from '../support/records-api';
+import { startRedis, type RedisServer } from '../support/redis';
+import { tempUserDir } from '../support/runtime';
+
+const SECRET = 'runtime-redis-test-credential-secret';
+const REDIS_PASSWORD = 'redis-pw-4f1d2c9e8b';
+
+describe('runtime: node-red-http-oauth2 start --redis', function () {
+  this.timeout(40_000);
+  let redis: RedisServer;
+  let admin: Redis;
+  let auth: AuthServer;
+  let api: RecordsApi;
+  let cli: StartedCli | undefined;
+
+  before(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await admin.connect();
+    // As a production Redis: nobody gets in without the password.
+    await admin.config('SET', 'requirepass', REDIS_PASSWORD);
+    await admin.auth(REDIS_PASSWORD);
+    auth = await startAuthServer();
+    api = await startRecordsApi(auth);
+    api.add('first');
+    cli = await startCli(['--port', '0', '--user-dir', tempUserDir('nr-oauth2-cli-redis-'), '--log-level', 'info', '--redis-prefix', 'cli-test:'], {
+      NODE_RED_CREDENTIAL_SECRET: SECRET,
+      HTTP_OAUTH2_REDIS_URL: `redis://:${REDIS_PASSWORD}@127.0.0.1:${redis.port}/0`,
+    });
+  });
+
+  after(async () => {
+    await cli?.stop('SIGKILL');
+    admin?.disconnect();
+    await api?.close();
+    await auth?.close();
+    await redis?.close();
+  });
+
+  it('says which Redis it uses (host and port, never the password)', () => {
+    assert.ok(cli);
+    assert.match(cli.stdout(), new RegExp(`Shared store: +Redis redis://127\\.0\\.0\\.1:${redis.port}, key prefix cli-test:`));
+    assert.doesNotMatch(cli.stdout() + cli.stderr(), new RegExp(REDIS_PASSWORD));
+  });
+
+  it('the nodes keep their tokens in that Redis, under the prefix; SIGTERM exits 0', async () => {
+    assert.ok(cli);
+    const flows = [
+      tab(),
+      connectionNode(auth, {
+        grantType: 'client_credentials',
+        clientId: auth.clients.service.clientId,
+        clientSecret: auth.clients.service.clientSecret,
+        apiBaseUrl: api.url,
+        scopes: 'api:read',
+      }),
+      ...requestLane({ path: '/records', requestNodeId: 'req1', url: '/records' }),
+    ];
+    const deployed = await cli.admin('flows', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full', 'node-red-api-version': 'v1' },
+      body: JSON.stringify(flows),
+    });
+    assert.ok(deployed.status === 204 || deployed.status === 200, `deploy answered ${deployed.status}`);
+    let res: Response | undefined;
+    for (let i = 0; i < 50; i += 1) {
+      res = await fetch(new URL('api/records', cli.adminUrl));
+      if (res.status !== 404) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(res?.status, 200, await res?.text());
+    const keys = await admin.keys('*');
+    assert.ok(keys.length > 0, 'the token store wrote to Redis');
+    assert.deepEqual(keys.filter((k) => !k.startsWith('cli-test:')), [], 'every key under the prefix');
+    assert.equal(await cli.stop('SIGTERM'), 0, cli.stderr());
+    assert.doesNotMatch(cli.stdout() + cli.stderr(), new RegExp(REDIS_PASSWORD));
+  });
+});
