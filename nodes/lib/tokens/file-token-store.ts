@@ -327,7 +327,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isTokenSet(value: unknown): value is TokenSet {
+/** Shape check of a stored TokenSet (also used by the Redis store). */
+export function isTokenSet(value: unknown): value is TokenSet {
   return (
     isRecord(value) &&
     typeof value.accessToken === 'string' &&

@@ -10,12 +10,25 @@
  *   `setTokens` brings a new login.
  * - Invariant 10: no timer callback throws, no promise is left rejected without a handler, and a listener
  *   that throws cannot break the manager.
+ *
+ * With `coordination` (a store shared by several Node-RED instances, see RenewalCoordination) invariants 6 to 9
+ * hold across the instances too:
+ * - a renewal runs only while holding the cluster-wide renewal lock, and first re-reads the store: tokens
+ *   another instance renewed meanwhile are adopted without calling the token endpoint;
+ * - renewed tokens are written under the lock's fencing number: a holder whose lock expired cannot overwrite
+ *   newer tokens (it drops its own and adopts the stored ones);
+ * - other instances' writes are adopted as soon as they are announced (and after the store reconnects);
+ * - the store being unreachable never leads to a refresh without the lock: a held token is served until it
+ *   expires, then calls fail with OAUTH2_TOKEN_STORE_FAILED until the store is back;
+ * - invalid_grant is written to the store as an entry marked `loginRequired` (refresh token removed), so every
+ *   instance goes to "login required" and none calls the token endpoint again until a new login.
+ * Without it (the file store, one process) nothing of this runs and behaviour is exactly the single-process one.
  */
 import { EventEmitter } from 'node:events';
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import type { GrantType, TokenSet } from '../types';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
-import type { StoredTokens, TokenStore } from './token-store';
+import type { RenewalCoordination, RenewalLease, StoredTokens, TokenStore } from './token-store';
 
 export type ConnectionState =
   | { kind: 'logged-out' }
@@ -45,6 +58,11 @@ export interface TokenManagerOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Source of jitter in [0, 1); tests pin it. */
   random?: () => number;
+  /**
+   * Present when `store` is shared by several processes (Redis): renewals take the cluster-wide lock, re-read
+   * the store and write under the lock's fence; other processes' changes are adopted. Absent for the file store.
+   */
+  coordination?: RenewalCoordination;
 }
 
 export interface TokenSnapshot {
@@ -106,6 +124,12 @@ export class TokenManager extends EventEmitter {
   private proactiveCooldownUntil = 0;
   private closed = false;
   private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private readonly coordination: RenewalCoordination | undefined;
+  private readonly stopListening: (() => void) | undefined;
+  /** Bumped whenever `current` or `unsaved` changes here: a store re-read that started before is stale. */
+  private localChanges = 0;
+  /** A change was announced while a renewal ran: re-read once it ends. */
+  private recheckAfterFlight = false;
 
   constructor(opts: TokenManagerOptions) {
     super();
@@ -119,6 +143,10 @@ export class TokenManager extends EventEmitter {
     this.now = opts.now ?? Date.now;
     this.sleepImpl = opts.sleep;
     this.random = opts.random ?? Math.random;
+    this.coordination = opts.coordination;
+    this.stopListening = opts.coordination?.onChange((connectionId) => {
+      if (connectionId === undefined || connectionId === this.id) this.onStoreChange();
+    });
   }
 
   /**
@@ -138,6 +166,7 @@ export class TokenManager extends EventEmitter {
     if (!initial || (known && initial.updatedAt <= known.updatedAt)) return;
     // A different (newer) login than the one in use: a renewal still running for the old one is discarded.
     this.generation++;
+    this.localChanges++;
     this.current = initial;
     this.unsaved = undefined;
     this.setState({ kind: 'ready' });
@@ -159,7 +188,13 @@ export class TokenManager extends EventEmitter {
     }
     this.current = stored;
     this.initialised = true;
-    this.setState(stored || this.grant === 'client_credentials' ? { kind: 'ready' } : { kind: 'logged-out' });
+    this.setState(this.stateFor(stored));
+  }
+
+  /** The state stored tokens (or their absence) stand for. */
+  private stateFor(stored: StoredTokens | undefined): ConnectionState {
+    if (stored?.loginRequired) return { kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' };
+    return stored || this.grant === 'client_credentials' ? { kind: 'ready' } : { kind: 'logged-out' };
   }
 
   /** A valid access token, renewing first when needed. Throws OAuth2Error. */
@@ -202,17 +237,20 @@ export class TokenManager extends EventEmitter {
   async setTokens(tokens: TokenSet): Promise<void> {
     this.assertOpen();
     this.generation++;
+    this.localChanges++;
     this.proactiveCooldownUntil = 0;
     const entry: StoredTokens = { tokens, updatedAt: this.now() };
     try {
       await this.store.set(this.id, entry);
     } catch (err) {
       // Not handed out until durable (a fresh login's refresh token is the only one), but kept for a retry.
+      this.localChanges++;
       this.unsaved = entry;
       const error = storeFailure(err, 'write');
       this.setState({ kind: 'unavailable', error });
       throw error;
     }
+    this.localChanges++;
     this.unsaved = undefined;
     this.current = entry;
     this.initialised = true;
@@ -222,6 +260,7 @@ export class TokenManager extends EventEmitter {
   /** Logout: forgets the tokens here and in the store. */
   async clear(): Promise<void> {
     this.generation++;
+    this.localChanges++;
     this.current = undefined;
     this.unsaved = undefined;
     this.proactiveCooldownUntil = 0;
@@ -249,6 +288,7 @@ export class TokenManager extends EventEmitter {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopListening?.();
     for (const entry of this.timers) {
       clearTimeout(entry.timer);
       entry.resolve();
@@ -298,12 +338,17 @@ export class TokenManager extends EventEmitter {
   private startRenewal(reason: RenewalReason): Promise<TokenSet> {
     const flight = this.renew(reason).finally(() => {
       if (this.flight === flight) this.flight = undefined;
+      if (this.recheckAfterFlight && !this.flight) {
+        this.recheckAfterFlight = false;
+        this.onStoreChange();
+      }
     });
     this.flight = flight;
     return flight;
   }
 
   private async renew(reason: RenewalReason): Promise<TokenSet> {
+    if (this.coordination) return this.renewShared(reason, this.coordination);
     const generation = this.generation;
     if (this.currentState.kind !== 'unavailable') this.setState({ kind: 'refreshing' });
 
@@ -326,6 +371,19 @@ export class TokenManager extends EventEmitter {
       if (good) return pending.tokens;
     }
 
+    return this.callTokenEndpoint(reason, generation, (entry) => this.store.set(this.id, entry));
+  }
+
+  /**
+   * The renewal proper: one token-endpoint call with bounded retries, and the new tokens written with `write`
+   * before anyone gets them. `onLoginRequired` runs when the provider answers invalid_grant.
+   */
+  private async callTokenEndpoint(
+    reason: RenewalReason,
+    generation: number,
+    write: (entry: StoredTokens) => Promise<void>,
+    onLoginRequired?: () => Promise<TokenSet | undefined>,
+  ): Promise<TokenSet> {
     const previous = this.current?.tokens;
     let call: () => Promise<TokenSet>;
     if (this.grant === 'client_credentials') {
@@ -352,6 +410,8 @@ export class TokenManager extends EventEmitter {
         const error = normaliseClientError(err);
         if (error.code === 'OAUTH2_LOGIN_REQUIRED') {
           // Invariant 9: stop here, and no call to the token endpoint until a new login.
+          const replaced = await onLoginRequired?.();
+          if (replaced) return replaced;
           this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' });
           throw loginRequired(this.id, error);
         }
@@ -365,7 +425,7 @@ export class TokenManager extends EventEmitter {
         lastError = error;
         continue;
       }
-      return this.adopt(issued, generation);
+      return this.adopt(issued, generation, write);
     }
     throw lastError ?? closedError();
   }
@@ -376,25 +436,166 @@ export class TokenManager extends EventEmitter {
    * rotated refresh token exists only in memory, and a restart then would lose the login (the previous refresh
    * token is already spent). They are kept as `unsaved` and written first on the next attempt.
    */
-  private async adopt(issued: TokenSet, generation: number): Promise<TokenSet> {
+  private async adopt(issued: TokenSet, generation: number, write: (entry: StoredTokens) => Promise<void>): Promise<TokenSet> {
     const entry: StoredTokens = { tokens: issued, updatedAt: this.now() };
     if (generation !== this.generation) return this.superseded();
     try {
-      await this.store.set(this.id, entry);
+      await write(entry);
     } catch (err) {
+      if (isSuperseded(err)) return this.adoptAfterSuperseded(generation);
       const error = storeFailure(err, 'write');
       if (generation === this.generation) {
+        this.localChanges++;
         this.unsaved = entry;
         this.setState({ kind: 'unavailable', error });
       }
       throw error;
     }
     if (generation !== this.generation) return this.superseded();
+    this.localChanges++;
     this.current = entry;
     this.unsaved = undefined;
     this.proactiveCooldownUntil = 0;
     this.setState({ kind: 'ready' });
     return issued;
+  }
+
+  // --- Several instances sharing the store (coordination) ----------------------------------------------------
+
+  /** A renewal under the cluster-wide lock. Lock and store failures leave the state 'unavailable'. */
+  private async renewShared(reason: RenewalReason, coordination: RenewalCoordination): Promise<TokenSet> {
+    const generation = this.generation;
+    if (this.currentState.kind !== 'unavailable') this.setState({ kind: 'refreshing' });
+    try {
+      return await coordination.withRenewalLock(this.id, (lease) => this.renewUnderLease(reason, lease, generation));
+    } catch (err) {
+      if (isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED') && generation === this.generation) {
+        // Never a refresh without the lock: with rotating refresh tokens two instances refreshing at once kill
+        // the login. Callers holding an unexpired token keep it (getAccessToken serves it meanwhile).
+        this.setState({ kind: 'unavailable', error: err });
+      }
+      throw err;
+    }
+  }
+
+  private async renewUnderLease(reason: RenewalReason, lease: RenewalLease, generation: number): Promise<TokenSet> {
+    // Another instance may have renewed while this one waited for the lock: the store decides.
+    let stored: StoredTokens | undefined;
+    try {
+      stored = await this.store.get(this.id);
+    } catch (err) {
+      throw storeFailure(err, 'read');
+    }
+    if (generation !== this.generation) return this.superseded();
+
+    if (this.unsaved) {
+      const pending = this.unsaved;
+      if (!sameEntry(stored, this.current)) {
+        // Someone wrote since these were issued (a login, a logout, another instance that renewed after our
+        // lock was lost): the store's entry is newer than the tokens we got, and ours are dropped.
+        this.localChanges++;
+        this.unsaved = undefined;
+      } else {
+        try {
+          await lease.write(pending);
+        } catch (err) {
+          if (isSuperseded(err)) return this.adoptAfterSuperseded(generation);
+          throw storeFailure(err, 'write');
+        }
+        if (generation !== this.generation) return this.superseded();
+        this.localChanges++;
+        if (this.unsaved === pending) this.unsaved = undefined;
+        this.current = pending;
+        this.setState({ kind: 'ready' });
+        stored = pending;
+      }
+    }
+
+    // The store holds the latest tokens of the whole cluster (writes are ordered by the lock's fence; the
+    // updatedAt of different machines' clocks cannot order them): whatever differs from ours is newer.
+    if (!sameEntry(stored, this.current)) this.applyStored(stored);
+    const tokens = this.current?.tokens;
+    if (this.current?.loginRequired) throw loginRequired(this.id);
+    if (tokens && (reason.kind === 'rejected' ? tokens.accessToken !== reason.accessToken : this.isFresh(tokens))) {
+      return tokens;
+    }
+    if (!this.canRenew(tokens)) {
+      if (tokens && reason.kind === 'due' && this.isUnexpired(tokens)) return tokens;
+      throw this.noRenewalPossible(tokens);
+    }
+    return this.callTokenEndpoint(reason, generation, (entry) => lease.write(entry), async () => {
+      // invalid_grant: every instance must learn it, so the entry is marked rather than left for others to
+      // refresh with (they would only hammer the endpoint with a dead refresh token).
+      const base = this.current;
+      if (!base) return undefined;
+      const { refreshToken: _dead, ...rest } = base.tokens;
+      const marked: StoredTokens = { tokens: rest, updatedAt: this.now(), loginRequired: true };
+      try {
+        await lease.write(marked);
+      } catch (err) {
+        // A login (or logout) elsewhere replaced the entry meanwhile: that one is current, not our failure.
+        if (isSuperseded(err)) return this.adoptAfterSuperseded(generation).catch(() => undefined);
+        return undefined; // Store away: this instance still stops; others learn it from their own refresh.
+      }
+      this.localChanges++;
+      this.current = marked;
+      return undefined;
+    });
+  }
+
+  /**
+   * Our fenced write was refused: the lock had expired and another instance renewed, or a login or logout
+   * happened. The provider has already rotated past what the store holds or the store holds a newer login; in
+   * both cases the stored entry wins and the tokens we got are dropped (writing them would overwrite newer ones,
+   * and the next renewal, by whichever instance, starts from the stored refresh token).
+   */
+  private async adoptAfterSuperseded(generation: number): Promise<TokenSet> {
+    let stored: StoredTokens | undefined;
+    try {
+      stored = await this.store.get(this.id);
+    } catch (err) {
+      throw storeFailure(err, 'read');
+    }
+    if (generation !== this.generation) return this.superseded();
+    this.localChanges++;
+    this.unsaved = undefined;
+    this.applyStored(stored);
+    const tokens = stored?.tokens;
+    if (!tokens || stored?.loginRequired || !this.isUnexpired(tokens)) throw loginRequired(this.id);
+    return tokens;
+  }
+
+  /** Makes a stored entry (or its absence: logged out elsewhere) the one in use. */
+  private applyStored(stored: StoredTokens | undefined): void {
+    this.localChanges++;
+    this.current = stored;
+    this.proactiveCooldownUntil = 0;
+    this.setState(this.stateFor(stored));
+  }
+
+  /** Another instance wrote or deleted this connection's tokens (or the store reconnected): re-read. */
+  private onStoreChange(): void {
+    if (this.closed || !this.initialised) return;
+    if (this.flight) {
+      // The renewal re-reads under the lock, and its fenced write fails if anything changed: check after it.
+      this.recheckAfterFlight = true;
+      return;
+    }
+    const seen = this.localChanges;
+    this.store.get(this.id).then(
+      (stored) => {
+        if (this.closed || this.flight || seen !== this.localChanges) return;
+        // Tokens issued here but not yet stored are the newest ones: the next renewal deals with them.
+        if (this.unsaved) return;
+        if (!sameEntry(stored, this.current)) {
+          this.applyStored(stored);
+        } else if (this.currentState.kind === 'unavailable' && this.currentState.error.code === 'OAUTH2_TOKEN_STORE_FAILED') {
+          // The store answers again and nothing changed meanwhile.
+          this.setState(this.stateFor(stored));
+        }
+      },
+      () => undefined, // Still unreachable: the next reconnect announces itself.
+    );
   }
 
   /** A renewal outlived a login or logout that happened meanwhile: answer with what is current now. */
@@ -460,6 +661,22 @@ function storeFailure(err: unknown, operation: 'read' | 'write' | 'delete'): OAu
   return new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Token store ${operation} failed${typeof code === 'string' ? ` (${code})` : ''}.`, {
     params: { operation },
   });
+}
+
+/** The fenced write of a lease was refused (see RenewalLease.write). */
+function isSuperseded(err: unknown): boolean {
+  return isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED') && err.params.reason === 'superseded';
+}
+
+/** The same stored entry (both absent counts as the same). */
+function sameEntry(a: StoredTokens | undefined, b: StoredTokens | undefined): boolean {
+  if (!a || !b) return a === b;
+  return (
+    a.updatedAt === b.updatedAt &&
+    a.tokens.accessToken === b.tokens.accessToken &&
+    a.tokens.refreshToken === b.tokens.refreshToken &&
+    Boolean(a.loginRequired) === Boolean(b.loginRequired)
+  );
 }
 
 function normaliseClientError(err: unknown): OAuth2Error {

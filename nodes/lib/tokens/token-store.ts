@@ -5,6 +5,12 @@ export interface StoredTokens {
   tokens: TokenSet;
   /** Epoch ms of the write; on start the newer of this store and Node-RED's credentials wins. */
   updatedAt: number;
+  /**
+   * Set (with coordination only, so only in a shared store) by the instance whose refresh the provider refused
+   * with invalid_grant: every instance then shows "login required" and none calls the token endpoint with
+   * these tokens, until a new login replaces the entry. The refresh token is removed from such an entry.
+   */
+  loginRequired?: boolean;
 }
 
 /**
@@ -19,4 +25,35 @@ export interface TokenStore {
   ids(): Promise<string[]>;
   /** Waits for pending writes. */
   flush(): Promise<void>;
+}
+
+/** The right to write renewed tokens, held while one renewal runs (a shared store's cluster-wide lock). */
+export interface RenewalLease {
+  /**
+   * Writes tokens renewed under this lease, durably, and tells the other instances. Rejects with
+   * OAUTH2_TOKEN_STORE_FAILED and `params.reason` 'superseded' when anything was written (or deleted) for this
+   * connection since the lease was taken: the lease expired and another instance renewed, or a login or logout
+   * happened. The stored value then wins; the caller re-reads it.
+   */
+  write(value: StoredTokens): Promise<void>;
+}
+
+/**
+ * What several processes sharing one token store need on top of it (the Redis store provides it; the file
+ * store, used by one process, does not). With it the token manager renews only while holding the lock, after
+ * re-reading the store, and adopts what other instances store.
+ */
+export interface RenewalCoordination {
+  /**
+   * Runs `fn` holding the connection's renewal lock across every instance. Waits (bounded) while another
+   * instance holds it; rejects with OAUTH2_TOKEN_STORE_FAILED (retryable) when the lock cannot be had (store
+   * unreachable, or held for longer than the wait limit).
+   */
+  withRenewalLock<T>(connectionId: string, fn: (lease: RenewalLease) => Promise<T>): Promise<T>;
+  /**
+   * Calls `listener(connectionId)` when an instance wrote or deleted the connection's tokens, and
+   * `listener(undefined)` when notifications may have been missed (the store reconnected): re-read then.
+   * Returns the function that removes the listener.
+   */
+  onChange(listener: (connectionId: string | undefined) => void): () => void;
 }

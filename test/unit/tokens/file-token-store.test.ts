@@ -11,36 +11,12 @@ import {
   writeFileAtomic,
 } from '../../../nodes/lib/tokens/file-token-store';
 import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
+import { SECRET, entry, tokenStoreContract } from './support/token-store-contract';
 
-const SECRET = 'instance-secret-for-tests';
 const posix = process.platform !== 'win32';
-
-function entry(n: number): StoredTokens {
-  return {
-    tokens: {
-      accessToken: `access-${n}-CLEARTEXT`,
-      tokenType: 'Bearer',
-      refreshToken: `refresh-${n}-CLEARTEXT`,
-      expiresAt: 1_700_000_000_000 + n,
-      expirySource: 'expires_in',
-      scopes: ['read'],
-      obtainedAt: 1_700_000_000_000,
-    },
-    updatedAt: 1_700_000_000_000 + n,
-  };
-}
 
 function onDisk(filePath: string, secret = SECRET): { version: number; connections: Record<string, StoredTokens> } {
   return openJson(readFileSync(filePath), secret) as { version: number; connections: Record<string, StoredTokens> };
-}
-
-async function rejectsWithStoreFailure(promise: Promise<unknown>, pattern?: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'), String(err));
-    assert.doesNotMatch(err.message, /CLEARTEXT|instance-secret-for-tests/);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  });
 }
 
 describe('tokens/file-token-store', () => {
@@ -55,33 +31,23 @@ describe('tokens/file-token-store', () => {
     await fsp.rm(dir, { recursive: true, force: true });
   });
 
-  it('persists across reopen', async () => {
-    const store = await openFileTokenStore({ filePath, secret: SECRET });
-    assert.equal(await store.get('a'), undefined);
-    await store.set('a', entry(1));
-    await store.set('b', entry(2));
-    const reopened = await openFileTokenStore({ filePath, secret: SECRET });
-    assert.deepEqual(await reopened.get('a'), entry(1));
-    assert.deepEqual(await reopened.get('b'), entry(2));
-    assert.deepEqual((await reopened.ids()).sort(), ['a', 'b']);
-  });
-
-  it('set resolves only when the value is on disk', async () => {
-    const store = await openFileTokenStore({ filePath, secret: SECRET });
-    await store.set('a', entry(7));
-    assert.deepEqual(onDisk(filePath).connections.a, entry(7));
-  });
-
-  it('get returns copies (callers cannot change what is stored)', async () => {
-    const store = await openFileTokenStore({ filePath, secret: SECRET });
-    const value = entry(1);
-    await store.set('a', value);
-    value.tokens.accessToken = 'mutated';
-    const got = await store.get('a');
-    assert.ok(got);
-    got.tokens.accessToken = 'mutated-again';
-    assert.equal((await store.get('a'))?.tokens.accessToken, 'access-1-CLEARTEXT');
-  });
+  // The cases every token store passes (the Redis store runs the same ones).
+  tokenStoreContract(
+    async () => ({
+      open: (secret) => openFileTokenStore({ filePath, secret }),
+      raw: async () => {
+        const names = (await fsp.readdir(dir)).sort();
+        const parts = await Promise.all(names.map(async (name) => Buffer.concat([Buffer.from(name), await fsp.readFile(path.join(dir, name))])));
+        return Buffer.concat(parts);
+      },
+      durable: async (id, secret) => onDisk(filePath, secret).connections[id],
+      plant: async (kind) => {
+        await fsp.writeFile(filePath, kind === 'garbage' ? Buffer.from('this is not a token store') : sealJson({ something: 'else' }, SECRET));
+      },
+      messages: { otherSecret: /credential secret|left untouched/, garbage: /unknown header/, foreign: /does not hold a token store/ },
+    }),
+    async () => undefined,
+  );
 
   (posix ? it : it.skip)('the file is owner-only (0o600)', async () => {
     const store = await openFileTokenStore({ filePath, secret: SECRET });
@@ -91,15 +57,6 @@ describe('tokens/file-token-store', () => {
     await fsp.chmod(filePath, 0o644);
     await store.set('a', entry(2));
     assert.equal(statSync(filePath).mode & 0o777, 0o600);
-  });
-
-  it('keeps no token in clear in the file', async () => {
-    const store = await openFileTokenStore({ filePath, secret: SECRET });
-    await store.set('a', entry(1));
-    const raw = readFileSync(filePath);
-    assert.equal(raw.includes('CLEARTEXT'), false);
-    assert.equal(raw.includes('access-1'), false);
-    assert.equal(raw.includes(SECRET), false);
   });
 
   it('leaves no temp file behind after writes', async () => {
@@ -121,59 +78,12 @@ describe('tokens/file-token-store', () => {
     assert.deepEqual(Object.keys(onDisk(filePath).connections).sort(), ['a', 'b']);
   });
 
-  it('concurrent sets are all durable when each resolves', async () => {
-    const store = await openFileTokenStore({ filePath, secret: SECRET });
-    const checks = Array.from({ length: 50 }, (_, i) =>
-      store.set(`c${i}`, entry(i)).then(() => {
-        // At the moment this set resolves, the file already holds it.
-        assert.deepEqual(onDisk(filePath).connections[`c${i}`], entry(i));
-      }),
-    );
-    await Promise.all(checks);
-    const reopened = await openFileTokenStore({ filePath, secret: SECRET });
-    assert.equal((await reopened.ids()).length, 50);
-    for (let i = 0; i < 50; i++) assert.deepEqual(await reopened.get(`c${i}`), entry(i));
-  });
-
-  it('delete and ids', async () => {
-    const store = await openFileTokenStore({ filePath, secret: SECRET });
-    await store.set('a', entry(1));
-    await store.set('b', entry(2));
-    await store.delete('a');
-    await store.delete('never-there');
-    assert.deepEqual(await store.ids(), ['b']);
-    const reopened = await openFileTokenStore({ filePath, secret: SECRET });
-    assert.deepEqual(await reopened.ids(), ['b']);
-    assert.equal(await reopened.get('a'), undefined);
-  });
-
-  it('a file sealed with another secret: open fails clearly and leaves the file untouched', async () => {
-    const store = await openFileTokenStore({ filePath, secret: SECRET });
-    await store.set('a', entry(1));
-    const before = readFileSync(filePath);
-    await rejectsWithStoreFailure(openFileTokenStore({ filePath, secret: 'other-secret' }), /credential secret|left untouched/);
-    assert.deepEqual(readFileSync(filePath), before);
-  });
-
-  it('a corrupt or foreign file: open fails and leaves it untouched', async () => {
-    await fsp.writeFile(filePath, 'this is not a token store');
-    await rejectsWithStoreFailure(openFileTokenStore({ filePath, secret: SECRET }), /unknown header/);
-    assert.equal(readFileSync(filePath, 'utf8'), 'this is not a token store');
-    // Decrypts, but is not a token store document.
-    await fsp.writeFile(filePath, sealJson({ something: 'else' }, SECRET));
-    await rejectsWithStoreFailure(openFileTokenStore({ filePath, secret: SECRET }), /does not hold a token store/);
-  });
-
   it('opens with a fallback secret and re-seals with the current one', async () => {
     const old = await openFileTokenStore({ filePath, secret: 'generated-secret' });
     await old.set('a', entry(1));
     const store = await openFileTokenStore({ filePath, secret: SECRET, fallbackSecrets: ['generated-secret'] });
     assert.deepEqual(await store.get('a'), entry(1));
     assert.deepEqual(onDisk(filePath, SECRET).connections.a, entry(1));
-  });
-
-  it('refuses an empty secret', async () => {
-    await rejectsWithStoreFailure(openFileTokenStore({ filePath, secret: '' }));
   });
 
   it('EncryptedJsonFile is reusable for other documents', async () => {

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import type { RedisConnection } from '../../../nodes/lib/redis/client';
+import { openRedisTokenStore, RedisTokenStore } from '../../../nodes/lib/redis/token-store';
+import { openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
+import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
+import { startRedis, type RedisServer } from '../../support/redis';
+import { SECRET, entry, rejectsWithStoreFailure, tokenStoreContract } from '../tokens/support/token-store-contract';
+import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
+
+describe('redis/token-store', function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  let prefix: string;
+  let admin: RedisConnection;
+  const opened: RedisConnection[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.close();
+  });
+
+  async function instance(): Promise<RedisConnection> {
+    const connection = await connectInstance(redis.url, prefix);
+    opened.push(connection);
+    return connection;
+  }
+
+  async function setup(): Promise<void> {
+    prefix = freshPrefix();
+    admin = await instance();
+  }
+  async function teardown(): Promise<void> {
+    await Promise.all(opened.splice(0).map((c) => c.close()));
+  }
+
+  // The file store's own cases, against Redis.
+  tokenStoreContract(
+    async () => {
+      await setup();
+      return {
+        // A reopen is a new connection: another process, or this one after a restart.
+        open: async (secret) => openRedisTokenStore({ connection: await instance(), secret }),
+        raw: () => rawUnder(admin, prefix),
+        durable: async (id, secret) => {
+          const v = await admin.client.hget(admin.key('tokens', id), 'v');
+          return v === null ? undefined : (openJson(Buffer.from(v, 'base64'), secret) as StoredTokens);
+        },
+        plant: async (kind, id, secret) => {
+          const value = kind === 'garbage' ? Buffer.from('this is not a token store').toString('base64') : sealJson({ something: 'else' }, secret).toString('base64');
+          await admin.client.hset(admin.key('tokens', id), 'v', value, 'f', '1');
+        },
+        messages: { otherSecret: /same secret|left untouched/, garbage: /could not be decrypted/, foreign: /does not hold tokens/ },
+      };
+    },
+    teardown,
+  );
+
+  describe('Redis specifics', () => {
+    beforeEach(setup);
+    afterEach(teardown);
+
+    it('announces every write and delete with the connection id only', async () => {
+      const writer = new RedisTokenStore({ connection: await instance(), secret: SECRET });
+      const reader = new RedisTokenStore({ connection: await instance(), secret: SECRET });
+      const heard: (string | undefined)[] = [];
+      const raw: string[] = [];
+      reader.onChange((id) => heard.push(id));
+      // What travels on the channel, as any subscriber of this Redis sees it.
+      await admin.subscribe(admin.key('tokens-changed'), (message) => raw.push(message));
+      await waitUntil(async () => {
+        await writer.set('probe', entry(0));
+        return heard.includes('probe') && raw.includes('probe');
+      });
+      await new Promise((r) => setTimeout(r, 200)); // late announcements of the probing writes
+      heard.length = 0;
+      raw.length = 0;
+      await writer.set('a', entry(1));
+      await writer.delete('a');
+      await writer.delete('a'); // nothing to delete: nothing announced
+      await waitUntil(async () => heard.length >= 2 && raw.length >= 2);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(heard, ['a', 'a']);
+      assert.deepEqual(raw, ['a', 'a']);
+    });
+
+    it('values are sealed with the same format and key derivation as the file store', async () => {
+      const store = new RedisTokenStore({ connection: await instance(), secret: SECRET });
+      await store.set('a', entry(3));
+      const v = await admin.client.hget(admin.key('tokens', 'a'), 'v');
+      assert.ok(v);
+      const blob = Buffer.from(v, 'base64');
+      assert.equal(blob.subarray(0, 8).toString('ascii'), 'NRO2SEAL');
+      assert.deepEqual(openJson(blob, SECRET), entry(3));
+    });
+
+    it('Redis stopped: calls fail within the command timeout with OAUTH2_TOKEN_STORE_FAILED, no ioredis message; back: works again', async () => {
+      const connection = await connectInstance(redis.url, prefix, { commandTimeoutMs: 500 });
+      opened.push(connection);
+      const store = new RedisTokenStore({ connection, secret: SECRET });
+      await store.set('a', entry(1));
+      await redis.stop();
+      try {
+        for (const call of [() => store.get('a'), () => store.set('a', entry(2)), () => store.delete('a'), () => store.ids()]) {
+          const started = Date.now();
+          await assert.rejects(call(), (err: unknown) => {
+            assert.ok(err instanceof Error && 'code' in err && err.code === 'OAUTH2_TOKEN_STORE_FAILED', String(err));
+            assert.match(err.message, /^Redis (cannot be reached|did not answer in time)/);
+            assert.doesNotMatch(err.message, /ECONNREFUSED|Connection is closed|CLEARTEXT|127\.0\.0\.1:\d+ .*error/i);
+            return true;
+          });
+          assert.ok(Date.now() - started < 3000, `failed after ${Date.now() - started} ms`);
+        }
+      } finally {
+        await redis.start();
+      }
+      await waitUntil(async () => (await store.get('a').catch(() => undefined)) !== undefined, 10_000);
+      assert.deepEqual(await store.get('a'), entry(1));
+    });
+
+    it('refuses an empty secret at construction', async () => {
+      const connection = await instance();
+      assert.throws(() => new RedisTokenStore({ connection, secret: '' }), /secret/);
+      await rejectsWithStoreFailure(openRedisTokenStore({ connection, secret: '' }));
+    });
+  });
+});
+
+async function waitUntil(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('waitUntil: condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
