@@ -80,7 +80,7 @@ export function isTriggerState(value: unknown): value is TriggerState {
 }
 
 /** A copy sharing nothing mutable with `state` (ids and versions are strings, which are immutable). */
-function copyState(state: TriggerState): TriggerState {
+export function copyState(state: TriggerState): TriggerState {
   const copy: TriggerState = {
     version: 1,
     configKey: state.configKey,

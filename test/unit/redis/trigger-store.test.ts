@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import type { RedisConnection } from '../../../nodes/lib/redis/client';
+import { openRedisTriggerStateStore } from '../../../nodes/lib/redis/trigger-store';
+import type { RedisStoreSettings } from '../../../nodes/lib/redis/settings';
+import { openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
+import { startRedis, type RedisServer } from '../../support/redis';
+import { state, triggerStateStoreContract, type StoreHarness } from '../changes/state-store-contract';
+import { SECRET } from '../changes/support';
+import { Instances, ready, testSettings } from './trigger-support';
+
+describe('redis/trigger-store', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let instances: Instances;
+  let settings: RedisStoreSettings;
+  let admin: RedisConnection;
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.close();
+  });
+  beforeEach(async () => {
+    instances = new Instances();
+    settings = testSettings(redis.url);
+    admin = instances.connect(settings);
+    await ready(admin);
+  });
+  afterEach(async () => {
+    await instances.closeAll();
+  });
+
+  const keyOf = (nodeId: string): string => admin.key('trigger', nodeId);
+
+  const harness = (): StoreHarness => ({
+    open: async (options = {}) => {
+      const connection = instances.connect(settings);
+      await ready(connection);
+      return openRedisTriggerStateStore({ connection, secret: options.secret ?? SECRET, fallbackSecrets: options.fallbackSecrets });
+    },
+    stored: async (nodeId, secret = SECRET) => {
+      const blob = await admin.client.hgetBuffer(keyOf(nodeId), 'state');
+      return blob ? openJson(blob, secret) : undefined;
+    },
+    raw: async (nodeId) => (await admin.client.hgetBuffer(keyOf(nodeId), 'state')) ?? Buffer.alloc(0),
+    writeForeign: async (nodeId, value) => {
+      await admin.client.hset(keyOf(nodeId), 'state', sealJson(value, SECRET), 'rev', 'foreign');
+    },
+    breakWrites: () => redis.stop(),
+    restoreWrites: async () => {
+      await redis.start();
+      await Promise.all(instances.all().map((c) => ready(c)));
+    },
+    writeFailure: /Redis cannot be reached|Redis did not answer/,
+  });
+
+  describe('the TriggerStateStore contract (the file store suite, unchanged)', () => {
+    triggerStateStoreContract(harness);
+  });
+
+  it('one hash per trigger under key("trigger", nodeId); ids() lists only trigger states', async () => {
+    const store = openRedisTriggerStateStore({ connection: admin, secret: SECRET });
+    await store.set('n1', state(1));
+    await admin.client.set(admin.key('trigger-lease', 'n1'), 'someone');
+    assert.deepEqual(await admin.client.hkeys(keyOf('n1')), ['state', 'rev']);
+    assert.deepEqual(await store.ids(), ['n1']);
+  });
+
+  it('another instance with the same secret reads the state', async () => {
+    const a = openRedisTriggerStateStore({ connection: admin, secret: SECRET });
+    await a.set('n1', state(1));
+    const other = instances.connect(settings);
+    await ready(other);
+    const b = openRedisTriggerStateStore({ connection: other, secret: SECRET });
+    assert.deepEqual(await b.get('n1'), state(1));
+  });
+
+  it('an overlay (a failed write) is dropped, not written back, when another instance wrote meanwhile', async () => {
+    const mine = instances.connect(settings);
+    await ready(mine);
+    const a = openRedisTriggerStateStore({ connection: mine, secret: SECRET });
+    const b = openRedisTriggerStateStore({ connection: admin, secret: SECRET });
+    await a.set('n1', state(1));
+    assert.deepEqual(await a.get('n1'), state(1));
+    await redis.stop();
+    await assert.rejects(a.set('n1', state(2)));
+    // Redis away: this process still knows what it sent.
+    assert.deepEqual(await a.get('n1'), state(2));
+    await redis.start();
+    await Promise.all(instances.all().map((c) => ready(c)));
+    // Another instance moves the shared state on (it took over and polled).
+    await b.set('n1', state(5));
+    assert.deepEqual(await a.get('n1'), state(5));
+    // A later write of another trigger does not carry the stale overlay either.
+    await a.set('n9', state(9));
+    assert.deepEqual(await b.get('n1'), state(5));
+  });
+});
