@@ -12,12 +12,18 @@
  *   and does not fetch until that succeeds. If the process dies before a write succeeds, the next run sends
  *   those changes again: at-least-once while the store is failing, never a loss.
  * - after a successful commit nothing sent is sent again.
+ *
+ * With a lease (poll-lease.ts: several instances, one shared store), the same holds across the cluster: only the
+ * holder polls, it sends only while held() (checked right before sending), and its commit is fenced; a takeover
+ * starts from the shared state, which holds everything the previous holder committed. The at-least-once cases
+ * above (a holder dies, or loses the lease, between sending and committing) are the only repeats.
  */
 import { EventEmitter } from 'node:events';
 import { DEFAULT_RECORD_PROPERTIES } from '../http/records';
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import { backoffDelay } from '../http/retry';
 import { detectChanges, type DetectStats } from './detect';
+import type { PollLease } from './poll-lease';
 import type { TriggerStateStore } from './state-store';
 import type { ChangeEvent, DetectedChange, TriggerSettings, TriggerState } from './types';
 import { watermarkQuery } from './watermark';
@@ -40,7 +46,8 @@ export interface PollStats extends DetectStats {
 }
 
 export type PollOutcome =
-  | { skipped: true }
+  /** Not polled: a poll was still running, or (`standby`) another instance holds the lease. */
+  | { skipped: true; standby?: true }
   | {
       skipped: false;
       /** Number of changes sent. */
@@ -95,6 +102,11 @@ export interface RecordPollerOptions {
    */
   filter?: (changes: DetectedChange[]) => Promise<DetectedChange[]>;
   intervalMs: number;
+  /**
+   * Several instances sharing the store: poll only while holding this lease, commit through its fenced write,
+   * release it on stop (see poll-lease.ts). Absent: this instance is the only one (the file store).
+   */
+  lease?: PollLease;
   /** Delay of the first poll after start(); default 1000 ms (see start()). */
   firstPollDelayMs?: number;
   /** Longest backoff after repeated failures; default the larger of intervalMs and one hour. */
@@ -112,6 +124,8 @@ const HOUR_MS = 3_600_000;
 
 /** Internal result of a poll whose result was thrown away (stop or reset during it). */
 const ABANDONED = Symbol('abandoned');
+/** Internal result of a poll that did not run because another instance holds the lease. */
+const STANDBY = Symbol('standby');
 
 function defaultSetTimer(callback: () => void, ms: number): unknown {
   const handle = setTimeout(callback, ms);
@@ -239,6 +253,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     this.cancelTimer();
     this.abort?.abort();
     await this.committing?.catch(() => undefined);
+    // After the last commit: a standby takes over from what this instance stored.
+    await this.opts.lease?.release();
   }
 
   /** Polls now (an input message). A poll already running → { skipped: true }, counted. Never rejects. */
@@ -343,7 +359,7 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       (err: unknown): PollOutcome | typeof ABANDONED => ({ skipped: false, error: isOAuth2Error(err) ? err : asStateError(err) }),
     );
     const settled = run.then((result) => {
-      const outcome: PollOutcome = result === ABANDONED ? { skipped: true } : result;
+      const outcome: PollOutcome = result === ABANDONED ? { skipped: true } : result === STANDBY ? { skipped: true, standby: true } : result;
       this.running = undefined;
       if (this.abort === controller) this.abort = undefined;
       try {
@@ -359,10 +375,25 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     return settled;
   }
 
-  private async execute(signal: AbortSignal, startedAt: number): Promise<PollOutcome | typeof ABANDONED> {
+  private async execute(signal: AbortSignal, startedAt: number): Promise<PollOutcome | typeof ABANDONED | typeof STANDBY> {
     if (this.resetting) await this.resetting;
     const generation = this.generation;
     const abandoned = (): boolean => this.stopped || generation !== this.generation;
+    const lease = this.opts.lease;
+    if (lease && !lease.held()) {
+      let taken: boolean;
+      try {
+        taken = await lease.acquire();
+      } catch (err) {
+        if (abandoned()) return ABANDONED;
+        throw asStateError(err);
+      }
+      if (abandoned()) return ABANDONED;
+      if (!taken) return STANDBY;
+      // Taken: poll at once, from the shared state (loaded below, as every poll does).
+    }
+    /** The lease was lost during the poll (renewals failed or refused): stop before sending anything. */
+    const leaseLost = (): boolean => lease !== undefined && !lease.held();
 
     const state = await this.loadState();
     if (this.commitPending) {
@@ -379,9 +410,11 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       result = await this.opts.fetch(watermarkQuery(state, settings), signal);
     } catch (err) {
       if (abandoned()) return ABANDONED;
+      if (leaseLost()) return STANDBY;
       throw asFetchError(err);
     }
     if (abandoned()) return ABANDONED;
+    if (leaseLost()) return STANDBY;
 
     const records = this.checkRecords(result);
     const complete = result.complete === true;
@@ -397,6 +430,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
 
     const changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
     if (abandoned()) return ABANDONED;
+    // Synchronous from here to the send: held() now means the lease is ours while the messages leave.
+    if (leaseLost()) return STANDBY;
     if (changes.length > 0) {
       try {
         this.opts.emit(changes);
@@ -431,7 +466,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
   }
 
   private async commit(state: TriggerState): Promise<void> {
-    const write = this.opts.store.set(this.opts.nodeId, state);
+    const lease = this.opts.lease;
+    const write = lease ? lease.commit(this.opts.nodeId, state) : this.opts.store.set(this.opts.nodeId, state);
     this.committing = write;
     try {
       await write;
@@ -459,6 +495,13 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
 
   /** Schedules the next poll from the outcome (undefined: abandoned) and tells listeners. */
   private afterPoll(outcome: PollOutcome | undefined): void {
+    if (outcome?.skipped && outcome.standby && this.opts.lease) {
+      // Another instance polls: Redis answered, so no failure to back off from; try again about when its
+      // holding could run out, at most half a lease and never later than the interval.
+      this.failures = 0;
+      this.lastError = undefined;
+      this.schedule(Math.max(1, Math.min(this.opts.intervalMs, this.opts.lease.retryDelayMs())));
+    }
     if (outcome && !outcome.skipped) {
       if ('error' in outcome) {
         this.failures += 1;

@@ -1,0 +1,254 @@
+/**
+ * A lease on Redis: one holder at a time per name, taken over by another instance when the holder dies.
+ *
+ * - acquire: one script, atomically `SET lease token NX PX ttl` and `INCR fence`: the fencing number grows with
+ *   every holding, so a write stamped with an older holding can be refused after a newer one wrote. A holder
+ *   whose key still holds its token (a renewal failed, then Redis came back in time) gets it back as it was.
+ * - renew: every ttl / 3, compare-and-pexpire (only while the key still holds our token).
+ * - release: compare-and-delete, so a holder never deletes a lease another instance took after it.
+ *
+ * held() is local and conservative: true until `sent + ttl - margin`, where `sent` is when the last successful
+ * acquire or renewal was SENT (Redis started its ttl later than that, never earlier) and the margin (a fifth of
+ * the ttl, at least 100 ms) covers clock-rate differences and the time between held() and the write it guards.
+ * Two renewals are tried before that deadline; when both fail (Redis away), held() turns false while Redis may
+ * still hold the key for us, so the holder stops sending before anybody else can take over.
+ *
+ * Nothing here throws out of a timer; failed renewals are retried on the schedule and reported by held().
+ */
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { redisFailure, type RedisConnection } from './client';
+import type { PollLease } from '../changes/poll-lease';
+import type { TriggerState } from '../changes/types';
+import type { LeaseFence, RedisTriggerStateStore } from './trigger-store';
+
+/**
+ * KEYS: lease, fence counter. ARGV: our current token ('' none), a new token, ttl ms.
+ * Returns {1, fence} taken (fence 0: kept our own holding), {0, pttl} held by another.
+ */
+const ACQUIRE = `
+local current = redis.call('GET', KEYS[1])
+if current and ARGV[1] ~= '' and current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {1, 0}
+end
+if current then return {0, redis.call('PTTL', KEYS[1])} end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return {1, redis.call('INCR', KEYS[2])}
+`;
+
+/** KEYS: lease. ARGV: token, ttl ms. 1 renewed, 0 not ours. */
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+/** KEYS: lease. ARGV: token. 1 released, 0 not ours. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+export interface RedisLeaseEvents {
+  /** This instance took the lease (the fencing number of the holding). */
+  acquired: [number];
+  /** This instance no longer holds it: refused renewal, renewals failing past the deadline, or released. */
+  lost: [];
+}
+
+export interface RedisLeaseOptions {
+  connection: RedisConnection;
+  /** Key parts of the lease, e.g. ['trigger-lease', nodeId]; the fence counter is the same with '-fence'. */
+  name: [string, ...string[]];
+  ttlMs: number;
+  now?: () => number;
+}
+
+export class RedisLease extends EventEmitter<RedisLeaseEvents> {
+  readonly key: string;
+  readonly fenceKey: string;
+  readonly ttlMs: number;
+  private readonly connection: RedisConnection;
+  private readonly now: () => number;
+  private readonly marginMs: number;
+
+  private token: string | undefined;
+  private fenceNumber = 0;
+  /** Local deadline of the holding (see the top of the file); 0 when not held. */
+  private validUntil = 0;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private lapseTimer: NodeJS.Timeout | undefined;
+  /** Bumped by release(): an acquire answered after it gives the lease straight back. */
+  private epoch = 0;
+  /** The other holder's remaining time as the last refused acquire saw it. */
+  private otherRemainingMs: number | undefined;
+  private wasHeld = false;
+
+  constructor(options: RedisLeaseOptions) {
+    super();
+    const [first, ...rest] = options.name;
+    this.connection = options.connection;
+    this.key = options.connection.key(first, ...rest);
+    this.fenceKey = options.connection.key(`${first}-fence`, ...rest);
+    this.ttlMs = options.ttlMs;
+    this.now = options.now ?? Date.now;
+    this.marginMs = Math.max(Math.floor(options.ttlMs / 5), 100);
+  }
+
+  held(): boolean {
+    return this.token !== undefined && this.now() < this.validUntil;
+  }
+
+  /** The holding a fenced write proves, or undefined when not held. */
+  fence(): LeaseFence | undefined {
+    if (!this.held() || this.token === undefined) return undefined;
+    return { leaseKey: this.key, token: this.token, fence: this.fenceNumber };
+  }
+
+  /** Takes or keeps the lease; false when another instance holds it. Rejects OAUTH2_TRIGGER_STATE_FAILED when Redis fails. */
+  async acquire(): Promise<boolean> {
+    const epoch = this.epoch;
+    const previous = this.token;
+    const candidate = randomUUID();
+    const sent = this.now();
+    let reply: [number, number];
+    try {
+      reply = (await this.connection.client.eval(ACQUIRE, 2, this.key, this.fenceKey, previous ?? '', candidate, String(this.ttlMs))) as [number, number];
+    } catch (err) {
+      throw redisFailure('OAUTH2_TRIGGER_STATE_FAILED', err, 'take the trigger lease', this.connection.where);
+    }
+    const [taken, value] = reply;
+    if (epoch !== this.epoch) {
+      // Released while this was in flight: whatever was taken goes back at once.
+      if (taken === 1) await this.compareAndDelete(value === 0 ? previous : candidate);
+      return false;
+    }
+    if (taken !== 1) {
+      this.otherRemainingMs = value >= 0 ? value : undefined;
+      this.drop();
+      return false;
+    }
+    this.otherRemainingMs = undefined;
+    if (value !== 0 || this.token === undefined) {
+      this.token = candidate;
+      this.fenceNumber = value;
+    }
+    this.validUntil = sent + this.ttlMs - this.marginMs;
+    this.scheduleRenewal();
+    if (!this.wasHeld) {
+      this.wasHeld = true;
+      this.safeEmit('acquired', this.fenceNumber);
+    }
+    return true;
+  }
+
+  /** How long a standby waits before trying again: just past the other holding's end, at most ttl / 2. */
+  retryDelayMs(): number {
+    const half = Math.floor(this.ttlMs / 2);
+    const other = this.otherRemainingMs;
+    return other === undefined ? half : Math.min(half, other + 25);
+  }
+
+  /** Gives the lease up if held (compare-and-delete). Never rejects; the lease can be acquired again later. */
+  async release(): Promise<void> {
+    this.epoch += 1;
+    const token = this.token;
+    this.drop();
+    this.token = undefined;
+    if (token !== undefined) await this.compareAndDelete(token);
+  }
+
+  private async compareAndDelete(token: string | undefined): Promise<void> {
+    if (token === undefined) return;
+    try {
+      await this.connection.client.eval(RELEASE, 1, this.key, token);
+    } catch {
+      // Redis away: the key expires by itself within the ttl.
+    }
+  }
+
+  /** Not held any more: timers stopped, listeners told once. The token is kept for a reclaim by acquire(). */
+  private drop(): void {
+    this.validUntil = 0;
+    this.clearTimers();
+    if (this.wasHeld) {
+      this.wasHeld = false;
+      this.safeEmit('lost');
+    }
+  }
+
+  private clearTimers(): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (this.lapseTimer) clearTimeout(this.lapseTimer);
+    this.renewTimer = undefined;
+    this.lapseTimer = undefined;
+  }
+
+  private scheduleRenewal(): void {
+    this.clearTimers();
+    this.renewTimer = setTimeout(() => this.renew(), Math.max(1, Math.floor(this.ttlMs / 3)));
+    this.renewTimer.unref();
+    // Tell listeners when the local deadline passes without a successful renewal.
+    this.lapseTimer = setTimeout(() => {
+      this.lapseTimer = undefined;
+      if (!this.held()) this.drop();
+    }, Math.max(1, this.validUntil - this.now()));
+    this.lapseTimer.unref();
+  }
+
+  /** Timer callback: never throws. */
+  private renew(): void {
+    this.renewTimer = undefined;
+    const token = this.token;
+    const epoch = this.epoch;
+    if (token === undefined) return;
+    const sent = this.now();
+    this.connection.client.eval(RENEW, 1, this.key, token, String(this.ttlMs)).then(
+      (result) => {
+        if (epoch !== this.epoch || token !== this.token) return;
+        if (result === 1) {
+          this.validUntil = sent + this.ttlMs - this.marginMs;
+          this.scheduleRenewal();
+        } else {
+          // Another instance holds it now (our key expired, or Redis lost it): stop at once.
+          this.token = undefined;
+          this.drop();
+        }
+      },
+      () => {
+        if (epoch !== this.epoch || token !== this.token) return;
+        // Redis away: try again on the schedule while the holding may still be valid; past the deadline the
+        // lapse timer has told listeners, and the next acquire() reclaims it if Redis kept it for us.
+        if (this.held()) {
+          this.renewTimer = setTimeout(() => this.renew(), Math.max(1, Math.min(Math.floor(this.ttlMs / 3), this.validUntil - this.now())));
+          this.renewTimer.unref();
+        }
+      },
+    );
+  }
+
+  private safeEmit<K extends keyof RedisLeaseEvents>(event: K, ...args: RedisLeaseEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: RedisLeaseEvents[K]) => boolean)(event, ...args);
+    } catch {
+      // listeners' bugs stay theirs
+    }
+  }
+}
+
+/** The poller's lease for one record trigger: the Redis lease plus the store's fenced write. */
+export class TriggerLease extends RedisLease implements PollLease {
+  private readonly store: RedisTriggerStateStore;
+
+  constructor(options: { connection: RedisConnection; store: RedisTriggerStateStore; nodeId: string; ttlMs: number; now?: () => number }) {
+    super({ connection: options.connection, name: ['trigger-lease', options.nodeId], ttlMs: options.ttlMs, now: options.now });
+    this.store = options.store;
+  }
+
+  commit(nodeId: string, state: TriggerState): Promise<void> {
+    const fence = this.fence();
+    // Not held (any more): the fenced write refuses it in Redis all the same; asking makes the store keep the
+    // state in its overlay with the right base, exactly as for a refusal there.
+    return this.store.setFenced(nodeId, state, fence ?? { leaseKey: this.key, token: '', fence: Number.MAX_SAFE_INTEGER });
+  }
+}
