@@ -136,6 +136,10 @@ describe('e2e: oauth2-record-change emits each change exactly once', function ()
   });
 
   it('a poll that fails reaches a Catch node with a stable code and keeps the memory', async () => {
+    // The last redeploy restarted this lane too: a poll asked for while its first poll (a second after the
+    // start) runs is skipped and answers 200, so let that one go by (a timing race, first seen in a slower run
+    // under Node-RED 5 on Node.js 22).
+    await sleep(1200);
     const res = await callLane(runtime, '/poll/broken');
     assert.equal(res.status, 599, res.text);
     assert.equal((res.body as { code: string }).code, 'OAUTH2_RECORDS_NOT_FOUND');
