@@ -90,11 +90,22 @@ export class FencedLock {
 
   /** One attempt: the held lock, or undefined when another holder has it. Rejects when Redis fails. */
   async tryAcquire(keys: LockKeys): Promise<HeldLock | undefined> {
+    const status = this.connection.status();
+    if (status === 'unavailable' || status === 'closed') {
+      // Not even queued: a command waiting in ioredis's offline queue runs when Redis is back, whether or not
+      // anyone still waits for its answer (see below).
+      throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', new Error('Connection is closed.'), 'take the refresh lock', this.connection.where);
+    }
     const token = randomBytes(16).toString('hex');
     let fence: unknown;
     try {
       fence = await this.connection.client.eval(ACQUIRE, 2, keys.lock, keys.fence, token, String(this.ttlMs));
     } catch (err) {
+      // A timed-out command may still reach Redis later (it stays queued while ioredis reconnects, or Redis ran
+      // it and the answer was lost): the lock would then be held by nobody until its TTL, and every instance
+      // would wait that long after an outage. A release with the same token, queued right behind it on the
+      // same connection, undoes that; if the acquisition never ran, the release finds nothing to delete.
+      this.connection.client.eval(RELEASE, 1, keys.lock, token).catch(() => undefined);
       throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'take the refresh lock', this.connection.where);
     }
     const n = Number(fence);

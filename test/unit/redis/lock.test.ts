@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { isOAuth2Error } from '../../../nodes/lib/errors';
 import type { RedisConnection } from '../../../nodes/lib/redis/client';
 import { FencedLock, type HeldLock, type LockKeys } from '../../../nodes/lib/redis/lock';
@@ -8,6 +9,41 @@ import { SECRET, entry } from '../tokens/support/token-store-contract';
 import { connectInstance, freshPrefix } from '../tokens/support/redis-instances';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A loopback TCP proxy in front of Redis whose answers can be swallowed: commands still reach Redis and run,
+ * their replies never come back (a reply lost on the network, as the client sees it).
+ */
+async function startReplyDroppingProxy(upstreamPort: number): Promise<{ port: number; dropReplies: (on: boolean) => void; close: () => Promise<void> }> {
+  let drop = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
+      if (!drop) client.write(chunk);
+    });
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    dropReplies: (on) => {
+      drop = on;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 describe('redis/lock: fenced refresh lock across instances', function () {
   this.timeout(30_000);
@@ -109,6 +145,27 @@ describe('redis/lock: fenced refresh lock across instances', function () {
       assert.ok(Date.now() - started < 1000);
     });
     assert.equal(await a.client.get(keysOf(a).lock), null, 'released after the work');
+  });
+
+  it('an acquisition whose answer was lost leaves no ghost lock behind (others do not wait for the TTL)', async () => {
+    const proxy = await startReplyDroppingProxy(redis.port);
+    try {
+      const viaProxy = await connectInstance(`redis://127.0.0.1:${proxy.port}`, prefix, { commandTimeoutMs: 300 });
+      opened.push(viaProxy);
+      const direct = await instance();
+      const lock = new FencedLock(viaProxy, { ttlMs: 30_000, waitLimitMs: 1000 });
+      proxy.dropReplies(true);
+      await assert.rejects(lock.tryAcquire(keysOf(viaProxy)), (err: unknown) => isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'));
+      // Redis ran the acquisition; the release queued behind it ran too.
+      await sleep(200);
+      assert.equal(await direct.client.get(keysOf(direct).lock), null, 'a lock nobody holds is left in Redis');
+      assert.ok(Number(await direct.client.get(keysOf(direct).fence)) >= 1, 'the acquisition did reach Redis');
+      const other = new FencedLock(direct, { ttlMs: 30_000, waitLimitMs: 500 });
+      const held = await other.acquire(keysOf(direct));
+      assert.equal(await other.release(held), true);
+    } finally {
+      await proxy.close();
+    }
   });
 
   describe('fenced token writes (RedisTokenStore leases)', () => {

@@ -1,0 +1,261 @@
+/**
+ * Several token managers, each on its own Redis connection (as separate Node-RED instances would be), sharing
+ * one Redis token store and one real authorization server (oidc-provider) that rotates refresh tokens and
+ * revokes the whole grant when a spent refresh token is used again: two refreshes of the same login by two
+ * instances would kill it, so these tests fail loudly if the coordination breaks.
+ */
+import assert from 'node:assert/strict';
+import { isOAuth2Error, type OAuth2Error } from '../../../nodes/lib/errors';
+import { buildAuthorizeUrl } from '../../../nodes/lib/oauth/authorize-url';
+import { validateCallback } from '../../../nodes/lib/oauth/callback';
+import { discoverProvider } from '../../../nodes/lib/oauth/discovery';
+import { createPkcePair, randomToken } from '../../../nodes/lib/oauth/pkce';
+import { createTokenEndpointClient } from '../../../nodes/lib/oauth/simple-oauth2-client';
+import type { RedisConnection } from '../../../nodes/lib/redis/client';
+import { RedisTokenStore } from '../../../nodes/lib/redis/token-store';
+import { TokenManager, type ConnectionState } from '../../../nodes/lib/tokens/token-manager';
+import type { ClientSettings, ProviderMetadata, TokenSet } from '../../../nodes/lib/types';
+import { loginThroughProvider, startAuthServer, type AuthServer } from '../../support/auth-server';
+import { startRedis, type RedisServer } from '../../support/redis';
+import { clientSettings } from '../oauth/helpers';
+import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
+
+const REDIRECT_URI = 'http://127.0.0.1:1880/oauth2-connection/callback';
+const ID = 'conn-cluster';
+const SECRET = 'shared-secret-of-the-cluster';
+const HOUR = 3_600_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function eventually(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('eventually: condition not met in time');
+    await sleep(20);
+  }
+}
+
+interface Instance {
+  connection: RedisConnection;
+  store: RedisTokenStore;
+  manager: TokenManager;
+  states: ConnectionState[];
+}
+
+describe('redis: token managers of several instances share one login', function () {
+  this.timeout(60_000);
+  let auth: AuthServer;
+  let metadata: ProviderMetadata;
+  let client: ClientSettings;
+  let redis: RedisServer;
+  let prefix: string;
+  let instances: Instance[] = [];
+
+  before(async () => {
+    [auth, redis] = await Promise.all([startAuthServer({ accessTokenTtlSec: 3600 }), startRedis()]);
+    auth.addRedirectUri(REDIRECT_URI);
+    metadata = await discoverProvider(auth.issuer, { timeoutMs: 5000 });
+    client = clientSettings({
+      clientId: auth.clients.web.clientId,
+      clientSecret: auth.clients.web.clientSecret,
+      scopes: ['openid', 'email'],
+    });
+  });
+  after(async () => {
+    await Promise.all([auth?.close(), redis?.close()]);
+  });
+  beforeEach(() => {
+    prefix = freshPrefix();
+  });
+  afterEach(async () => {
+    for (const i of instances) i.manager.close();
+    await Promise.all(instances.map((i) => i.connection.close()));
+    instances = [];
+  });
+
+  /** A real login at the provider (PKCE, consent): tokens with a live, rotating refresh token. */
+  async function logIn(): Promise<TokenSet> {
+    const pkce = createPkcePair();
+    const state = randomToken();
+    const nonce = randomToken();
+    const url = buildAuthorizeUrl({ metadata, client, redirectUri: REDIRECT_URI, state, codeChallenge: pkce.codeChallenge, nonce });
+    const callback = await loginThroughProvider(url);
+    const { code } = validateCallback(Object.fromEntries(callback.searchParams), {
+      state,
+      issuer: metadata.issuer,
+      issRequired: metadata.authorizationResponseIssParameterSupported === true,
+    });
+    return createTokenEndpointClient({ metadata, client, timeoutMs: 5000 }).exchangeCode({
+      code,
+      codeVerifier: pkce.codeVerifier,
+      redirectUri: REDIRECT_URI,
+      nonce,
+    });
+  }
+
+  async function startInstances(n: number, opts: { skewMs?: number; commandTimeoutMs?: number } = {}): Promise<Instance[]> {
+    const made = await Promise.all(
+      Array.from({ length: n }, async () => {
+        const connection = await connectInstance(redis.url, prefix, { commandTimeoutMs: opts.commandTimeoutMs ?? 3000 });
+        const store = new RedisTokenStore({ connection, secret: SECRET });
+        const manager = new TokenManager({
+          connectionId: ID,
+          grant: 'authorization_code',
+          client: createTokenEndpointClient({ metadata, client, timeoutMs: 5000 }),
+          store,
+          coordination: store,
+          skewMs: opts.skewMs ?? 60_000,
+          retry: { attempts: 1 },
+        });
+        const states: ConnectionState[] = [];
+        manager.on('state', (s: ConnectionState) => states.push(s));
+        return { connection, store, manager, states };
+      }),
+    );
+    instances.push(...made);
+    await Promise.all(made.map((i) => i.manager.init()));
+    return made;
+  }
+
+  /** Logs in, and stores the login as if its access token had expired (the refresh token is live). */
+  async function seedExpired(): Promise<TokenSet> {
+    const tokens = await logIn();
+    const connection = await connectInstance(redis.url, prefix);
+    try {
+      const stale: TokenSet = { ...tokens, obtainedAt: Date.now() - 2 * HOUR, expiresAt: Date.now() - 1000 };
+      await new RedisTokenStore({ connection, secret: SECRET }).set(ID, { tokens: stale, updatedAt: Date.now() });
+    } finally {
+      await connection.close();
+    }
+    return tokens;
+  }
+
+  it('300 requests over 3 instances on an expired token: exactly 1 refresh at the provider, all succeed with the new token', async () => {
+    const login = await seedExpired();
+    const trio = await startInstances(3);
+    auth.resetCounts();
+    const started = Date.now();
+    const results = await Promise.allSettled(
+      Array.from({ length: 300 }, (_, i) => trio[i % 3].manager.getAccessToken()),
+    );
+    const elapsed = Date.now() - started;
+    const failed = results.filter((r) => r.status === 'rejected');
+    assert.equal(failed.length, 0, `failures: ${failed.map((f) => String((f as PromiseRejectedResult).reason)).join('; ')}`);
+    assert.deepEqual(auth.counts().token, { refresh_token: 1 });
+    const tokens = new Set(results.map((r) => (r as PromiseFulfilledResult<TokenSet>).value.accessToken));
+    assert.equal(tokens.size, 1, 'every caller got the same, new access token');
+    const [fresh] = [...tokens];
+    assert.notEqual(fresh, login.accessToken);
+    assert.equal((await auth.validateAccessToken(fresh)).active, true, 'the login is alive at the provider');
+    console.log(`      300 calls over 3 instances: ${auth.counts().token.refresh_token} refresh, ${elapsed} ms`);
+
+    // (d) nothing in Redis in clear: neither the old nor the new tokens, nor the secret.
+    const raw = await rawUnder(trio[0].connection, prefix);
+    const renewed = await trio[0].manager.getAccessToken();
+    for (const secret of [login.accessToken, login.refreshToken ?? '', login.idToken ?? '', renewed.accessToken, renewed.refreshToken ?? '', SECRET]) {
+      assert.ok(secret.length > 8);
+      assert.equal(raw.includes(secret), false, 'a token or the secret is in Redis in clear');
+    }
+  });
+
+  it('a renewal by one instance is adopted by the others at once, without a refresh of their own; so is a logout', async () => {
+    await seedExpired();
+    const [a, b, c] = await startInstances(3);
+    const first = await a.manager.getAccessToken();
+    await eventually(async () => (await b.manager.getAccessToken()).accessToken === first.accessToken);
+    auth.resetCounts();
+    // The API rejects the token at A: A renews once (reactive) and announces it.
+    const second = await a.manager.renewAfterRejection(first.accessToken);
+    assert.notEqual(second.accessToken, first.accessToken);
+    await eventually(() => b.manager.snapshot().expiresAt === second.expiresAt && c.manager.snapshot().expiresAt === second.expiresAt);
+    assert.equal((await b.manager.getAccessToken()).accessToken, second.accessToken);
+    assert.equal((await c.manager.getAccessToken()).accessToken, second.accessToken);
+    // B's API also rejects the old token now: B sees the new one and does not refresh.
+    assert.equal((await b.manager.renewAfterRejection(first.accessToken)).accessToken, second.accessToken);
+    assert.deepEqual(auth.counts().token, { refresh_token: 1 });
+
+    await a.manager.clear();
+    await eventually(() => b.manager.state().kind === 'logged-out' && c.manager.state().kind === 'logged-out');
+    await assert.rejects(b.manager.getAccessToken(), (err: unknown) => isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED'));
+    assert.deepEqual(auth.counts().token, { refresh_token: 1 });
+  });
+
+  it('invalid_grant at one instance: every instance goes to login-required, and none calls the token endpoint again', async () => {
+    const login = await seedExpired();
+    const [a, b, c] = await startInstances(3);
+    // The user revoked the grant at the provider.
+    await createTokenEndpointClient({ metadata, client, timeoutMs: 5000 }).revoke(login);
+    auth.resetCounts();
+    await assert.rejects(a.manager.getAccessToken(), (err: unknown) => isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED'));
+    await eventually(() => [a, b, c].every((i) => i.manager.state().kind === 'login-required'));
+    for (const i of [b, c]) {
+      await assert.rejects(i.manager.getAccessToken(), (err: unknown) => isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED'));
+    }
+    assert.deepEqual(auth.counts().token, { refresh_token: 1 });
+    // A fresh instance started now also knows it (the mark is stored, refresh token removed).
+    const [d] = await startInstances(1);
+    assert.equal(d.manager.state().kind, 'login-required');
+    assert.equal(d.manager.snapshot().hasRefreshToken, false);
+    // A new login on one instance brings every instance back.
+    const again = await logIn();
+    await b.manager.setTokens(again);
+    await eventually(() => [a, c, d].every((i) => i.manager.state().kind === 'ready'));
+    assert.equal((await c.manager.getAccessToken()).accessToken, again.accessToken);
+  });
+
+  it('Redis stopped: the held token is served until it expires, then OAUTH2_TOKEN_STORE_FAILED and no refresh; Redis back: recovers by itself', async () => {
+    const login = await logIn();
+    // A token that expires in 3 s (1 s skew): fresh at first, then within the skew, then expired.
+    const connection = await connectInstance(redis.url, prefix);
+    const expiresAt = Date.now() + 3000;
+    await new RedisTokenStore({ connection, secret: SECRET }).set(ID, {
+      tokens: { ...login, obtainedAt: Date.now() - HOUR, expiresAt },
+      updatedAt: Date.now(),
+    });
+    await connection.close();
+    const trio = await startInstances(3, { skewMs: 1000, commandTimeoutMs: 500 });
+    auth.resetCounts();
+
+    await redis.stop();
+    let restarted = false;
+    try {
+      for (const i of trio) assert.equal((await i.manager.getAccessToken()).accessToken, login.accessToken);
+      // Within the skew: still served; the background renewal fails quietly and the state says why.
+      await sleep(Math.max(0, expiresAt - 1000 - Date.now()) + 50);
+      for (const i of trio) assert.equal((await i.manager.getAccessToken()).accessToken, login.accessToken);
+      await eventually(() => trio.every((i) => {
+        const s = i.manager.state();
+        return s.kind === 'unavailable' && s.error.code === 'OAUTH2_TOKEN_STORE_FAILED';
+      }), 4000);
+      // Expired: no token to serve, and no refresh without the lock.
+      await sleep(Math.max(0, expiresAt - Date.now()) + 50);
+      const outcomes = await Promise.allSettled(trio.flatMap((i) => [i.manager.getAccessToken(), i.manager.getAccessToken()]));
+      for (const o of outcomes) {
+        assert.equal(o.status, 'rejected');
+        const err = (o as PromiseRejectedResult).reason as OAuth2Error;
+        assert.ok(isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'), String(err));
+        assert.doesNotMatch(err.message, /ECONNREFUSED|SECRETVALUE/);
+      }
+      assert.deepEqual(auth.counts().token, {}, 'no refresh while Redis is down');
+
+      await redis.start();
+      restarted = true;
+      const back = Date.now();
+      let served: TokenSet[] = [];
+      await eventually(async () => {
+        const r = await Promise.allSettled(trio.map((i) => i.manager.getAccessToken()));
+        if (r.some((x) => x.status === 'rejected')) return false;
+        served = r.map((x) => (x as PromiseFulfilledResult<TokenSet>).value);
+        return true;
+      }, 15_000);
+      const recovered = Date.now() - back;
+      assert.equal(new Set(served.map((t) => t.accessToken)).size, 1);
+      assert.notEqual(served[0].accessToken, login.accessToken);
+      assert.deepEqual(auth.counts().token, { refresh_token: 1 });
+      await eventually(() => trio.every((i) => i.manager.state().kind === 'ready'));
+      console.log(`      recovered ${recovered} ms after Redis answered again, with ${auth.counts().token.refresh_token} refresh`);
+    } finally {
+      if (!restarted) await redis.start();
+    }
+  });
+});
