@@ -13,12 +13,14 @@ import type { StoredTokens } from './lib/tokens/token-store';
 import type { TokenSet } from './lib/types';
 import type { NodeAPI } from './node-red-types';
 import type { ConnectionNode } from './connection-node';
-import type { SharedTokenStore } from './shared-token-store';
+import type { RuntimeTokenStore } from './shared-token-store';
 import { renderCallbackPage } from './oauth2-connection-callback-page';
 
 export interface RouteDeps {
-  store: SharedTokenStore;
+  store: RuntimeTokenStore;
   translate: (key: string, params?: ErrorParams) => string;
+  /** Engine errors translated as the connection node does (store failures say why). */
+  errorText?: (err: unknown) => string;
   mirrorToCredentials: (id: string, stored: StoredTokens | undefined) => void;
 }
 
@@ -144,7 +146,16 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     const connection = liveConnection(id);
     const snapshot = connection ? connection.snapshot() : snapshotOf(await deps.store.get(id));
     res.set('cache-control', 'no-store');
-    res.json({ ...snapshot, state: snapshot.state.kind, device: login.deviceStatus(id) });
+    // Why the connection is unavailable (token endpoint or token store), translated; never a token.
+    const why = snapshot.state.kind === 'unavailable' ? snapshot.state.error : undefined;
+    res.json({
+      ...snapshot,
+      state: snapshot.state.kind,
+      stateCode: why?.code,
+      stateMessage: why ? (deps.errorText ?? ((e: unknown) => translateError(e, deps.translate)))(why) : undefined,
+      store: deps.store.kind,
+      device: login.deviceStatus(id),
+    });
   }));
 
   RED.httpAdmin.post('/oauth2-connection/:id/login', write, sessions, handle(async (req, res) => {

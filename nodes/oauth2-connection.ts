@@ -1,15 +1,23 @@
 import { Connection } from './lib/connection';
 import { parseConnectionConfig, type ConnectionConfig } from './lib/connection-settings';
-import type { ErrorParams } from './lib/errors';
+import { isOAuth2Error, type ErrorParams } from './lib/errors';
+import type { RedisConnection, RedisStatus } from './lib/redis/client';
 import type { ConnectionState } from './lib/tokens/token-manager';
 import type { StoredTokens } from './lib/tokens/token-store';
 import type { ConnectionNode } from './connection-node';
-import { toNodeError } from './node-errors';
+import { toNodeError, type NodeError } from './node-errors';
 import type { Node, NodeAPI, NodeDef } from './node-red-types';
 import { registerConnectionRoutes } from './oauth2-connection-routes';
-import { SharedTokenStore } from './shared-token-store';
+import { InvalidTokenStore, RedisSharedTokenStore, SharedTokenStore, type AttachedTokenStore, type RuntimeTokenStore } from './shared-token-store';
+import { storeBackend } from './store-backend';
 import { configuredIds, registerDeploySweep } from './deploy-sweep';
 import { instanceSecrets, safeSetting, storeDir } from './instance-secret';
+
+/** Token-store failure reasons with a text of their own in the catalog (reason.<name>). */
+const STORE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'lockBusy', 'superseded', 'undecryptable']);
+
+/** Redis connections whose outages are already logged (one log line per outage, not one per connection node). */
+const watchedRedis = new WeakSet<RedisConnection>();
 
 /** A login made in the editor for a connection that is never deployed is forgotten after this long. */
 const UNDEPLOYED_LOGIN_GRACE_MS = 24 * 60 * 60 * 1000;
@@ -25,8 +33,42 @@ function parseStoredTokens(json: string | undefined): StoredTokens | undefined {
 }
 
 export = function register(RED: NodeAPI): void {
-  const store = new SharedTokenStore(storeDir(RED), instanceSecrets(RED));
-  const translate = (key: string, params?: ErrorParams): string => RED._(`oauth2-connection.${key}`, params);
+  const backend = storeBackend(RED);
+  const store: RuntimeTokenStore =
+    backend.type === 'redis'
+      ? new RedisSharedTokenStore(backend)
+      : backend.type === 'invalid'
+        ? new InvalidTokenStore(backend.error)
+        : new SharedTokenStore(storeDir(RED), instanceSecrets(RED));
+  const translate = (key: string, params?: ErrorParams): string => {
+    const text = RED._(`oauth2-connection.${key}`, params);
+    // i18next answers a key that names a group of keys (field.httpOAuth2) with a sentence about it: not a text.
+    return typeof text === 'string' && !/returned an object instead of string/.test(text) ? text : key;
+  };
+  /** Engine errors as Node-RED errors; a token store failure says why when it knows (Redis away, lock busy...). */
+  const translateEngineError = (err: unknown): NodeError => {
+    const out = toNodeError(err, translate);
+    if (isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED') && STORE_REASONS.has(String(err.params.reason))) {
+      out.message = translate('store.failedWithReason', { reason: translate(`reason.${String(err.params.reason)}`) });
+    }
+    return out;
+  };
+
+  /** Logs Redis outages of this runtime's connection once each (the nodes' status shows them too). */
+  function watchRedis(redis: RedisConnection): void {
+    if (watchedRedis.has(redis)) return;
+    watchedRedis.add(redis);
+    let down = false;
+    redis.on('status', (status: RedisStatus) => {
+      if (status === 'unavailable' && !down) {
+        down = true;
+        RED.log.warn(translate('store.redisUnavailable', { where: redis.where }));
+      } else if (status === 'ready' && down) {
+        down = false;
+        RED.log.info(translate('store.redisBack', { where: redis.where }));
+      }
+    });
+  }
   /** Connections closed as removed by the last deploy (or only disabled: the sweep tells them apart). */
   const removed = new Set<string>();
   registerDeploySweep('oauth2-connection', RED, async () => {
@@ -57,16 +99,29 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this as unknown as Node<never>, def);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- Node-RED constructors are called with `this`
     const node = this;
-    node.toNodeError = (err: unknown) => toNodeError(err, translate);
+    node.toNodeError = translateEngineError;
+
+    // The token store: the file in the user directory, or Redis shared with the other instances.
+    let attached: AttachedTokenStore;
+    try {
+      attached = store.attach();
+    } catch (err) {
+      node.configError = node.toNodeError(err);
+      node.error(node.configError);
+      node.status({ fill: 'red', shape: 'ring', text: 'oauth2-connection.status.storeInvalid' });
+      return;
+    }
 
     let connection: Connection;
     try {
       connection = new Connection({
         id: node.id,
         settings: parseConnectionConfig(def, node.credentials?.clientSecret, { secretRequired: false }),
-        store,
+        store: attached.store,
+        coordination: attached.coordination,
       });
     } catch (err) {
+      attached.release();
       node.configError = node.toNodeError(err);
       node.error(node.configError);
       return;
@@ -75,16 +130,36 @@ export = function register(RED: NodeAPI): void {
     connection.on('state', (state: ConnectionState) => {
       node.debug(`state ${state.kind}`);
     });
+
+    // Redis: the status says when it is away (requests go on with tokens already held until they expire).
+    const redis = attached.redis;
+    const onRedisStatus = (status: RedisStatus): void => {
+      if (status === 'unavailable') node.status({ fill: 'yellow', shape: 'ring', text: 'oauth2-connection.status.redisUnavailable' });
+      else if (status === 'ready') node.status({});
+    };
+    if (redis) {
+      watchRedis(redis);
+      redis.on('status', onRedisStatus);
+      if (redis.status() === 'unavailable') onRedisStatus('unavailable');
+    }
+
     connection.start(parseStoredTokens(node.credentials?.tokens)).catch((err: unknown) => {
       node.error(node.toNodeError(err));
     });
 
     node.on('close', (isRemoved: boolean, done: () => void) => {
       connection.close();
+      redis?.off('status', onRedisStatus);
       // Whether the connection was deleted or only its flow disabled is known once the deploy has started.
       if (isRemoved) removed.add(node.id);
-      // Token writes in flight reach the disk before Node-RED stops (SIGTERM) or the deploy goes on.
-      store.flush().then(done, () => done());
+      // Token writes in flight reach the disk (or Redis) before Node-RED stops (SIGTERM) or the deploy goes on.
+      attached.store
+        .flush()
+        .catch(() => undefined)
+        .then(() => {
+          attached.release();
+          done();
+        });
     });
   }
 
@@ -92,5 +167,5 @@ export = function register(RED: NodeAPI): void {
     credentials: { clientSecret: { type: 'password' }, tokens: { type: 'password' } },
   });
 
-  registerConnectionRoutes(RED, { store, translate, mirrorToCredentials });
+  registerConnectionRoutes(RED, { store, translate, mirrorToCredentials, errorText: (err) => translateEngineError(err).message });
 };

@@ -8,7 +8,7 @@ import { discoverProvider } from './oauth/discovery';
 import { createTokenEndpointClient } from './oauth/simple-oauth2-client';
 import type { DevicePollPending, TokenEndpointClient } from './oauth/token-endpoint';
 import { TokenManager, type ConnectionState } from './tokens/token-manager';
-import type { StoredTokens, TokenStore } from './tokens/token-store';
+import type { RenewalCoordination, StoredTokens, TokenStore } from './tokens/token-store';
 import type { ProviderMetadata, TokenSet } from './types';
 
 export type TlsOptions = Parameters<typeof createAgents>[0]['tls'];
@@ -17,6 +17,8 @@ export interface ConnectionOptions {
   id: string;
   settings: ConnectionSettings;
   store: TokenStore;
+  /** With a store shared by several Node-RED instances (Redis): the cluster-wide renewal lock and change feed. */
+  coordination?: RenewalCoordination;
   tls?: TlsOptions;
   /** Timeout for discovery and token-endpoint calls. */
   timeoutMs?: number;
@@ -116,6 +118,7 @@ export class Connection extends EventEmitter implements Authorizer {
       grant: options.settings.grant,
       client: this.client,
       store: options.store,
+      coordination: options.coordination,
       skewMs: options.settings.refreshSkewMs,
     });
     this.manager.on('state', (state: ConnectionState) => this.emit('state', state));
