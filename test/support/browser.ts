@@ -297,7 +297,8 @@ export async function dialogLayoutProblems(page: Page): Promise<string[]> {
       const style = getComputedStyle(el);
       // Screen-reader-only labels are 1px boxes on purpose.
       if (style.clip === 'rect(0px, 0px, 0px, 0px)' || (el.getBoundingClientRect().width <= 1 && style.overflow === 'hidden')) continue;
-      if (el.scrollWidth > el.clientWidth + 1 && style.overflow !== 'visible' && style.textOverflow !== 'ellipsis') {
+      // Content wider than its box: clipped, or spilling over what is next to it.
+      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && style.textOverflow !== 'ellipsis') {
         problems.push(`${name(el)} is cut (${el.scrollWidth} > ${el.clientWidth})`);
       }
       const r = el.getBoundingClientRect();
