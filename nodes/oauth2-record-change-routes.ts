@@ -9,10 +9,25 @@ const PREVIEW_LIMIT = 20;
 /**
  * "Preview next poll": what the deployed node's next poll would emit from its current memory, without
  * emitting or remembering anything. It calls the API with the connection's token, so it needs write permission.
+ *
+ * With several instances (the Redis store) both routes work on any of them, the one polling or a standby: the
+ * memory they read and clear is the shared one (a reset on a standby is seen by the polling instance at its
+ * next poll, which then starts as a first poll).
  */
-export function registerRecordChangeRoutes(RED: NodeAPI, deps: { translate: (key: string, params?: ErrorParams) => string }): void {
+export function registerRecordChangeRoutes(
+  RED: NodeAPI,
+  deps: {
+    translate: (key: string, params?: ErrorParams) => string;
+    /** The node's own wording of shared-store failures (Redis away, another instance's reset...), if it has one. */
+    describe?: (err: unknown) => string | undefined;
+  },
+): void {
   const deployedNode = (id: unknown): RecordChangeNode | null =>
     typeof id === 'string' && NODE_ID.test(id) ? (RED.nodes.getNode(id) as RecordChangeNode | null) : null;
+  // Engine errors are worded in the connection's catalog, which holds every code.
+  const message = (err: unknown): string =>
+    deps.describe?.(err) ??
+    translateError(err, (key, params) => RED._(`node-red-contrib-http-oauth2/oauth2-connection:oauth2-connection.${key}`, params));
 
   // "Forget remembered records": the editor's msg.reset.
   RED.httpAdmin.post('/oauth2-record-change/:id/reset', RED.auth.needsPermission('oauth2-record-change.write'), (req, res) => {
@@ -26,7 +41,7 @@ export function registerRecordChangeRoutes(RED: NodeAPI, deps: { translate: (key
         node.status({ fill: 'grey', shape: 'ring', text: deps.translate('status.reset') });
         res.json({ reset: true });
       },
-      (err: unknown) => res.status(500).json({ error: { code: 'OAUTH2_TRIGGER_STATE_FAILED', message: err instanceof Error ? err.message : String(err) } }),
+      (err: unknown) => res.status(500).json({ error: { code: 'OAUTH2_TRIGGER_STATE_FAILED', message: message(err) } }),
     );
   });
 
@@ -53,9 +68,7 @@ export function registerRecordChangeRoutes(RED: NodeAPI, deps: { translate: (key
       })
       .catch((err: unknown) => {
         const code = err instanceof OAuth2Error ? err.code : 'OAUTH2_REQUEST_FAILED';
-        // Engine errors are worded in the connection's catalog, which holds every code.
-        const message = translateError(err, (key, params) => RED._(`node-red-contrib-http-oauth2/oauth2-connection:oauth2-connection.${key}`, params));
-        res.status(code === 'OAUTH2_INVALID_CONFIG' || code === 'OAUTH2_INVALID_INPUT' ? 400 : 502).json({ error: { code, message } });
+        res.status(code === 'OAUTH2_INVALID_CONFIG' || code === 'OAUTH2_INVALID_INPUT' ? 400 : 502).json({ error: { code, message: message(err) } });
       });
   });
 }

@@ -14,7 +14,7 @@ import { NodeError, toNodeError } from './node-errors';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red-types';
 import type { RecordChangeNode } from './record-change-node';
 import { registerRecordChangeRoutes } from './oauth2-record-change-routes';
-import { SharedTriggerStore } from './shared-trigger-store';
+import { SharedTriggerStore, triggerStoreSelector, type AttachedTriggerStore } from './shared-trigger-store';
 
 interface JsonataApi {
   prepareJSONataExpression(expr: string, node: unknown): { assign(name: string, value: unknown): void };
@@ -25,10 +25,43 @@ function time(ms = Date.now()): string {
   return new Date(ms).toLocaleTimeString();
 }
 
+/** Reasons of OAUTH2_TRIGGER_STATE_FAILED that the shared (Redis) store gives, each with its own message. */
+const SHARED_STATE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'leaseLost', 'stateChanged', 'undecryptable']);
+
+function sharedStateReason(err: unknown): string | undefined {
+  if (!isOAuth2Error(err, 'OAUTH2_TRIGGER_STATE_FAILED')) return undefined;
+  const reason = err.params.reason;
+  return typeof reason === 'string' && SHARED_STATE_REASONS.has(reason) ? reason : undefined;
+}
+
+/** Redis could not be used (as opposed to a refusal that says something about the state). */
+function redisUnavailable(err: unknown): boolean {
+  const reason = sharedStateReason(err);
+  return reason === 'redis-unreachable' || reason === 'redis-timeout';
+}
+
+/**
+ * The shared store's failures in this node's words (the connection's catalog knows only "could not be read or
+ * written"), and a bad httpOAuth2.store setting; undefined for anything else.
+ */
+function sharedStoreError(err: unknown, t: (key: string, params?: ErrorParams) => string): NodeError | undefined {
+  const reason = sharedStateReason(err);
+  if (reason) {
+    const out = new NodeError(t(`errors.sharedState.${reason}`));
+    out.code = 'OAUTH2_TRIGGER_STATE_FAILED';
+    return out;
+  }
+  if (isOAuth2Error(err, 'OAUTH2_INVALID_CONFIG') && String(err.params.field ?? '').startsWith('httpOAuth2')) return toNodeError(err, t);
+  return undefined;
+}
+
 export = function register(RED: NodeAPI): void {
-  const store = new SharedTriggerStore(storeDir(RED), instanceSecrets(RED));
+  // The file store (default) or the shared one on Redis, as settings.js says (httpOAuth2.store).
+  const triggerStore = triggerStoreSelector(RED, new SharedTriggerStore(storeDir(RED), instanceSecrets(RED)));
   const removed = new Set<string>();
   registerDeploySweep('oauth2-record-change', RED, async () => {
+    const store = triggerStore();
+    if (store.kind === 'invalid') return;
     const configured = configuredIds(RED, 'oauth2-record-change');
     const wasRemoved = new Set(removed);
     removed.clear();
@@ -44,7 +77,7 @@ export = function register(RED: NodeAPI): void {
     const t = (key: string, params?: ErrorParams): string => RED._(`oauth2-record-change.${key}`, params);
     const connectionNode = def.connection ? (RED.nodes.getNode(def.connection) as ConnectionNode | null) : null;
     const translate = (err: unknown): NodeError =>
-      connectionNode ? connectionNode.toNodeError(err) : toNodeError(err, (key, params) => t(key, params));
+      sharedStoreError(err, t) ?? (connectionNode ? connectionNode.toNodeError(err) : toNodeError(err, (key, params) => t(key, params)));
 
     let parsed: ParsedTrigger;
     let setupError: NodeError | undefined;
@@ -55,6 +88,15 @@ export = function register(RED: NodeAPI): void {
     }
     if (!setupError && !connectionNode) setupError = toNodeError(new Error(t('errors.noConnection')), () => '');
     if (!setupError && !connectionNode?.connection) setupError = connectionNode?.configError;
+    // Where the trigger's memory lives: a bad httpOAuth2.store setting or a missing shared secret stops here.
+    let attached: AttachedTriggerStore | undefined;
+    if (!setupError) {
+      try {
+        attached = triggerStore().attach(node.id);
+      } catch (err) {
+        setupError = translate(err);
+      }
+    }
     if (setupError) {
       node.error(setupError);
       node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: setupError.code ?? 'ERROR' }) });
@@ -63,12 +105,14 @@ export = function register(RED: NodeAPI): void {
     }
     const config = parsed!;
     const connection = connectionNode!.connection!;
+    const { store, lease, redis } = attached!;
 
     let jsonata: unknown;
     if (config.records.type === 'jsonata') {
       try {
         jsonata = (RED.util as unknown as JsonataApi).prepareJSONataExpression(config.records.path, node);
       } catch (err) {
+        attached!.release();
         const error = toNodeError(new Error(t('errors.invalidJsonata', { message: err instanceof Error ? err.message : String(err) })), () => '');
         error.code = 'OAUTH2_INVALID_CONFIG';
         node.error(error);
@@ -84,6 +128,7 @@ export = function register(RED: NodeAPI): void {
       try {
         condition = (RED.util as unknown as JsonataApi).prepareJSONataExpression(config.condition, node);
       } catch (err) {
+        attached!.release();
         const error = toNodeError(new Error(t('errors.invalidCondition', { message: err instanceof Error ? err.message : String(err) })), () => '');
         error.code = 'OAUTH2_INVALID_CONFIG';
         node.error(error);
@@ -207,6 +252,8 @@ export = function register(RED: NodeAPI): void {
       configKey: config.configKey,
       settings: config.settings,
       store,
+      // Several instances (Redis): one polls this trigger at a time; without it (file store) as before.
+      lease,
       fetch: fetchList,
       emit,
       filter: condition ? passCondition : undefined,
@@ -216,7 +263,12 @@ export = function register(RED: NodeAPI): void {
 
     let skipped = 0;
     let inputPolls = 0;
+    const standbyStatus = (): void => node.status({ fill: 'grey', shape: 'ring', text: t('status.standby') });
     const showOutcome = (outcome: PollOutcome): void => {
+      if (outcome.skipped && outcome.standby) {
+        standbyStatus();
+        return;
+      }
       if (outcome.skipped) {
         skipped += 1;
         node.status({ fill: 'yellow', shape: 'ring', text: t('status.skipped', { count: skipped }) });
@@ -252,7 +304,9 @@ export = function register(RED: NodeAPI): void {
       showOutcome(outcome);
     });
     poller.on('state', (state: { kind: string; nextPollAt?: number; lastError?: OAuth2Error }) => {
-      if (state.kind === 'backoff' && state.lastError) {
+      if (state.kind === 'backoff' && state.lastError && redisUnavailable(state.lastError)) {
+        node.status({ fill: 'red', shape: 'ring', text: t('status.redisUnavailable', { time: time(state.nextPollAt) }) });
+      } else if (state.kind === 'backoff' && state.lastError) {
         node.status({
           fill: 'yellow',
           shape: 'ring',
@@ -298,19 +352,42 @@ export = function register(RED: NodeAPI): void {
     };
     connection.on('state', onConnectionState);
 
+    // Redis back after an outage: poll (or try for the lease) at once rather than wait out the backoff.
+    const onRedisBack = (): void => {
+      if (lastPollFailed) {
+        lastPollFailed = false;
+        void poller.pollNow();
+      }
+    };
+    redis?.on('reconnected', onRedisBack);
+    // Another instance took the trigger over (this one's renewals were refused or failed): say so at once.
+    const onLeaseLost = (): void => standbyStatus();
+    lease?.on('lost', onLeaseLost);
+
     node.on('close', (isRemoved: boolean, done: () => void) => {
       connection.removeListener('state', onConnectionState);
+      redis?.removeListener('reconnected', onRedisBack);
+      lease?.removeListener('lost', onLeaseLost);
       if (isRemoved) removed.add(node.id);
-      // The trigger state written by the last poll reaches the disk before Node-RED stops (SIGTERM).
+      // The trigger state written by the last poll is stored before Node-RED stops (SIGTERM); stop() also
+      // releases the lease, so another instance takes the trigger over at once.
       poller
         .stop()
         .then(() => store.flush())
-        .then(done, () => done());
+        .then(
+          () => undefined,
+          () => undefined,
+        )
+        .finally(() => {
+          attached!.release();
+          done();
+        });
     });
 
     poller.start();
   }
 
   RED.nodes.registerType('oauth2-record-change', RecordChangeNodeConstructor as unknown as (this: Node<never>, def: NodeDef) => void);
-  registerRecordChangeRoutes(RED, { translate: (key, params) => RED._(`oauth2-record-change.${key}`, params) });
+  const t = (key: string, params?: ErrorParams): string => RED._(`oauth2-record-change.${key}`, params);
+  registerRecordChangeRoutes(RED, { translate: t, describe: (err) => sharedStoreError(err, t)?.message });
 };
