@@ -12,6 +12,15 @@ import { parseStoreSettings, type RedisStoreSettings, type StoreSettings } from 
 import { safeSetting } from './instance-secret';
 import type { NodeAPI } from './node-red-types';
 
+/**
+ * A setting by `RED.settings.get`, else as a property of RED.settings: Node-RED exposes settings.js keys both
+ * ways, while node-red-node-test-helper's settings object only has the properties.
+ */
+function setting(RED: NodeAPI, key: string): unknown {
+  const value = safeSetting(RED, key);
+  return value !== undefined ? value : (RED.settings as unknown as Record<string, unknown>)[key];
+}
+
 /** How long the Redis connection outlives its last user (a redeploy closes and recreates every node). */
 const IDLE_CLOSE_MS = 10_000;
 
@@ -62,7 +71,7 @@ function makeRedisBackend(RED: NodeAPI, settings: RedisStoreSettings): RedisBack
     settings,
     secret() {
       if (settings.secret) return settings.secret;
-      const credentialSecret = safeSetting(RED, 'credentialSecret');
+      const credentialSecret = setting(RED, 'credentialSecret');
       if (typeof credentialSecret === 'string' && credentialSecret.length > 0) return credentialSecret;
       throw new OAuth2Error(
         'OAUTH2_INVALID_CONFIG',
@@ -95,7 +104,7 @@ function makeRedisBackend(RED: NodeAPI, settings: RedisStoreSettings): RedisBack
 /** This runtime's backend; settings are read once. An invalid setting is reported by every node that needs a store. */
 export function storeBackend(RED: NodeAPI): StoreBackend {
   const key: object = RED.events ?? RED;
-  const raw = safeSetting(RED, 'httpOAuth2');
+  const raw = setting(RED, 'httpOAuth2');
   const known = backends.get(key);
   if (known && known.raw === raw) return known.backend;
   let backend: StoreBackend;

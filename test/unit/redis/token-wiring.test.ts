@@ -1,0 +1,175 @@
+/**
+ * The connection node with `httpOAuth2.store` on Redis (node-red-node-test-helper, the compiled nodes, the
+ * real catalogs, a real redis-server, the real authorization server and API): the token lives in Redis,
+ * sealed; a bad store setting or a missing shared secret is the connection's translated error; a Redis outage
+ * is a translated token-store error and a status, and the node recovers by itself.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { startApiServer, type ApiServer } from '../../support/api-server';
+import { startAuthServer, type AuthServer } from '../../support/auth-server';
+import { startRedis, type RedisServer } from '../../support/redis';
+import {
+  catchNodes,
+  collectUnhandledRejections,
+  currentStatusSpy,
+  eventually,
+  helper,
+  helperNode,
+  loadCatalogs,
+  nextInput,
+  nodeModules,
+  requestNode,
+  serviceConnection,
+  statusLog,
+  tab,
+  useTempUserDir,
+  type RuntimeNode,
+} from '../../node/support';
+import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
+
+type Msg = Record<string, unknown>;
+const CREDENTIAL_SECRET = 'the-cluster-credential-secret';
+
+describe('connection node with the Redis token store', function () {
+  this.timeout(60_000);
+  let auth: AuthServer;
+  let api: ApiServer;
+  let redis: RedisServer;
+  let userDir: string;
+  let prefix: string;
+  const assertNoUnhandledRejections = collectUnhandledRejections('the Redis wiring tests');
+
+  before(async () => {
+    await loadCatalogs();
+    [auth, redis] = await Promise.all([startAuthServer({ accessTokenTtlSec: 3600 }), startRedis()]);
+    api = await startApiServer(auth);
+  });
+  after(async () => {
+    await Promise.all([api?.close(), auth?.close(), redis?.close()]);
+    assertNoUnhandledRejections();
+  });
+  beforeEach(() => {
+    userDir = useTempUserDir();
+    prefix = freshPrefix();
+    auth.resetCounts();
+    api.requests.length = 0;
+  });
+  afterEach(async () => {
+    await helper.unload();
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  function settings(store: Record<string, unknown>, extra: Record<string, unknown> = {}): void {
+    helper.settings({ userDir, httpOAuth2: { store: { type: 'redis', url: redis.url, keyPrefix: prefix, ...store } }, ...extra });
+  }
+
+  async function load(): Promise<{ conn: RuntimeNode; req: RuntimeNode }> {
+    const conn = serviceConnection(auth, { apiBaseUrl: api.url });
+    await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/echo' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
+    return { conn: helper.getNode(String(conn.node.id)), req: helper.getNode('req') };
+  }
+
+  /** Sends an empty message; resolves with what reaches the output or the catch node, whichever comes. */
+  function outcome(): Promise<Msg> {
+    return new Promise((resolve, reject) => {
+      const out = helper.getNode('out');
+      const caught = helper.getNode('caught');
+      const timer = setTimeout(() => finish(undefined), 10_000);
+      function finish(msg: Msg | undefined): void {
+        clearTimeout(timer);
+        out.off('input', finish);
+        caught.off('input', finish);
+        if (msg) resolve(msg);
+        else reject(new Error('no outcome within 10 s'));
+      }
+      out.on('input', finish);
+      caught.on('input', finish);
+      helper.getNode('req').receive({});
+    });
+  }
+
+  async function send(msg: Msg, outId: string): Promise<Msg> {
+    const received = nextInput(helper.getNode(outId));
+    helper.getNode('req').receive(msg);
+    return received;
+  }
+
+  it('tokens go to Redis, sealed; 20 requests fetch one token', async () => {
+    settings({ commandTimeoutMs: 500 }, { credentialSecret: CREDENTIAL_SECRET });
+    const { conn } = await load();
+    auth.resetCounts();
+    const replies: Msg[] = [];
+    const out = helper.getNode('out');
+    out.on('input', (m: Msg) => replies.push(m));
+    for (let i = 0; i < 20; i++) helper.getNode('req').receive({});
+    await eventually(() => replies.length === 20, 10_000, '20 replies');
+    assert.ok(replies.every((m) => m.statusCode === 200));
+    assert.equal(api.requests.length, 20);
+    assert.deepEqual(auth.counts().token, { client_credentials: 1 });
+    const probe = await connectInstance(redis.url, prefix);
+    try {
+      assert.equal(await probe.client.exists(probe.key('tokens', conn.id)), 1, 'the token is in Redis');
+      const raw = await rawUnder(probe, prefix);
+      const token = String(api.requests.at(-1)?.headers.authorization ?? '').replace(/^Bearer /, '');
+      assert.ok(token.length > 10);
+      assert.equal(raw.includes(token), false, 'the access token is in Redis in clear');
+    } finally {
+      await probe.close();
+    }
+    assert.equal(fs.existsSync(`${userDir}/.http-oauth2-tokens.json`), false, 'nothing in the file store');
+  });
+
+  it('no shared secret: the connection reports it, translated, with a red status; no request is sent', async () => {
+    settings({});
+    const { conn, req } = await load();
+    const configError = conn.configError as { code?: string; message: string } | undefined;
+    assert.equal(configError?.code, 'OAUTH2_INVALID_CONFIG');
+    assert.match(configError?.message ?? '', /^Invalid configuration: The token store secret \(httpOAuth2\.store\.secret in settings\.js\) is required: every instance must seal tokens with the same secret/);
+    assert.deepEqual(statusLog(conn).at(-1), { fill: 'red', shape: 'ring', text: 'oauth2-connection.status.storeInvalid' });
+    assert.deepEqual(statusLog(req)[0], { fill: 'red', shape: 'ring', text: 'OAUTH2_INVALID_CONFIG' });
+    const caught = await send({ payload: 'kept' }, 'caught');
+    assert.equal((caught.error as { code?: string }).code, 'OAUTH2_INVALID_CONFIG');
+    assert.deepEqual(api.requests.map((r) => r.path), []);
+  });
+
+  it('an invalid store setting names the setting, translated', async () => {
+    settings({ lockTtlMs: 5 }, { credentialSecret: CREDENTIAL_SECRET });
+    const { conn } = await load();
+    const configError = conn.configError as { message: string } | undefined;
+    assert.equal(
+      configError?.message,
+      'Invalid configuration: The refresh lock lifetime (httpOAuth2.store.lockTtlMs in settings.js) is outside the allowed range',
+    );
+  });
+
+  it('Redis stopped: a token-store error saying Redis cannot be reached, "Redis unavailable" status; back: requests work again by themselves', async () => {
+    settings({ commandTimeoutMs: 500 }, { credentialSecret: CREDENTIAL_SECRET });
+    const { conn } = await load();
+    await redis.stop();
+    let restarted = false;
+    try {
+      await eventually(() => statusLog(conn, currentStatusSpy()).some((s) => s.text === 'oauth2-connection.status.redisUnavailable'), 5000, 'Redis unavailable status');
+      // No token held yet (client credentials fetch on first use): the fetch needs the lock, so it fails.
+      const caught = await send({ payload: 'kept' }, 'caught');
+      const error = caught.error as { code?: string; message: string };
+      assert.equal(error.code, 'OAUTH2_TOKEN_STORE_FAILED');
+      assert.match(error.message, /^The token store could not be read or written: Redis (cannot be reached|did not answer in time)$/);
+      assert.equal(caught.payload, 'kept');
+      assert.deepEqual(auth.counts().token, {}, 'no token fetched without the lock');
+      await redis.start();
+      restarted = true;
+      const back = Date.now();
+      for (;;) {
+        const reply = await outcome();
+        if (reply.statusCode === 200) break;
+        assert.ok(Date.now() - back < 10_000, 'not recovered within 10 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await eventually(() => statusLog(conn, currentStatusSpy()).at(-1)?.text === undefined, 5000, 'status cleared');
+      console.log(`      requests served again ${Date.now() - back} ms after Redis answered`);
+    } finally {
+      if (!restarted) await redis.start();
+    }
+  });
+});
