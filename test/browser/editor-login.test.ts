@@ -213,6 +213,16 @@ describe('browser: the editor login journey (chromium)', function () {
         return text.trim() !== '' && !/Reading the list/.test(text) && !document.querySelector<HTMLButtonElement>('#node-input-oauth2-rc-preview')?.disabled;
       });
       assert.equal(records.listRequests.length, before + 1, 'the preview read the real list once');
+      // The answer is where the user looks: scrolled into the dialog's view, not below its fold.
+      const inView = await page.evaluate(() => {
+        const trays = document.querySelectorAll('.red-ui-tray');
+        const tray = trays[trays.length - 1];
+        const shown = document.querySelector('#node-input-oauth2-rc-preview-summary')?.getBoundingClientRect();
+        const top = tray?.querySelector('.red-ui-tray-body')?.getBoundingClientRect().top ?? 0;
+        const bottom = tray?.querySelector('.red-ui-tray-footer')?.getBoundingClientRect().top ?? window.innerHeight;
+        return shown ? `${Math.round(shown.top)}..${Math.round(shown.bottom)} in ${Math.round(top)}..${Math.round(bottom)}: ${shown.top >= top && shown.bottom <= bottom}` : 'no summary';
+      });
+      assert.match(inView, /true$/, `the preview's answer is in view (${inView})`);
       return (await summary.innerText()).trim();
     }
     await step(session, 'preview', async () => {
