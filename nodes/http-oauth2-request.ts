@@ -151,6 +151,11 @@ export = function register(RED: NodeAPI): void {
         node.status({ fill: 'yellow', shape: 'ring', text: 'http-oauth2-request.status.unavailable' });
         return true;
       }
+      if (connectionState.kind === 'unavailable' && connectionState.error.code === 'OAUTH2_TOKEN_STORE_FAILED') {
+        // Redis (or the token file) is failing: held tokens still work until they expire, renewals wait.
+        node.status({ fill: 'yellow', shape: 'ring', text: 'http-oauth2-request.status.storeUnavailable' });
+        return true;
+      }
       return false;
     }
 
