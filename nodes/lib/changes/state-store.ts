@@ -18,7 +18,9 @@ export interface TriggerStateStore {
   /**
    * Stores a copy of `state`; resolves once it is on disk. When the write fails it rejects, but the new state
    * stays in memory (get returns it) and the next successful write carries it: the file lags, it never goes
-   * back. The poller relies on this to not resend in-process what it already sent (see poller.ts).
+   * back. The poller relies on this to not resend in-process what it already sent (see poller.ts). The shared
+   * store on Redis (redis/trigger-store.ts) keeps this only while no other instance wrote the trigger since:
+   * then the other instance's state wins.
    */
   set(nodeId: string, state: TriggerState): Promise<void>;
   /** Forgets the node's state; resolves once that is on disk. */
