@@ -7,8 +7,9 @@
  * - 300 requests in flight across the three on an expired access token: exactly one refresh, no failure;
  * - one record trigger deployed on all three: each change emitted once in the cluster; the polling instance is
  *   killed mid-poll and another takes over within the lease, losing and repeating nothing;
- * - Redis stopped and restarted: requests go on with the token held, the nodes say Redis is unavailable, and
- *   everything recovers by itself (the changes made meanwhile are emitted once).
+ * - Redis stopped and restarted: requests go on with the token held, the nodes say Redis is unavailable, once
+ *   the token has expired requests fail with a clear error and nobody refreshes without the lock, and
+ *   everything recovers by itself (one refresh for the three; the changes made meanwhile are emitted once).
  *
  * The three runtimes start once for the file; the cases run in order and build on each other.
  */
@@ -16,7 +17,7 @@ import assert from 'node:assert/strict';
 import type Redis from 'ioredis';
 import type { AuthServer } from '../support/auth-server';
 import { redisClient, redisContents, startCluster, type Cluster, type ClusterMember } from '../support/cluster';
-import { callLane, connectionStatus, serviceConnection, sleep, startWatchedAuthServer, waitFor, webConnection } from '../support/e2e';
+import { callLane, connectionStatus, serviceConnection, sleep, startWatchedAuthServer, waitFor, webConnection, type JsonAnswer } from '../support/e2e';
 import { loginFromEditor } from '../support/editor-login';
 import { dialogConfig, requestLane, tab, triggerLane } from '../support/flows';
 import { watchText } from '../support/leaks';
@@ -121,7 +122,7 @@ describe('e2e: three instances sharing Redis (one OAuth2 client, rotating refres
     await sleep(Math.max(0, expiresAt - Date.now()) + 300);
   }
 
-  async function requestOn(m: ClusterMember, i: number): Promise<{ status: number; text: string }> {
+  async function requestOn(m: ClusterMember, i: number): Promise<JsonAnswer> {
     return callLane(m.runtime, `/records${(i % LANES) + 1}`);
   }
 
@@ -274,7 +275,7 @@ describe('e2e: three instances sharing Redis (one OAuth2 client, rotating refres
     assertExactlyOnce(expected);
   });
 
-  it('Redis stopped and restarted: requests go on with the token held, the nodes say so, everything recovers', async () => {
+  it('Redis stopped and restarted: the held token serves until it expires, then a clear error; the nodes say so; everything recovers', async () => {
     const before = arrivals().map(key);
     // Every instance holds a fresh access token (one refresh for the three).
     await untilExpired();
@@ -298,26 +299,39 @@ describe('e2e: three instances sharing Redis (one OAuth2 client, rotating refres
     await waitFor(() => members.every((m) => showsRedis(m, 't1')), POLL_INTERVAL_MS + 3_000, 'every trigger showing Redis unavailable');
     figures.triggerShowsRedisMs = Date.now() - downAt;
     figures.redisStatusTexts = JSON.stringify({ conn1: member('A').status.text('conn1'), t1: member('A').status.text('t1'), req1: member('A').status.text('req1') });
-    const dialog = await connectionStatus(member('B').runtime);
-    figures.statusRouteDuringOutage = JSON.stringify(dialog);
+    figures.statusRouteDuringOutage = JSON.stringify(await connectionStatus(member('B').runtime));
+
+    // Once the token has expired, a request cannot be authorised without the cluster lock: a clear, catchable
+    // error, and no instance refreshes on its own (that would spend the rotating refresh token).
+    await sleep(Math.max(0, freshUntil - Date.now()) + 300);
+    const expired = await Promise.all(members.map((m) => requestOn(m, 1).then((r) => ({ ...r, member: m.name }))));
+    for (const r of expired) {
+      assert.equal(r.status, 599, `${r.member}: ${r.text}`);
+      assert.equal((r.body as { code?: string }).code, 'OAUTH2_TOKEN_STORE_FAILED', `${r.member}: ${r.text}`);
+      assert.match((r.body as { message?: string }).message ?? '', /redis/i, r.text);
+    }
+    figures.expiredDuringOutageError = expired[0].text;
     assert.deepEqual(userGrants(), { refresh_token: 1 }, 'no refresh without the cluster lock');
 
     await redis.start();
     const upAt = Date.now();
     figures.redisDownMs = upAt - downAt;
-    // The change made during the outage arrives once; requests and statuses recover without anyone's help.
+    auth.resetCounts();
+    // Nobody's help needed: each instance's requests succeed again (the expired token renewed once for all).
+    await Promise.all(
+      members.map((m) => waitFor(async () => (await requestOn(m, 2)).status === 200, 20_000, `${m.name} answering again`, 250)),
+    );
+    figures.requestsRecoveredMs = Date.now() - upAt;
+    const after = await Promise.all(members.flatMap((m) => Array.from({ length: 20 }, (_, i) => requestOn(m, i).then((r) => ({ ...r, member: m.name })))));
+    const failedAfter = after.filter((r) => r.status !== 200);
+    assert.equal(failedAfter.length, 0, `failed after Redis came back: ${JSON.stringify(failedAfter.slice(0, 3))}`);
+    assert.deepEqual(userGrants(), { refresh_token: 1 }, 'one refresh after the recovery, for the three');
+    // The change made during the outage arrives once; the statuses clear.
     const expected = [...before, key({ event: 'created', id: epsilon.id, version: epsilon.updated_at })];
     await waitFor(() => arrivals().length >= expected.length, 30_000, 'epsilon at the sink after Redis came back');
     figures.triggerRecoveredMs = Date.now() - upAt;
     await waitFor(() => members.every((m) => !showsRedis(m, 'conn1') && !showsRedis(m, 't1')), 15_000, 'the Redis-unavailable statuses to clear');
     figures.statusRecoveredMs = Date.now() - upAt;
-    // Past the token's expiry: the refresh goes through the cluster lock again, once for the three.
-    await untilExpired();
-    auth.resetCounts();
-    const after = await Promise.all(members.flatMap((m) => Array.from({ length: 20 }, (_, i) => requestOn(m, i).then((r) => ({ ...r, member: m.name })))));
-    const failedAfter = after.filter((r) => r.status !== 200);
-    assert.equal(failedAfter.length, 0, `failed after Redis came back: ${JSON.stringify(failedAfter.slice(0, 3))}`);
-    assert.deepEqual(userGrants(), { refresh_token: 1 }, 'one refresh after the recovery');
     await sleep(POLL_INTERVAL_MS);
     assertExactlyOnce(expected);
   });
