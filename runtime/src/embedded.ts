@@ -45,6 +45,10 @@ interface NodeRedModule {
   httpAdmin: express.Express;
   httpNode: express.Express;
   version: (() => string) | string;
+  events: {
+    on(event: string, listener: (event: { id?: string; payload?: { state?: string } }) => void): unknown;
+    removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  };
   runtime: {
     flows: {
       getFlows(opts: Record<string, unknown>): Promise<{ flows: unknown[] }>;
@@ -145,14 +149,37 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedR
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
   });
-  await RED.start();
-  phase = 'started';
+  // RED.start() resolves before the flows are even loaded (@node-red/runtime/lib/index.js start() does not await
+  // loadFlows, in 4.1 and 5.0 alike): a GET /flows then answers 400 and /healthz would say ok too early. Healthy
+  // from 'flows:started' (again after a deploy that starts flows Node-RED had stopped); return once the flows have
+  // started or Node-RED has said they will not (missing types or modules, safe mode, a flow file it cannot load).
+  const onFlowsStarted = (): void => {
+    if (phase === 'starting') phase = 'started';
+  };
+  let flowsSettled: () => void = () => undefined;
+  const settled = new Promise<void>((resolve) => (flowsSettled = resolve));
+  const onRuntimeEvent = (event: { id?: string; payload?: { state?: string; error?: string } }): void => {
+    const payload = event.payload;
+    if (event.id !== 'runtime-state' || !payload) return;
+    if (payload.state === 'stop' || payload.state === 'safe' || (payload.error && payload.error !== 'credentials_load_failed')) flowsSettled();
+  };
+  RED.events.on('flows:started', onFlowsStarted);
+  RED.events.on('flows:started', flowsSettled);
+  RED.events.on('runtime-event', onRuntimeEvent);
+  try {
+    await RED.start();
+    await settled;
+  } finally {
+    RED.events.removeListener('flows:started', flowsSettled);
+    RED.events.removeListener('runtime-event', onRuntimeEvent);
+  }
   const port = (server.address() as AddressInfo).port;
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
 
   let stopping: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
     phase = 'stopping';
+    RED.events.removeListener('flows:started', onFlowsStarted);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     // The health request answering 503 counts itself; anything else still running gets a bounded wait.
