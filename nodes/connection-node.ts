@@ -15,4 +15,9 @@ export interface ConnectionNode extends Node<ConnectionCredentials> {
   /** Why `connection` is undefined: the configuration error, translated, with its code. */
   configError?: NodeError;
   toNodeError(err: unknown): NodeError;
+  /**
+   * True while the shared token store (Redis) cannot be reached: tokens already held still work, renewals wait.
+   * The node emits 'store-status' (no arguments) whenever this changes.
+   */
+  storeUnavailable?: boolean;
 }

@@ -142,6 +142,10 @@ export = function register(RED: NodeAPI): void {
     }
 
     function showConnectionState(): boolean {
+      if (connectionNode?.storeUnavailable && connectionState?.kind !== 'login-required') {
+        node.status({ fill: 'yellow', shape: 'ring', text: 'http-oauth2-request.status.storeUnavailable' });
+        return true;
+      }
       if (!connectionState) return false;
       if (connectionState.kind === 'login-required') {
         node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.status.loginRequired' });
@@ -159,12 +163,16 @@ export = function register(RED: NodeAPI): void {
       return false;
     }
 
+    const onStoreStatus = (): void => {
+      if (!showConnectionState() && inFlight === 0) node.status(paginationError ? configErrorStatus(paginationError) : {});
+    };
     const onState = (state: ConnectionState): void => {
       connectionState = state;
-      if (!showConnectionState() && inFlight === 0) node.status(paginationError ? configErrorStatus(paginationError) : {});
+      onStoreStatus();
     };
     if (connectionNode?.connection) {
       connectionNode.connection.on('state', onState);
+      connectionNode.on('store-status', onStoreStatus);
       connectionState = connectionNode.connection.state();
       showConnectionState();
     } else if (connectionNode?.configError) {
@@ -414,6 +422,7 @@ export = function register(RED: NodeAPI): void {
       closing = true;
       for (const controller of running) controller.abort();
       connectionNode?.connection?.removeListener('state', onState);
+      connectionNode?.removeListener('store-status', onStoreStatus);
       ownAgents?.destroy();
       node.status({});
       closeDone();

@@ -77,6 +77,12 @@ export = function register(RED: NodeAPI): void {
     removed.clear();
     for (const id of await store.ids()) {
       if (configured.has(id)) continue;
+      if (backend.type === 'redis') {
+        // The store belongs to every instance: one that joins with other (or no) flows must not delete the
+        // others' logins. Only a removal this instance deployed itself deletes.
+        if (wasRemoved.has(id)) await store.delete(id);
+        continue;
+      }
       const stored = await store.get(id);
       // A login made in the dialog before the first deploy has no node yet: it gets a day to be deployed.
       if (wasRemoved.has(id) || !stored || Date.now() - stored.updatedAt > UNDEPLOYED_LOGIN_GRACE_MS) await store.delete(id);
@@ -134,8 +140,12 @@ export = function register(RED: NodeAPI): void {
     // Redis: the status says when it is away (requests go on with tokens already held until they expire).
     const redis = attached.redis;
     const onRedisStatus = (status: RedisStatus): void => {
+      if (status !== 'unavailable' && status !== 'ready') return;
       if (status === 'unavailable') node.status({ fill: 'yellow', shape: 'ring', text: 'oauth2-connection.status.redisUnavailable' });
-      else if (status === 'ready') node.status({});
+      else node.status({});
+      // Config nodes have no visible status: the request nodes using this connection show it instead.
+      node.storeUnavailable = status === 'unavailable';
+      node.emit('store-status');
     };
     if (redis) {
       watchRedis(redis);

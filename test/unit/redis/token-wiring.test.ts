@@ -26,6 +26,7 @@ import {
   useTempUserDir,
   type RuntimeNode,
 } from '../../node/support';
+import { openRedisTokenStore } from '../../../nodes/lib/redis/token-store';
 import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
 
 type Msg = Record<string, unknown>;
@@ -120,6 +121,25 @@ describe('connection node with the Redis token store', function () {
     assert.equal(fs.existsSync(`${userDir}/.http-oauth2-tokens.json`), false, 'nothing in the file store');
   });
 
+  it("the deploy sweep leaves the other instances' logins alone (tokens of a connection this instance never had)", async () => {
+    settings({ commandTimeoutMs: 500 }, { credentialSecret: CREDENTIAL_SECRET });
+    const probe = await connectInstance(redis.url, prefix);
+    try {
+      const others = await openRedisTokenStore({ connection: probe, secret: CREDENTIAL_SECRET });
+      const twoDaysAgo = Date.now() - 2 * 24 * 3600 * 1000;
+      const tokens = { accessToken: 'other-instance-access', tokenType: 'Bearer', expiresAt: twoDaysAgo + 3600_000, obtainedAt: twoDaysAgo, scopes: [], expirySource: 'expires_in' as const };
+      await others.set('other-instances-conn', { tokens, updatedAt: twoDaysAgo });
+      const { conn } = await load();
+      await outcome();
+      // The sweep runs on flows:started, before the first request is answered; a little more for its deletes.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok((await others.ids()).includes(conn.id), 'this instance stored its own token');
+      assert.ok(await others.get('other-instances-conn'), "the sweep deleted another instance's login");
+    } finally {
+      await probe.close();
+    }
+  });
+
   it('no shared secret: the connection reports it, translated, with a red status; no request is sent', async () => {
     settings({});
     const { conn, req } = await load();
@@ -150,6 +170,13 @@ describe('connection node with the Redis token store', function () {
     let restarted = false;
     try {
       await eventually(() => statusLog(conn, currentStatusSpy()).some((s) => s.text === 'oauth2-connection.status.redisUnavailable'), 5000, 'Redis unavailable status');
+      // The editor draws no status for config nodes: the request node shows it.
+      const req = helper.getNode('req');
+      await eventually(
+        () => statusLog(req, currentStatusSpy()).at(-1)?.text === 'http-oauth2-request.status.storeUnavailable',
+        5000,
+        'the request node showing the token store unavailable',
+      );
       // No token held yet (client credentials fetch on first use): the fetch needs the lock, so it fails.
       const caught = await send({ payload: 'kept' }, 'caught');
       const error = caught.error as { code?: string; message: string };
@@ -167,6 +194,7 @@ describe('connection node with the Redis token store', function () {
         await new Promise((r) => setTimeout(r, 100));
       }
       await eventually(() => statusLog(conn, currentStatusSpy()).at(-1)?.text === undefined, 5000, 'status cleared');
+      assert.notEqual(statusLog(req, currentStatusSpy()).at(-1)?.text, 'http-oauth2-request.status.storeUnavailable', 'the request node still shows the outage');
       console.log(`      requests served again ${Date.now() - back} ms after Redis answered`);
     } finally {
       if (!restarted) await redis.start();
