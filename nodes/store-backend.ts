@@ -38,9 +38,19 @@ export type StoreBackend = { type: 'file' } | ({ type: 'redis' } & RedisBackend)
 
 /**
  * Keyed on RED.events: Node-RED gives each node module its own RED object but one runtime event emitter. The
- * raw setting is kept too: the test helper loads runtimes with other settings in the same process.
+ * setting is kept too, as JSON (RED.settings.get answers a fresh copy on every call): the test helper loads
+ * runtimes with other settings in the same process.
  */
-const backends = new WeakMap<object, { raw: unknown; backend: StoreBackend }>();
+const backends = new WeakMap<object, { raw: string; backend: StoreBackend }>();
+
+/** A comparable form of the setting (functions and cycles are not settings this package reads). */
+function fingerprint(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'undefined';
+  } catch {
+    return String(Math.random());
+  }
+}
 
 function makeRedisBackend(RED: NodeAPI, settings: RedisStoreSettings): RedisBackend {
   let connection: RedisConnection | undefined;
@@ -104,13 +114,14 @@ function makeRedisBackend(RED: NodeAPI, settings: RedisStoreSettings): RedisBack
 /** This runtime's backend; settings are read once. An invalid setting is reported by every node that needs a store. */
 export function storeBackend(RED: NodeAPI): StoreBackend {
   const key: object = RED.events ?? RED;
-  const raw = setting(RED, 'httpOAuth2');
+  const value = setting(RED, 'httpOAuth2');
+  const raw = fingerprint(value);
   const known = backends.get(key);
   if (known && known.raw === raw) return known.backend;
   let backend: StoreBackend;
   let settings: StoreSettings;
   try {
-    settings = parseStoreSettings(raw);
+    settings = parseStoreSettings(value);
     backend = settings.type === 'redis' ? { type: 'redis', ...makeRedisBackend(RED, settings) } : { type: 'file' };
   } catch (err) {
     backend = {

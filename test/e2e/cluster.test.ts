@@ -356,4 +356,18 @@ describe('e2e: three instances sharing Redis (one OAuth2 client, rotating refres
     assert.ok(!all.includes(auth.clients.web.clientSecret), 'the web client secret is in Redis');
     assert.ok(!all.includes(auth.clients.service.clientSecret), 'the service client secret is in Redis');
   });
+
+  it('each instance holds one Redis connection (and one subscriber), whatever its number of nodes and deploys', async () => {
+    // Every connection and trigger node of an instance shares one backend: Node-RED's settings.get answers a
+    // fresh copy each time, so a backend cached on the setting's identity would open one connection per node.
+    const list = String(await client.call('CLIENT', 'LIST'));
+    const names = list
+      .split('\n')
+      .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1])
+      .filter((name): name is string => Boolean(name?.startsWith('node-red-http-oauth2')));
+    const count = (name: string): number => names.filter((n) => n === name).length;
+    figures.redisClients = JSON.stringify({ main: count('node-red-http-oauth2'), subscribers: count('node-red-http-oauth2-sub') });
+    assert.equal(count('node-red-http-oauth2'), members.length, `clients: ${JSON.stringify(names)}`);
+    assert.ok(count('node-red-http-oauth2-sub') <= members.length, `clients: ${JSON.stringify(names)}`);
+  });
 });
