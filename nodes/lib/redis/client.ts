@@ -91,6 +91,9 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
 
   constructor(settings: RedisStoreSettings, Redis: RedisConstructor = loadIoredis()) {
     super();
+    // Every connection node and trigger of the runtime listens here ('status', 'reconnected'): dozens of
+    // listeners on one connection are normal, not a leak (each removes its own on close).
+    this.setMaxListeners(0);
     this.settings = settings;
     this.where = describeRedis(settings);
     this.client = new Redis(settings.url, this.options('node-red-http-oauth2'));
@@ -102,7 +105,9 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
       if (this.currentStatus === 'ready') this.setStatus('unavailable');
     });
     this.client.on('ready', () => {
-      const again = this.everReady;
+      // After an outage, including one the connection started in (never ready before): users of the connection
+      // waiting out a backoff (a trigger deployed while Redis was down) must hear that Redis is back.
+      const again = this.everReady || this.currentStatus === 'unavailable';
       this.everReady = true;
       this.setStatus('ready');
       if (again) this.safeEmit('reconnected');
@@ -122,8 +127,9 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
 
   /**
    * Calls `listener` for every message published on `channel` (a key made with `key()`). Resolves once the
-   * subscription is active (rejects when Redis is away: the caller retries on 'reconnected'); the returned
-   * function unsubscribes.
+   * subscription is active; the returned function unsubscribes. Rejects when Redis is away, and then the
+   * listener is NOT registered (this call took back what it added): the caller retries with subscribe() on
+   * 'reconnected', and each retry registers the listener once.
    */
   async subscribe(channel: string, listener: (message: string) => void): Promise<() => void> {
     const sub = this.subscriberClient();
@@ -132,6 +138,8 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
       set = new Set();
       this.channels.set(channel, set);
     }
+    // A listener already registered by an earlier successful call stays registered whatever this call gives.
+    const added = !set.has(listener);
     set.add(listener);
     const unsubscribe = (): void => {
       const current = this.channels.get(channel);
@@ -145,7 +153,9 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
     try {
       await sub.subscribe(channel);
     } catch (err) {
-      // Kept in `channels`: ioredis subscribes again by itself when the subscriber reconnects.
+      // Taken back, so that the caller's retry does not register it a second time (every message would reach
+      // it twice). The channel is dropped when nobody else listens on it.
+      if (added) unsubscribe();
       throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'subscribe', this.where);
     }
     return unsubscribe;
