@@ -6,9 +6,14 @@
  *   the same counter). Whatever the holder writes is conditional on that number (see token-store.ts), so a
  *   holder whose lock expired (a stalled process, a lost connection) cannot overwrite what a later one wrote.
  * - Holding it: the holder extends the expiry while its work runs (compare-and-PEXPIRE: only while the value is
- *   still its own token), every ttl/3.
+ *   still its own token), every ttl/3. The holder also keeps a local deadline on the monotonic clock (when the
+ *   last successful acquisition or extension was sent, plus the TTL, minus a margin): while Redis cannot be
+ *   reached no extension succeeds, and past that deadline the lock may have expired and been taken by another
+ *   instance, whatever Redis says later. Work that must only run under the lock (a call to the token endpoint)
+ *   checks `remainingMs()` first.
  * - Releasing it: compare-and-DEL, so a holder whose lock expired and was taken by another cannot release the
- *   other's lock.
+ *   other's lock. A holder that must keep others out after its work ended (renewed tokens it could not store)
+ *   calls `retain()`: the lock is then left to expire instead of being released.
  * - Waiting for it: polling with jitter (25 to 100 ms), woken early by `wake` (the token change channel), for
  *   at most `waitLimitMs`; then OAUTH2_TOKEN_STORE_FAILED, retryable.
  *
@@ -16,6 +21,7 @@
  * failover that loses the lock loses the fenced data with it, and the fence still orders what survives.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { OAuth2Error } from '../errors';
 import { redisFailure, type RedisConnection } from './client';
 
@@ -55,6 +61,13 @@ export interface HeldLock {
   readonly fence: number;
   /** Set once an extension found the lock gone (expired, or taken by another holder). */
   readonly lost: boolean;
+  /**
+   * How long the lock is surely still ours (ms, local monotonic clock): from the last successful acquisition or
+   * extension, the TTL minus a safety margin. 0 once that passed or the lock is known lost.
+   */
+  remainingMs(): number;
+  /** Leave the lock to expire when the work ends instead of releasing it (withLock skips the release). */
+  retain(): void;
 }
 
 export interface FencedLockOptions {
@@ -65,13 +78,39 @@ export interface FencedLockOptions {
   random?: () => number;
 }
 
+/** The margin kept before the lock's expiry: covers a request sent just before the deadline. */
+export function lockMarginMs(ttlMs: number): number {
+  return Math.max(250, Math.min(Math.floor(ttlMs / 5), 5000));
+}
+
 class Held implements HeldLock {
   lost = false;
+  retained = false;
+  /** performance.now() until which the lock is surely ours. */
+  validUntil: number;
   constructor(
     readonly keys: LockKeys,
     readonly token: string,
     readonly fence: number,
-  ) {}
+    sentAt: number,
+    private readonly ttlMs: number,
+  ) {
+    this.validUntil = sentAt + ttlMs - lockMarginMs(ttlMs);
+  }
+
+  remainingMs(): number {
+    if (this.lost) return 0;
+    return Math.max(0, this.validUntil - performance.now());
+  }
+
+  retain(): void {
+    this.retained = true;
+  }
+
+  /** An extension sent at `sentAt` succeeded: the lock lives ttl from then (Redis ran it after we sent it). */
+  extended(sentAt: number): void {
+    this.validUntil = Math.max(this.validUntil, sentAt + this.ttlMs - lockMarginMs(this.ttlMs));
+  }
 }
 
 /** A fenced lock for one connection's Redis; one instance serves any number of lock names. */
@@ -98,6 +137,7 @@ export class FencedLock {
     }
     const token = randomBytes(16).toString('hex');
     let fence: unknown;
+    const sentAt = performance.now();
     try {
       fence = await this.connection.client.eval(ACQUIRE, 2, keys.lock, keys.fence, token, String(this.ttlMs));
     } catch (err) {
@@ -109,7 +149,7 @@ export class FencedLock {
       throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'take the refresh lock', this.connection.where);
     }
     const n = Number(fence);
-    return Number.isSafeInteger(n) && n > 0 ? new Held(keys, token, n) : undefined;
+    return Number.isSafeInteger(n) && n > 0 ? new Held(keys, token, n, sentAt, this.ttlMs) : undefined;
   }
 
   /**
@@ -145,13 +185,15 @@ export class FencedLock {
   /** Extends the expiry to ttlMs from now; false (and `lost` set) when the lock is no longer ours. */
   async extend(held: HeldLock): Promise<boolean> {
     let result: unknown;
+    const sentAt = performance.now();
     try {
       result = await this.connection.client.eval(EXTEND, 1, held.keys.lock, held.token, String(this.ttlMs));
     } catch (err) {
       throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'extend the refresh lock', this.connection.where);
     }
     const ok = Number(result) === 1;
-    if (!ok) (held as Held).lost = true;
+    if (ok) (held as Held).extended(sentAt);
+    else (held as Held).lost = true;
     return ok;
   }
 
@@ -168,20 +210,21 @@ export class FencedLock {
 
   /**
    * Runs `fn` holding the lock: waits for it, extends it every ttl/3 while `fn` runs, releases it afterwards
-   * (a failed release is left to the expiry: the next holder waits at most ttlMs).
+   * unless `fn` called `held.retain()` (a failed release is left to the expiry: the next holder waits at most
+   * ttlMs). A failed extension (Redis away) does not stop `fn`: it shows in `held.remainingMs()`, which `fn`
+   * checks before anything that must only run under the lock; the fenced write decides whether the work counts.
    */
   async withLock<T>(keys: LockKeys, fn: (held: HeldLock) => Promise<T>, wake?: (listener: () => void) => () => void): Promise<T> {
-    const held = await this.acquire(keys, wake);
+    const held = (await this.acquire(keys, wake)) as Held;
     const timer = setInterval(() => {
-      // A failed extension (Redis away) is not fatal here: the fenced write decides whether the work counts.
-      this.extend(held).catch(() => undefined);
+      if (!held.lost) this.extend(held).catch(() => undefined);
     }, Math.max(100, Math.floor(this.ttlMs / 3)));
     timer.unref();
     try {
       return await fn(held);
     } finally {
       clearInterval(timer);
-      await this.release(held).catch(() => false);
+      if (!held.retained) await this.release(held).catch(() => false);
     }
   }
 }

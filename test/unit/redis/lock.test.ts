@@ -126,13 +126,15 @@ describe('redis/lock: fenced refresh lock across instances', function () {
     const lockA = new FencedLock(a, { ttlMs: 1000, waitLimitMs: 5000 });
     const lockB = new FencedLock(b, { ttlMs: 1000, waitLimitMs: 300 });
     await lockA.withLock(keysOf(a), async (held) => {
-      const forged: HeldLock = { keys: held.keys, token: 'f'.repeat(32), fence: held.fence, lost: false };
+      const forged: HeldLock = { keys: held.keys, token: 'f'.repeat(32), fence: held.fence, lost: false, remainingMs: () => 0, retain: () => undefined };
       assert.equal(await lockB.release(forged), false);
       assert.equal(await lockB.extend(forged), false);
       // 2.5 TTLs of work: the extension keeps it.
       await sleep(2500);
       assert.equal(await a.client.get(held.keys.lock), held.token);
       assert.equal(held.lost, false);
+      // ...and so does its local deadline (last extension + TTL - margin), which stays within one TTL.
+      assert.ok(held.remainingMs() > 0 && held.remainingMs() <= 1000, String(held.remainingMs()));
       // Meanwhile another instance gives up after its wait limit, with a retryable store error.
       const started = Date.now();
       await assert.rejects(lockB.acquire(keysOf(b)), (err: unknown) => {
