@@ -14,7 +14,7 @@ import { configuredIds, registerDeploySweep } from './deploy-sweep';
 import { instanceSecrets, safeSetting, storeDir } from './instance-secret';
 
 /** Token-store failure reasons with a text of their own in the catalog (reason.<name>). */
-const STORE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'lockBusy', 'superseded', 'undecryptable']);
+const STORE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'lockBusy', 'lockLost', 'superseded', 'undecryptable']);
 
 /** Redis connections whose outages are already logged (one log line per outage, not one per connection node). */
 const watchedRedis = new WeakSet<RedisConnection>();

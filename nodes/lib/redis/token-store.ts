@@ -49,6 +49,18 @@ redis.call('HSET', KEYS[1], 'v', ARGV[2], 'f', fence)
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1`;
 
+/**
+ * Seed: writes only when the fence counter does not exist, i.e. nothing was ever written, deleted or locked for
+ * this connection (the counter never expires and every one of those draws from it). A deleted login (logout)
+ * leaves the counter behind, so an old copy cannot bring it back.
+ */
+const SEED = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local f = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'f', f)
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1`;
+
 /** Delete: draws a fence too (a renewal still running elsewhere cannot write the tokens back). */
 const DELETE = `
 redis.call('INCR', KEYS[2])
@@ -134,6 +146,19 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
     });
   }
 
+  seedIfNeverStored(connectionId: string, value: StoredTokens): Promise<boolean> {
+    const sealed = this.seal(value);
+    let written = false;
+    return this.track(async () => {
+      try {
+        const n = await this.connection.client.eval(SEED, 2, this.dataKey(connectionId), this.fenceKey(connectionId), sealed, this.channel, connectionId);
+        written = Number(n) === 1;
+      } catch (err) {
+        throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'write tokens', this.connection.where);
+      }
+    }).then(() => written);
+  }
+
   delete(connectionId: string): Promise<void> {
     return this.track(async () => {
       try {
@@ -177,7 +202,12 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
   withRenewalLock<T>(connectionId: string, fn: (lease: RenewalLease) => Promise<T>): Promise<T> {
     return this.lock.withLock(
       this.lockKeys(connectionId),
-      (held) => fn({ write: (value) => this.writeFenced(connectionId, value, held) }),
+      (held) =>
+        fn({
+          write: (value) => this.writeFenced(connectionId, value, held),
+          remainingMs: () => held.remainingMs(),
+          retain: () => held.retain(),
+        }),
       // Woken by the holder's announcement rather than only by polling.
       (wake) => this.onChange((id) => {
         if (id === connectionId) wake();

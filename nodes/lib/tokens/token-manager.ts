@@ -17,6 +17,14 @@
  *   another instance renewed meanwhile are adopted without calling the token endpoint;
  * - renewed tokens are written under the lock's fencing number: a holder whose lock expired cannot overwrite
  *   newer tokens (it drops its own and adopts the stored ones);
+ * - renewed tokens that could not be written (the store away) are the only live ones with rotating refresh
+ *   tokens: the holder keeps the lock and retries the write while the lock is surely its own, then leaves the
+ *   lock to expire rather than releasing it, and writes them by its fence the moment the store is back (before
+ *   any other instance can have taken the lock, unless the outage outlasted the lock's TTL: see `adopt`);
+ * - no token-endpoint call once the lock may have expired (its local deadline passed because the store could
+ *   not be reached to extend it): another instance may be refreshing with the same refresh token by then;
+ * - the shared store is the source of truth on start: Node-RED's credential copy only seeds a store that never
+ *   had this connection (see `init`);
  * - other instances' writes are adopted as soon as they are announced (and after the store reconnects);
  * - the store being unreachable never leads to a refresh without the lock: a held token is served until it
  *   expires, then calls fail with OAUTH2_TOKEN_STORE_FAILED until the store is back;
@@ -25,6 +33,7 @@
  * Without it (the file store, one process) nothing of this runs and behaviour is exactly the single-process one.
  */
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import type { GrantType, TokenSet } from '../types';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
@@ -92,6 +101,9 @@ export function snapshotOf(stored: StoredTokens | undefined, state?: ConnectionS
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 500, maxDelayMs: 8000 };
 
+/** Pause between retries of a failed write of renewed tokens under the lock. */
+const STORE_RETRY_MS = 200;
+
 /** Why a renewal runs: decides what counts as "good enough" when a stored-but-unsaved token is found. */
 type RenewalReason = { kind: 'due' } | { kind: 'rejected'; accessToken: string };
 
@@ -114,6 +126,12 @@ export class TokenManager extends EventEmitter {
    * first on the next renewal instead of refreshing again with a spent token.
    */
   private unsaved: StoredTokens | undefined;
+  /**
+   * With coordination: the lease `unsaved` was issued (or last tried) under. Its fenced write still succeeds
+   * after the lock ended as long as no other instance took the lock since, so it is tried first when the store
+   * is back.
+   */
+  private unsavedLease: RenewalLease | undefined;
   private currentState: ConnectionState = { kind: 'logged-out' };
   private flight: Promise<TokenSet> | undefined;
   /** Bumped by setTokens/clear: a renewal started before belongs to a superseded login and is discarded. */
@@ -154,6 +172,12 @@ export class TokenManager extends EventEmitter {
    * store. A failed write still leaves `initial` in use (it is durable in Node-RED's credentials) and rejects
    * with OAUTH2_TOKEN_STORE_FAILED so the caller can report it. The store is loaded once; a later call (or
    * one after a lazy load by getAccessToken) only applies the precedence of `initial`.
+   *
+   * With coordination (a shared store) the store is the source of truth: `initial` never wins over what it
+   * holds (updatedAt of different machines' clocks orders nothing), and is written only to a store that never
+   * had this connection at all. A logout elsewhere deleted the entry but not its history, so an instance
+   * restarting with an old credential copy does not bring that login back, and cannot draw a fence that makes
+   * a renewal running elsewhere drop its fresh tokens.
    */
   async init(initial?: StoredTokens): Promise<void> {
     if (!this.initialised) {
@@ -162,6 +186,7 @@ export class TokenManager extends EventEmitter {
       });
       await this.initPromise;
     }
+    if (this.coordination) return this.seedShared(initial, this.coordination);
     const known = this.unsaved ?? this.current;
     if (!initial || (known && initial.updatedAt <= known.updatedAt)) return;
     // A different (newer) login than the one in use: a renewal still running for the old one is discarded.
@@ -175,6 +200,20 @@ export class TokenManager extends EventEmitter {
     } catch (err) {
       throw storeFailure(err, 'write');
     }
+  }
+
+  /** `init` with a shared store: `initial` only seeds a store that never held this connection. */
+  private async seedShared(initial: StoredTokens | undefined, coordination: RenewalCoordination): Promise<void> {
+    if (!initial || this.current || this.unsaved) return;
+    let written: boolean;
+    try {
+      written = await coordination.seedIfNeverStored(this.id, initial);
+    } catch (err) {
+      throw storeFailure(err, 'write');
+    }
+    // Not written: a login, renewal or logout happened (here or elsewhere); the store's state stands and its
+    // announcement brings it here. Written: it is the stored entry now, unless something replaced it meanwhile.
+    if (written && !this.current && !this.unsaved && !this.closed) this.applyStored(initial);
   }
 
   private async load(): Promise<void> {
@@ -246,12 +285,14 @@ export class TokenManager extends EventEmitter {
       // Not handed out until durable (a fresh login's refresh token is the only one), but kept for a retry.
       this.localChanges++;
       this.unsaved = entry;
+      this.unsavedLease = undefined;
       const error = storeFailure(err, 'write');
       this.setState({ kind: 'unavailable', error });
       throw error;
     }
     this.localChanges++;
     this.unsaved = undefined;
+    this.unsavedLease = undefined;
     this.current = entry;
     this.initialised = true;
     this.setState({ kind: 'ready' });
@@ -263,6 +304,7 @@ export class TokenManager extends EventEmitter {
     this.localChanges++;
     this.current = undefined;
     this.unsaved = undefined;
+    this.unsavedLease = undefined;
     this.proactiveCooldownUntil = 0;
     this.setState({ kind: 'logged-out' });
     try {
@@ -371,19 +413,24 @@ export class TokenManager extends EventEmitter {
       if (good) return pending.tokens;
     }
 
-    return this.callTokenEndpoint(reason, generation, (entry) => this.store.set(this.id, entry));
+    return this.callTokenEndpoint(reason, generation, { write: (entry) => this.store.set(this.id, entry) });
   }
 
   /**
    * The renewal proper: one token-endpoint call with bounded retries, and the new tokens written with `write`
-   * before anyone gets them. `onLoginRequired` runs when the provider answers invalid_grant.
+   * before anyone gets them. `onLoginRequired` runs when the provider answers invalid_grant. With `lease` (a
+   * shared store), no attempt starts once the lock may have expired.
    */
   private async callTokenEndpoint(
     reason: RenewalReason,
     generation: number,
-    write: (entry: StoredTokens) => Promise<void>,
-    onLoginRequired?: () => Promise<TokenSet | undefined>,
+    how: {
+      write: (entry: StoredTokens) => Promise<void>;
+      onLoginRequired?: () => Promise<TokenSet | undefined>;
+      lease?: RenewalLease;
+    },
   ): Promise<TokenSet> {
+    const { write, onLoginRequired, lease } = how;
     const previous = this.current?.tokens;
     let call: () => Promise<TokenSet>;
     if (this.grant === 'client_credentials') {
@@ -402,6 +449,9 @@ export class TokenManager extends EventEmitter {
         if (this.closed) throw lastError ?? closedError();
         if (generation !== this.generation) return this.superseded();
       }
+      // Cut off from the store for longer than the lock surely lives (no extension got through): another
+      // instance may hold the lock now and refresh with the same refresh token; calling now would spend it twice.
+      if (lease && lease.remainingMs() <= 0) throw lockLost();
       let issued: TokenSet;
       try {
         issued = await call();
@@ -425,7 +475,7 @@ export class TokenManager extends EventEmitter {
         lastError = error;
         continue;
       }
-      return this.adopt(issued, generation, write);
+      return this.adopt(issued, generation, write, lease);
     }
     throw lastError ?? closedError();
   }
@@ -435,18 +485,35 @@ export class TokenManager extends EventEmitter {
    * OAUTH2_TOKEN_STORE_FAILED and do NOT hand out the new access token: a flow would run on tokens whose
    * rotated refresh token exists only in memory, and a restart then would lose the login (the previous refresh
    * token is already spent). They are kept as `unsaved` and written first on the next attempt.
+   *
+   * With `lease` (a shared store) `write` retries while the lock is surely ours (see writeUnderLease), so the
+   * lock is not released while the only live refresh token is in memory. If the store stays away longer, the
+   * lock is retained (left to expire, not released) and the tokens are written by this lease's fence as soon as
+   * the store is back (onStoreChange, renewShared): no other instance can have taken the lock before then
+   * unless the lock's TTL ran out first. That is the window left: the store unreachable from this instance for
+   * longer than the lock's TTL (while reachable from another, or restarted after the TTL and another instance
+   * reaching it first) lets another instance refresh with the spent refresh token, and a provider that detects
+   * reuse then revokes the login. A longer lockTtlMs narrows it; nothing held only in one process's memory
+   * can close it.
    */
-  private async adopt(issued: TokenSet, generation: number, write: (entry: StoredTokens) => Promise<void>): Promise<TokenSet> {
+  private async adopt(
+    issued: TokenSet,
+    generation: number,
+    write: (entry: StoredTokens) => Promise<void>,
+    lease?: RenewalLease,
+  ): Promise<TokenSet> {
     const entry: StoredTokens = { tokens: issued, updatedAt: this.now() };
     if (generation !== this.generation) return this.superseded();
     try {
-      await write(entry);
+      await (lease ? this.writeUnderLease(lease, entry) : write(entry));
     } catch (err) {
       if (isSuperseded(err)) return this.adoptAfterSuperseded(generation);
       const error = storeFailure(err, 'write');
       if (generation === this.generation) {
         this.localChanges++;
         this.unsaved = entry;
+        this.unsavedLease = lease;
+        lease?.retain();
         this.setState({ kind: 'unavailable', error });
       }
       throw error;
@@ -455,6 +522,7 @@ export class TokenManager extends EventEmitter {
     this.localChanges++;
     this.current = entry;
     this.unsaved = undefined;
+    this.unsavedLease = undefined;
     this.proactiveCooldownUntil = 0;
     this.setState({ kind: 'ready' });
     return issued;
@@ -467,6 +535,8 @@ export class TokenManager extends EventEmitter {
     const generation = this.generation;
     if (this.currentState.kind !== 'unavailable') this.setState({ kind: 'refreshing' });
     try {
+      const written = await this.writeUnsavedByFence(reason, generation);
+      if (written) return written;
       return await coordination.withRenewalLock(this.id, (lease) => this.renewUnderLease(reason, lease, generation));
     } catch (err) {
       if (isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED') && generation === this.generation) {
@@ -475,6 +545,59 @@ export class TokenManager extends EventEmitter {
         this.setState({ kind: 'unavailable', error: err });
       }
       throw err;
+    }
+  }
+
+  /**
+   * Tokens renewed here that the store could not take are written with the fence of the lease they were issued
+   * under, without waiting for the lock (which may still be retained by that lease): the write succeeds only if
+   * no instance took the lock since, i.e. nobody can have refreshed meanwhile. Refused: the locked path decides
+   * (it compares the stored entry with ours). Resolves the tokens when they are written and good for `reason`.
+   */
+  private async writeUnsavedByFence(reason: RenewalReason, generation: number): Promise<TokenSet | undefined> {
+    const pending = this.unsaved;
+    const lease = this.unsavedLease;
+    if (!pending || !lease) return undefined;
+    try {
+      await lease.write(pending);
+    } catch (err) {
+      if (!isSuperseded(err)) throw storeFailure(err, 'write');
+      if (this.unsavedLease === lease) this.unsavedLease = undefined;
+      return undefined;
+    }
+    if (generation !== this.generation) return this.superseded();
+    this.localChanges++;
+    if (this.unsaved === pending) {
+      this.unsaved = undefined;
+      this.unsavedLease = undefined;
+    }
+    this.current = pending;
+    this.proactiveCooldownUntil = 0;
+    this.setState({ kind: 'ready' });
+    const good = reason.kind === 'rejected' ? pending.tokens.accessToken !== reason.accessToken : this.isFresh(pending.tokens);
+    return good ? pending.tokens : undefined;
+  }
+
+  /**
+   * A fenced write retried while the lock is surely ours: a blip of the store must not make us give up the lock
+   * while the renewed (only live) refresh token is in memory. Bounded by the lock's life as it stood at the first
+   * failure (extensions that still get through do not prolong it forever); a refused write (`superseded`) is
+   * final at once.
+   */
+  private async writeUnderLease(lease: RenewalLease, entry: StoredTokens): Promise<void> {
+    let giveUpAt: number | undefined;
+    for (;;) {
+      try {
+        await lease.write(entry);
+        return;
+      } catch (err) {
+        if (isSuperseded(err)) throw err;
+        const left = lease.remainingMs();
+        giveUpAt ??= performance.now() + left;
+        const until = Math.min(left, giveUpAt - performance.now());
+        if (until <= 0) throw storeFailure(err, 'write');
+        await pause(Math.min(STORE_RETRY_MS, until));
+      }
     }
   }
 
@@ -495,16 +618,23 @@ export class TokenManager extends EventEmitter {
         // lock was lost): the store's entry is newer than the tokens we got, and ours are dropped.
         this.localChanges++;
         this.unsaved = undefined;
+        this.unsavedLease = undefined;
       } else {
         try {
-          await lease.write(pending);
+          await this.writeUnderLease(lease, pending);
         } catch (err) {
           if (isSuperseded(err)) return this.adoptAfterSuperseded(generation);
+          // Still the only live tokens: keep others out until the lock expires, and retry by this fence.
+          if (this.unsaved === pending) this.unsavedLease = lease;
+          lease.retain();
           throw storeFailure(err, 'write');
         }
         if (generation !== this.generation) return this.superseded();
         this.localChanges++;
-        if (this.unsaved === pending) this.unsaved = undefined;
+        if (this.unsaved === pending) {
+          this.unsaved = undefined;
+          this.unsavedLease = undefined;
+        }
         this.current = pending;
         this.setState({ kind: 'ready' });
         stored = pending;
@@ -523,7 +653,7 @@ export class TokenManager extends EventEmitter {
       if (tokens && reason.kind === 'due' && this.isUnexpired(tokens)) return tokens;
       throw this.noRenewalPossible(tokens);
     }
-    return this.callTokenEndpoint(reason, generation, (entry) => lease.write(entry), async () => {
+    return this.callTokenEndpoint(reason, generation, { write: (entry) => lease.write(entry), lease, onLoginRequired: async () => {
       // invalid_grant: every instance must learn it, so the entry is marked rather than left for others to
       // refresh with (they would only hammer the endpoint with a dead refresh token).
       const base = this.current;
@@ -540,7 +670,7 @@ export class TokenManager extends EventEmitter {
       this.localChanges++;
       this.current = marked;
       return undefined;
-    });
+    } });
   }
 
   /**
@@ -559,6 +689,7 @@ export class TokenManager extends EventEmitter {
     if (generation !== this.generation) return this.superseded();
     this.localChanges++;
     this.unsaved = undefined;
+    this.unsavedLease = undefined;
     this.applyStored(stored);
     const tokens = stored?.tokens;
     if (!tokens || stored?.loginRequired || !this.isUnexpired(tokens)) throw loginRequired(this.id);
@@ -581,11 +712,17 @@ export class TokenManager extends EventEmitter {
       this.recheckAfterFlight = true;
       return;
     }
+    if (this.unsaved) {
+      // Tokens issued here that the store could not take are the only live ones: the store answers again (or
+      // someone wrote), so write them now, by their lease's fence or under the lock; never wait for a caller.
+      this.startRenewal({ kind: 'due' }).catch(() => undefined);
+      return;
+    }
     const seen = this.localChanges;
     this.store.get(this.id).then(
       (stored) => {
         if (this.closed || this.flight || seen !== this.localChanges) return;
-        // Tokens issued here but not yet stored are the newest ones: the next renewal deals with them.
+        // Tokens issued here but not yet stored are the newest ones: the renewal started for them decides.
         if (this.unsaved) return;
         if (!sameEntry(stored, this.current)) {
           this.applyStored(stored);
@@ -652,6 +789,19 @@ function closedError(): OAuth2Error {
   return new OAuth2Error('OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE', 'The OAuth2 connection was closed (redeploy or shutdown).', {
     params: { reason: 'closed' },
   });
+}
+
+/** A timer that close() does not cut short: what it paces (writing the only live tokens) must go on. */
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function lockLost(): OAuth2Error {
+  return new OAuth2Error(
+    'OAUTH2_TOKEN_STORE_FAILED',
+    'The refresh lock on Redis may have expired (it could not be extended while Redis was unreachable); the token endpoint was not called, so that no two instances refresh with the same refresh token. Try again.',
+    { params: { reason: 'lockLost' }, retryable: true },
+  );
 }
 
 function storeFailure(err: unknown, operation: 'read' | 'write' | 'delete'): OAuth2Error {

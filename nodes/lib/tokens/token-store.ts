@@ -3,7 +3,10 @@ import type { TokenSet } from '../types';
 /** What the store keeps per connection id. */
 export interface StoredTokens {
   tokens: TokenSet;
-  /** Epoch ms of the write; on start the newer of this store and Node-RED's credentials wins. */
+  /**
+   * Epoch ms of the write. With the file store, on start the newer of this store and Node-RED's credential copy
+   * wins; with a shared store the store always wins (see TokenManager.init).
+   */
   updatedAt: number;
   /**
    * Set (with coordination only, so only in a shared store) by the instance whose refresh the provider refused
@@ -34,8 +37,22 @@ export interface RenewalLease {
    * OAUTH2_TOKEN_STORE_FAILED and `params.reason` 'superseded' when anything was written (or deleted) for this
    * connection since the lease was taken: the lease expired and another instance renewed, or a login or logout
    * happened. The stored value then wins; the caller re-reads it.
+   *
+   * The fence, not the lock, decides: a write after the lock ended (or expired) still succeeds as long as
+   * nobody took the lock (or wrote, or deleted) since. That is how renewed tokens that could not be stored
+   * while the store was away are written the moment it is back.
    */
   write(value: StoredTokens): Promise<void>;
+  /**
+   * How long the lock is surely still held (ms, local monotonic clock, margin deducted). 0 when it may have
+   * expired (the store could not be reached to extend it) or is known lost: do not call the token endpoint then.
+   */
+  remainingMs(): number;
+  /**
+   * Do not release the lock when `fn` ends: leave it to expire. Used when renewed tokens could not be stored,
+   * so that another instance does not take the lock at once and refresh with the spent refresh token.
+   */
+  retain(): void;
 }
 
 /**
@@ -56,4 +73,10 @@ export interface RenewalCoordination {
    * Returns the function that removes the listener.
    */
   onChange(listener: (connectionId: string | undefined) => void): () => void;
+  /**
+   * Writes `value` only if the store never held anything for this connection: no write, delete or lock ever.
+   * Resolves true when written. Used to seed a shared store from Node-RED's credential copy once, without ever
+   * undoing a logout or overwriting tokens another instance renewed.
+   */
+  seedIfNeverStored(connectionId: string, value: StoredTokens): Promise<boolean>;
 }

@@ -15,10 +15,13 @@ import type { RedisConnection } from '../../../nodes/lib/redis/client';
 import { RedisTokenStore } from '../../../nodes/lib/redis/token-store';
 import { TokenManager, type ConnectionState } from '../../../nodes/lib/tokens/token-manager';
 import type { ClientSettings, ProviderMetadata, TokenSet } from '../../../nodes/lib/types';
+import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
 import { loginThroughProvider, startAuthServer, type AuthServer } from '../../support/auth-server';
+import { startFaultProxy, faults, type FaultProxy } from '../../support/fault-proxy';
 import { startRedis, type RedisServer } from '../../support/redis';
 import { clientSettings } from '../oauth/helpers';
 import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
+import { startRedisProxy, type RedisProxy } from '../tokens/support/redis-proxy';
 
 const REDIRECT_URI = 'http://127.0.0.1:1880/oauth2-connection/callback';
 const ID = 'conn-cluster';
@@ -26,6 +29,9 @@ const SECRET = 'shared-secret-of-the-cluster';
 const HOUR = 3_600_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A piece of the fenced-write script only (lease.write): what the Redis proxy refuses to play a failed write. */
+const FENCED_WRITE = 'local latest';
 
 async function eventually(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const until = Date.now() + ms;
@@ -50,6 +56,7 @@ describe('redis: token managers of several instances share one login', function 
   let redis: RedisServer;
   let prefix: string;
   let instances: Instance[] = [];
+  const closers: (() => Promise<void>)[] = [];
 
   before(async () => {
     [auth, redis] = await Promise.all([startAuthServer({ accessTokenTtlSec: 3600 }), startRedis()]);
@@ -71,7 +78,66 @@ describe('redis: token managers of several instances share one login', function 
     for (const i of instances) i.manager.close();
     await Promise.all(instances.map((i) => i.connection.close()));
     instances = [];
+    await Promise.all(closers.splice(0).map((close) => close()));
   });
+
+  /** One instance with its own options: Redis through a proxy, a short lock, a token endpoint behind a proxy. */
+  async function startInstance(opts: {
+    redisUrl?: string;
+    lockTtlMs?: number;
+    tokenEndpoint?: string;
+    retry?: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+  }): Promise<Instance> {
+    const connection = await connectInstance(opts.redisUrl ?? redis.url, prefix, { commandTimeoutMs: 500, lockTtlMs: opts.lockTtlMs ?? 30_000 });
+    const store = new RedisTokenStore({ connection, secret: SECRET });
+    const manager = new TokenManager({
+      connectionId: ID,
+      grant: 'authorization_code',
+      client: createTokenEndpointClient({ metadata: { ...metadata, tokenEndpoint: opts.tokenEndpoint ?? metadata.tokenEndpoint }, client, timeoutMs: 5000 }),
+      store,
+      coordination: store,
+      skewMs: 60_000,
+      retry: opts.retry ?? { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+      random: () => 1,
+    });
+    const states: ConnectionState[] = [];
+    manager.on('state', (st: ConnectionState) => states.push(st));
+    const made = { connection, store, manager, states };
+    instances.push(made);
+    await manager.init();
+    return made;
+  }
+
+  async function redisProxy(): Promise<RedisProxy> {
+    const proxy = await startRedisProxy(redis.port);
+    closers.push(() => proxy.close());
+    return proxy;
+  }
+
+  async function httpProxy(): Promise<FaultProxy> {
+    const proxy = await startFaultProxy(new URL(metadata.tokenEndpoint).origin);
+    closers.push(() => proxy.close());
+    return proxy;
+  }
+
+  /** Resolves once `who` holds the refresh lock (seen in Redis by `probe`). */
+  async function lockTaken(probe: Instance): Promise<string> {
+    const key = probe.store.lockKeys(ID).lock;
+    let holder: string | null = null;
+    await eventually(async () => (holder = await probe.connection.client.get(key)) !== null, 5000);
+    return holder as unknown as string;
+  }
+
+  /** Calls `fn` until it no longer fails with a (retryable) token-store error. */
+  async function untilNotStoreFailure<T>(fn: () => Promise<T>, ms = 15_000): Promise<PromiseSettledResult<T>> {
+    const until = Date.now() + ms;
+    for (;;) {
+      const [r] = await Promise.allSettled([fn()]);
+      if (r.status === 'fulfilled' || !isOAuth2Error(r.reason, 'OAUTH2_TOKEN_STORE_FAILED')) return r;
+      if (Date.now() > until) return r;
+      await sleep(50);
+    }
+  }
 
   /** A real login at the provider (PKCE, consent): tokens with a live, rotating refresh token. */
   async function logIn(): Promise<TokenSet> {
@@ -257,5 +323,143 @@ describe('redis: token managers of several instances share one login', function 
     } finally {
       if (!restarted) await redis.start();
     }
+  });
+
+  describe('renewed tokens the store could not take (reviewer item 1)', () => {
+    it('the fenced write fails (Redis refuses it): the holder keeps the lock, writes again, and the waiting instance adopts; one refresh, the login lives', async () => {
+      const login = await seedExpired();
+      const proxy = await redisProxy();
+      const a = await startInstance({ redisUrl: proxy.url, lockTtlMs: 4000 });
+      const b = await startInstance({ lockTtlMs: 4000 });
+      auth.resetCounts();
+      // A's fenced writes are refused for 1 s: a blip, shorter than the lock's life.
+      proxy.failCommands(FENCED_WRITE, 1000);
+      const aDone = a.manager.getAccessToken();
+      const lockKey = b.store.lockKeys(ID).lock;
+      await eventually(async () => proxy.refused(FENCED_WRITE) >= 1 || (await b.connection.client.exists(lockKey)) === 1, 5000);
+      // B needs a token too and waits for the lock A holds (or arrives just after A's write failed).
+      const bDone = untilNotStoreFailure(() => b.manager.getAccessToken());
+      const [aResult, bResult] = await Promise.all([Promise.allSettled([aDone]).then(([r]) => r), bDone]);
+      assert.ok(proxy.refused(FENCED_WRITE) >= 1, 'the fault was not played: no fenced write was refused');
+      assert.equal(bResult.status, 'fulfilled', `B: ${String((bResult as PromiseRejectedResult).reason)}`);
+      const bTokens = (bResult as PromiseFulfilledResult<TokenSet>).value;
+      assert.notEqual(bTokens.accessToken, login.accessToken);
+      assert.equal(aResult.status, 'fulfilled', `A: ${String((aResult as PromiseRejectedResult).reason)}`);
+      assert.equal((aResult as PromiseFulfilledResult<TokenSet>).value.accessToken, bTokens.accessToken, 'B adopted what A renewed');
+      assert.deepEqual(auth.counts().token, { refresh_token: 1 }, 'exactly one refresh: B did not refresh with the spent token');
+      assert.equal((await auth.validateAccessToken(bTokens.accessToken)).active, true, 'the login is alive at the provider');
+    });
+
+    it('the store stays away past the lock: the holder writes its renewed tokens by its fence the moment Redis is back, unasked; nobody refreshes again', async () => {
+      const login = await seedExpired();
+      const proxy = await redisProxy();
+      const a = await startInstance({ redisUrl: proxy.url, lockTtlMs: 2000 });
+      const b = await startInstance({ lockTtlMs: 2000 });
+      auth.resetCounts();
+      // The write is refused, then A loses Redis altogether for longer than the lock lives: every retry fails.
+      proxy.failCommands(FENCED_WRITE, 60_000);
+      const aDone = Promise.allSettled([a.manager.getAccessToken()]).then(([r]) => r);
+      await eventually(() => proxy.refused(FENCED_WRITE) >= 1, 5000);
+      proxy.down();
+      const aResult = await aDone;
+      assert.equal(aResult.status, 'rejected');
+      assert.ok(isOAuth2Error((aResult as PromiseRejectedResult).reason, 'OAUTH2_TOKEN_STORE_FAILED'));
+      assert.deepEqual(auth.counts().token, { refresh_token: 1 });
+      // What Redis holds is still the spent login; A holds the only live refresh token.
+      assert.equal((await b.store.get(ID))?.tokens.refreshToken, login.refreshToken);
+      // Redis reachable again for A (faults off): nobody asks A for a token, yet the renewed tokens get written.
+      proxy.failCommands(FENCED_WRITE, 0);
+      proxy.up();
+      let stored: StoredTokens | undefined;
+      await eventually(async () => (stored = await b.store.get(ID))?.tokens.refreshToken !== login.refreshToken, 10_000);
+      const renewed = (stored as unknown as StoredTokens).tokens;
+      assert.notEqual(renewed.accessToken, login.accessToken);
+      // B gets exactly those, without a refresh of its own; the login is alive.
+      await eventually(async () => (await b.manager.getAccessToken()).accessToken === renewed.accessToken, 5000);
+      assert.deepEqual(auth.counts().token, { refresh_token: 1 });
+      assert.equal((await auth.validateAccessToken(renewed.accessToken)).active, true);
+      await eventually(() => a.manager.state().kind === 'ready', 5000);
+    });
+  });
+
+  it('a lock holder cut off from Redis does not call the token endpoint again once its lock may have expired (reviewer item 3)', async () => {
+    await seedExpired();
+    const proxy = await redisProxy();
+    const endpoint = await httpProxy();
+    const a = await startInstance({
+      redisUrl: proxy.url,
+      lockTtlMs: 2000,
+      tokenEndpoint: `${endpoint.url}${new URL(metadata.tokenEndpoint).pathname}`,
+      // The retry after a 503 comes 3 s later: past the lock's 2 s life.
+      retry: { attempts: 3, baseDelayMs: 3000, maxDelayMs: 3000 },
+    });
+    const b = await startInstance({ lockTtlMs: 2000 });
+    auth.resetCounts();
+    // A's first refresh gets a 503 from the provider's side, and at that moment A loses Redis (the provider is
+    // still reachable for A).
+    endpoint.fault(faults.serverError(503), {
+      times: 1,
+      match: () => {
+        proxy.down();
+        return true;
+      },
+    });
+    const aDone = Promise.allSettled([a.manager.getAccessToken()]).then(([r]) => r);
+    await lockTaken(b);
+    // B takes the lock once it expired, finds the old token and refreshes: the one legitimate refresh.
+    const bResult = await untilNotStoreFailure(() => b.manager.getAccessToken());
+    assert.equal(bResult.status, 'fulfilled', `B: ${String((bResult as PromiseRejectedResult).reason)}`);
+    const bTokens = (bResult as PromiseFulfilledResult<TokenSet>).value;
+    const aResult = await aDone;
+    assert.equal(aResult.status, 'rejected');
+    const err = (aResult as PromiseRejectedResult).reason as OAuth2Error;
+    assert.ok(isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'), String(err));
+    assert.equal(err.params.reason, 'lockLost');
+    assert.equal(err.retryable, true);
+    assert.equal(endpoint.count(), 1, 'A called the token endpoint again after its lock may have expired');
+    assert.deepEqual(auth.counts().token, { refresh_token: 1 });
+    assert.equal((await auth.validateAccessToken(bTokens.accessToken)).active, true, 'the login is alive at the provider');
+  });
+
+  describe('start-up with a credential copy (reviewer item 2)', () => {
+    it("an old credential copy does not undo a logout made on another instance", async () => {
+      const [x] = await startInstances(1);
+      const login = await logIn();
+      await x.manager.setTokens(login);
+      const copy = await x.store.get(ID); // what Node-RED's credentials of an instance held
+      assert.ok(copy);
+      await x.manager.clear(); // logout on X
+      // Y restarts with its flows_cred.json from before the logout.
+      const late = await startInstance({});
+      await late.manager.init(copy);
+      assert.equal(late.manager.state().kind, 'logged-out');
+      assert.equal(await x.store.get(ID), undefined, 'the old login was written back to Redis');
+      await sleep(200);
+      assert.equal(x.manager.state().kind, 'logged-out', 'the logout was undone on X');
+    });
+
+    it('a credential copy dated in the future (clock skew) does not win over the shared entry, nor draw a fence', async () => {
+      const [x] = await startInstances(1);
+      const login = await logIn();
+      await x.manager.setTokens(login);
+      const stored = await x.store.get(ID);
+      const fenceBefore = await x.connection.client.get(x.store.lockKeys(ID).fence);
+      const skewed: StoredTokens = { tokens: { ...login, accessToken: 'an-old-copy-access-token' }, updatedAt: Date.now() + 3_600_000 };
+      const late = await startInstance({});
+      await late.manager.init(skewed);
+      const now = await x.store.get(ID);
+      assert.ok(now?.tokens.accessToken === stored?.tokens.accessToken && now?.updatedAt === stored?.updatedAt, 'the copy overwrote the shared entry');
+      assert.equal(await x.connection.client.get(x.store.lockKeys(ID).fence), fenceBefore, 'the copy drew a fence');
+      assert.equal((await late.manager.getAccessToken()).accessToken, login.accessToken);
+    });
+
+    it('a store that never had the connection is seeded from the copy (once)', async () => {
+      const login = await logIn();
+      const copy: StoredTokens = { tokens: login, updatedAt: Date.now() };
+      const first = await startInstance({});
+      await first.manager.init(copy);
+      assert.equal((await first.store.get(ID))?.tokens.accessToken, login.accessToken);
+      assert.equal((await first.manager.getAccessToken()).accessToken, login.accessToken);
+    });
   });
 });
