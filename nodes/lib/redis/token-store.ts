@@ -103,6 +103,11 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
   private readonly pending = new Set<Promise<unknown>>();
   private subscribed = false;
   private subscribing: Promise<void> | undefined;
+  /**
+   * The one listener this store registers on the channel. Every retry of a failed subscribe passes this same
+   * function, so retries never add a second one (each would deliver every announcement once more).
+   */
+  private readonly onMessage = (message: string): void => this.notify(message);
 
   constructor(options: RedisTokenStoreOptions) {
     if (typeof options.secret !== 'string' || options.secret.length === 0) {
@@ -261,7 +266,7 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
   private ensureSubscribed(): void {
     if (this.subscribed || this.subscribing) return;
     this.subscribing = this.connection
-      .subscribe(this.channel, (message) => this.notify(message))
+      .subscribe(this.channel, this.onMessage)
       .then(
         () => {
           this.subscribed = true;

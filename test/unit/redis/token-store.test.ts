@@ -6,6 +6,7 @@ import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
 import { startRedis, type RedisServer } from '../../support/redis';
 import { SECRET, entry, rejectsWithStoreFailure, tokenStoreContract } from '../tokens/support/token-store-contract';
 import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
+import { startRedisProxy } from '../tokens/support/redis-proxy';
 
 describe('redis/token-store', function () {
   this.timeout(30_000);
@@ -83,6 +84,38 @@ describe('redis/token-store', function () {
       await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual(heard, ['a', 'a']);
       assert.deepEqual(raw, ['a', 'a']);
+    });
+
+    it('subscribing fails several times while Redis is away: once back, each announcement reaches each listener once (reviewer item 4)', async () => {
+      const proxy = await startRedisProxy(redis.port);
+      try {
+        const connection = await connectInstance(proxy.url, prefix, { commandTimeoutMs: 300 });
+        opened.push(connection);
+        const writer = new RedisTokenStore({ connection: await instance(), secret: SECRET });
+        proxy.down();
+        const reader = new RedisTokenStore({ connection, secret: SECRET });
+        const heard: string[][] = [[], [], []];
+        // Three listeners registered while Redis is unreachable: each one retries the failed subscribe.
+        for (const log of heard) {
+          reader.onChange((id) => {
+            if (id !== undefined) log.push(id);
+          });
+          await new Promise((r) => setTimeout(r, 1500)); // the subscribe attempt fails meanwhile
+        }
+        proxy.up();
+        await waitUntil(async () => {
+          await writer.set('probe', entry(0));
+          return heard.every((log) => log.includes('probe'));
+        }, 15_000);
+        await new Promise((r) => setTimeout(r, 200)); // late announcements of the probing writes
+        for (const log of heard) log.length = 0;
+        await writer.set('a', entry(1));
+        await waitUntil(async () => heard.every((log) => log.length >= 1));
+        await new Promise((r) => setTimeout(r, 200));
+        assert.deepEqual(heard, [['a'], ['a'], ['a']], 'an announcement reached a listener more than once');
+      } finally {
+        await proxy.close();
+      }
     });
 
     it('values are sealed with the same format and key derivation as the file store', async () => {
