@@ -75,23 +75,36 @@ export = function register(RED: NodeAPI): void {
     const configured = configuredIds(RED, 'oauth2-connection');
     const wasRemoved = new Set(removed);
     removed.clear();
-    for (const id of await store.ids()) {
-      if (configured.has(id)) continue;
-      if (backend.type === 'redis') {
-        // The store belongs to every instance: one that joins with other (or no) flows must not delete the
-        // others' logins. Only a removal this instance deployed itself deletes.
-        if (wasRemoved.has(id)) await store.delete(id);
-        continue;
+    try {
+      for (const id of await store.ids()) {
+        if (configured.has(id)) continue;
+        if (backend.type === 'redis') {
+          // The store belongs to every instance: one that joins with other (or no) flows must not delete the
+          // others' logins. Only a removal this instance deployed itself deletes.
+          if (wasRemoved.has(id)) await store.delete(id);
+          continue;
+        }
+        const stored = await store.get(id);
+        // A login made in the dialog before the first deploy has no node yet: it gets a day to be deployed.
+        if (wasRemoved.has(id) || !stored || Date.now() - stored.updatedAt > UNDEPLOYED_LOGIN_GRACE_MS) await store.delete(id);
       }
-      const stored = await store.get(id);
-      // A login made in the dialog before the first deploy has no node yet: it gets a day to be deployed.
-      if (wasRemoved.has(id) || !stored || Date.now() - stored.updatedAt > UNDEPLOYED_LOGIN_GRACE_MS) await store.delete(id);
+    } catch (err) {
+      // The store failed (Redis away during the deploy): the removals are known only here, so they are kept for
+      // the next deploy's sweep rather than leaving their tokens behind for good. Deleting again is harmless.
+      for (const id of wasRemoved) removed.add(id);
+      throw err;
     }
   });
 
-  /** Node-RED's credential copy is only worth keeping when Node-RED encrypts its credential file. */
+  /**
+   * Node-RED's credential copy is only worth keeping when Node-RED encrypts its credential file. With Redis it
+   * is not kept at all: Redis is the one source of truth, and a copy in each instance's flows_cred.json would
+   * be stale from the first rotation on (it only seeds a Redis that never had the connection, see
+   * TokenManager.init). A logout still removes a copy left from before (the file store, an older version).
+   */
   function mirrorToCredentials(id: string, stored: StoredTokens | undefined): void {
     if (safeSetting(RED, 'credentialSecret') === false) return;
+    if (store.kind === 'redis' && (stored || !RED.nodes.getCredentials(id)?.tokens)) return;
     const current = RED.nodes.getCredentials(id) ?? {};
     const next: Record<string, string | undefined> = { ...current };
     if (stored) next.tokens = JSON.stringify(stored);

@@ -140,6 +140,36 @@ describe('connection node with the Redis token store', function () {
     }
   });
 
+  it('a connection removed by a deploy while Redis is down: the next deploy after Redis is back deletes its tokens (reviewer item 5)', async () => {
+    settings({ commandTimeoutMs: 500 }, { credentialSecret: CREDENTIAL_SECRET });
+    const { conn } = await load();
+    assert.equal((await outcome()).statusCode, 200);
+    const probe = await connectInstance(redis.url, prefix);
+    const setFlows = (helper as unknown as { setFlows(flow: unknown[], type: string): Promise<void> }).setFlows.bind(helper);
+    let restarted = false;
+    try {
+      const key = probe.key('tokens', conn.id);
+      assert.equal(await probe.client.exists(key), 1);
+      await redis.stop();
+      // The connection is deleted from the flows while Redis is down: the sweep cannot list the store.
+      await setFlows([tab(), helperNode()], 'full');
+      await new Promise((r) => setTimeout(r, 1500)); // the sweep fails within the command timeout
+      await redis.start();
+      restarted = true;
+      await new Promise((r) => setTimeout(r, 2500)); // the runtime's Redis connection reconnects (backoff up to 2 s)
+      // Any later deploy (here: a flow change elsewhere) sweeps again, and remembers the removal.
+      await setFlows([tab(), { ...helperNode(), name: 'changed' }], 'full');
+      const until = Date.now() + 5000;
+      while ((await probe.client.exists(key)) !== 0) {
+        assert.ok(Date.now() < until, "the removed connection's tokens were left in Redis");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      if (!restarted) await redis.start();
+      await probe.close();
+    }
+  });
+
   it('no shared secret: the connection reports it, translated, with a red status; no request is sent', async () => {
     settings({});
     const { conn, req } = await load();
