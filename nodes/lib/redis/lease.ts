@@ -17,10 +17,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { redisFailure, type RedisConnection } from './client';
 import type { PollLease } from '../changes/poll-lease';
 import type { TriggerState } from '../changes/types';
-import type { LeaseFence, RedisTriggerStateStore } from './trigger-store';
+import { triggerKeys, type LeaseFence, type RedisTriggerStateStore } from './trigger-store';
 
 /**
  * KEYS: lease, fence counter. ARGV: our current token ('' none), a new token, ttl ms.
@@ -37,9 +38,15 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return {1, redis.call('INCR', KEYS[2])}
 `;
 
-/** KEYS: lease. ARGV: token, ttl ms. 1 renewed, 0 not ours. */
+/**
+ * KEYS: lease [, mark]. ARGV: token, ttl ms [, mark value, mark ttl ms]. 1 renewed, 0 not ours. With a mark key,
+ * a renewal also refreshes it (TriggerLease: which configuration the holder polls with).
+ */
 const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if KEYS[2] then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 0
 `;
 
@@ -61,6 +68,7 @@ export interface RedisLeaseOptions {
   /** Key parts of the lease, e.g. ['trigger-lease', nodeId]; the fence counter is the same with '-fence'. */
   name: [string, ...string[]];
   ttlMs: number;
+  /** Local clock for held()'s deadline; default performance.now() (monotonic: a wall-clock step cannot stretch a holding). */
   now?: () => number;
 }
 
@@ -68,7 +76,7 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
   readonly key: string;
   readonly fenceKey: string;
   readonly ttlMs: number;
-  private readonly connection: RedisConnection;
+  protected readonly connection: RedisConnection;
   private readonly now: () => number;
   private readonly marginMs: number;
 
@@ -83,6 +91,8 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
   /** The other holder's remaining time as the last refused acquire saw it. */
   private otherRemainingMs: number | undefined;
   private wasHeld = false;
+  /** Refreshed with every renewal while held (TriggerLease's configuration mark); cleared when not held. */
+  protected renewMark: { key: string; value: string; ttlMs: number } | undefined;
 
   constructor(options: RedisLeaseOptions) {
     super();
@@ -91,7 +101,9 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
     this.key = options.connection.key(first, ...rest);
     this.fenceKey = options.connection.key(`${first}-fence`, ...rest);
     this.ttlMs = options.ttlMs;
-    this.now = options.now ?? Date.now;
+    // Monotonic: Date.now() set back (NTP, an operator) would keep held() true past the real deadline, while
+    // Redis lets the key expire and another instance takes over: two senders.
+    this.now = options.now ?? (() => performance.now());
     this.marginMs = Math.max(Math.floor(options.ttlMs / 5), 100);
   }
 
@@ -115,6 +127,10 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
     try {
       reply = (await this.connection.client.eval(ACQUIRE, 2, this.key, this.fenceKey, previous ?? '', candidate, String(this.ttlMs))) as [number, number];
     } catch (err) {
+      // The script may still have run in Redis (only its answer was lost or late): a lease nobody knows of would
+      // silence the trigger until it expires. A compare-and-delete of the same token, queued right behind it on
+      // the same connection, undoes that (as lock.ts does); if the script never ran, it finds nothing to delete.
+      void this.compareAndDelete(candidate);
       throw redisFailure('OAUTH2_TRIGGER_STATE_FAILED', err, 'take the trigger lease', this.connection.where);
     }
     const [taken, value] = reply;
@@ -170,6 +186,7 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
   /** Not held any more: timers stopped, listeners told once. The token is kept for a reclaim by acquire(). */
   private drop(): void {
     this.validUntil = 0;
+    this.renewMark = undefined;
     this.clearTimers();
     if (this.wasHeld) {
       this.wasHeld = false;
@@ -188,11 +205,18 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
     this.clearTimers();
     this.renewTimer = setTimeout(() => this.renew(), Math.max(1, Math.floor(this.ttlMs / 3)));
     this.renewTimer.unref();
-    // Tell listeners when the local deadline passes without a successful renewal.
+    this.scheduleLapse();
+  }
+
+  /** Tells listeners when the local deadline passes without a successful renewal. */
+  private scheduleLapse(): void {
     this.lapseTimer = setTimeout(() => {
       this.lapseTimer = undefined;
       if (!this.held()) this.drop();
-    }, Math.max(1, this.validUntil - this.now()));
+      // Timers run on the event loop's cached clock and can fire a little before now() reaches the deadline:
+      // look again then, or 'lost' would never be told.
+      else this.scheduleLapse();
+    }, Math.max(1, Math.ceil(this.validUntil - this.now())));
     this.lapseTimer.unref();
   }
 
@@ -203,7 +227,11 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
     const epoch = this.epoch;
     if (token === undefined) return;
     const sent = this.now();
-    this.connection.client.eval(RENEW, 1, this.key, token, String(this.ttlMs)).then(
+    const mark = this.renewMark;
+    const renewal = mark
+      ? this.connection.client.eval(RENEW, 2, this.key, mark.key, token, String(this.ttlMs), mark.value, String(mark.ttlMs))
+      : this.connection.client.eval(RENEW, 1, this.key, token, String(this.ttlMs));
+    renewal.then(
       (result) => {
         if (epoch !== this.epoch || token !== this.token) return;
         if (result === 1) {
@@ -236,13 +264,45 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
   }
 }
 
-/** The poller's lease for one record trigger: the Redis lease plus the store's fenced write. */
+/**
+ * The poller's lease for one record trigger: the Redis lease plus the store's fenced write, and the mark of the
+ * configuration its holder polls with (rolling redeploys, see poll-lease.ts): set by markConfig(), refreshed by
+ * every renewal, so it lives while a holder of that configuration does and expires three lease times after the
+ * last one stopped.
+ */
 export class TriggerLease extends RedisLease implements PollLease {
   private readonly store: RedisTriggerStateStore;
+  private readonly markKey: string;
 
   constructor(options: { connection: RedisConnection; store: RedisTriggerStateStore; nodeId: string; ttlMs: number; now?: () => number }) {
+    const keys = triggerKeys(options.connection, options.nodeId);
     super({ connection: options.connection, name: ['trigger-lease', options.nodeId], ttlMs: options.ttlMs, now: options.now });
+    if (this.key !== keys.lease || this.fenceKey !== keys.fence) throw new Error('trigger lease keys out of step with triggerKeys()');
     this.store = options.store;
+    this.markKey = keys.config;
+  }
+
+  /** How long the configuration mark outlives the last holder's last renewal. */
+  get markTtlMs(): number {
+    return 3 * this.ttlMs;
+  }
+
+  async markConfig(configKey: string): Promise<void> {
+    if (!this.held() || this.renewMark?.value === configKey) return;
+    try {
+      await this.connection.client.set(this.markKey, configKey, 'PX', this.markTtlMs);
+    } catch (err) {
+      throw redisFailure('OAUTH2_TRIGGER_STATE_FAILED', err, 'mark the trigger configuration', this.connection.where);
+    }
+    if (this.held()) this.renewMark = { key: this.markKey, value: configKey, ttlMs: this.markTtlMs };
+  }
+
+  async configActive(configKey: string): Promise<boolean> {
+    try {
+      return (await this.connection.client.get(this.markKey)) === configKey;
+    } catch (err) {
+      throw redisFailure('OAUTH2_TRIGGER_STATE_FAILED', err, 'read the trigger configuration mark', this.connection.where);
+    }
   }
 
   commit(nodeId: string, state: TriggerState): Promise<void> {

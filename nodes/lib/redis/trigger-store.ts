@@ -39,6 +39,19 @@ import type { TriggerState } from '../changes/types';
 import { openJson, sealJson } from '../tokens/crypto';
 import { redisFailure, type RedisConnection } from './client';
 
+/**
+ * Every Redis key of one trigger node: its state hash; its lease, the lease's fencing counter (lease.ts names it
+ * after the lease) and the mark of the configuration its holder polls with (lease.ts, TriggerLease).
+ */
+export function triggerKeys(connection: RedisConnection, nodeId: string): { state: string; lease: string; fence: string; config: string } {
+  return {
+    state: connection.key('trigger', nodeId),
+    lease: connection.key('trigger-lease', nodeId),
+    fence: connection.key('trigger-lease-fence', nodeId),
+    config: connection.key('trigger-config', nodeId),
+  };
+}
+
 /** Revision marker of a trigger with no stored state. */
 const ABSENT = '-';
 
@@ -61,6 +74,11 @@ export interface RedisTriggerStateStore extends TriggerStateStore {
   setFenced(nodeId: string, state: TriggerState, fence: LeaseFence): Promise<void>;
   /** The hash key of a trigger's state. */
   keyOf(nodeId: string): string;
+  /**
+   * Deletes everything Redis holds for a trigger node that is gone from the flows: its state and its lease,
+   * fencing counter and configuration mark (delete() keeps those: a reset trigger goes on polling).
+   */
+  purge(nodeId: string): Promise<void>;
 }
 
 /**
@@ -280,6 +298,20 @@ export function openRedisTriggerStateStore(options: {
       const run = (async () => {
         try {
           await client.del(keyOf(nodeId));
+        } catch (err) {
+          throw failure(err, `delete the trigger state of node ${nodeId}`);
+        }
+        overlay.delete(nodeId);
+        known.set(nodeId, ABSENT);
+      })();
+      return track(run);
+    },
+
+    purge(nodeId) {
+      const run = (async () => {
+        const keys = triggerKeys(connection, nodeId);
+        try {
+          await client.del(keys.state, keys.lease, keys.fence, keys.config);
         } catch (err) {
           throw failure(err, `delete the trigger state of node ${nodeId}`);
         }

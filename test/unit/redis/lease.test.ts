@@ -8,7 +8,7 @@ import type { RedisStoreSettings } from '../../../nodes/lib/redis/settings';
 import { startRedis, type RedisServer } from '../../support/redis';
 import { state } from '../changes/state-store-contract';
 import { SECRET } from '../changes/support';
-import { Instances, ready, sleep, testSettings } from './trigger-support';
+import { Instances, ready, sleep, startReplyDroppingProxy, testSettings } from './trigger-support';
 
 const TTL = 1_500;
 
@@ -158,5 +158,47 @@ describe('redis/lease', function () {
     // The key expired while Redis was down, or it is still ours: either way this instance gets it (no one else asked).
     assert.equal(await a.acquire(), true);
     assert.equal(a.held(), true);
+  });
+
+  it('an acquisition whose answer was lost leaves no lease behind (the trigger is not silent until it expires)', async () => {
+    const proxy = await startReplyDroppingProxy(redis.port);
+    try {
+      const long = 30_000;
+      const viaProxy = instances.connect({ ...settings, url: `redis://127.0.0.1:${proxy.port}`, commandTimeoutMs: 300 });
+      await ready(viaProxy);
+      const direct = await instance();
+      const lost = new RedisLease({ connection: viaProxy, name: ['trigger-lease', 'ghost'], ttlMs: long });
+      proxy.dropReplies(true);
+      await assert.rejects(lost.acquire(), (err: unknown) => isOAuth2Error(err, 'OAUTH2_TRIGGER_STATE_FAILED'));
+      assert.equal(lost.held(), false);
+      // Redis ran the acquisition (the fence moved); the compare-and-delete queued behind it ran too.
+      await sleep(300);
+      assert.ok(Number(await direct.client.get(lost.fenceKey)) >= 1, 'the acquisition did reach Redis');
+      assert.equal(await direct.client.get(lost.key), null, 'a lease nobody holds is left in Redis');
+      const other = new RedisLease({ connection: direct, name: ['trigger-lease', 'ghost'], ttlMs: long });
+      leases.push(other);
+      assert.equal(await other.acquire(), true, 'another instance takes the trigger at once');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('held() runs on a monotonic clock: the wall clock set back does not stretch a holding whose renewals fail', async () => {
+    // The wall clock, steppable: Date.now() plus an offset (what NTP or an operator changes).
+    const realNow = Date.now.bind(Date);
+    let offset = 0;
+    Date.now = () => realNow() + offset;
+    try {
+      const conn = await instance();
+      const a = lease(conn);
+      assert.equal(await a.acquire(), true);
+      // Renewals fail from now on (the link is gone); the holding must end locally within the ttl.
+      instances.drop(conn);
+      offset = -60_000; // the clock is set back a minute
+      await sleep(TTL + 200);
+      assert.equal(a.held(), false, `still held ${TTL + 200} ms after the last renewal (ttl ${TTL} ms)`);
+    } finally {
+      Date.now = realNow;
+    }
   });
 });
