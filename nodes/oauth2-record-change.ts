@@ -14,7 +14,7 @@ import { NodeError, toNodeError } from './node-errors';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red-types';
 import type { RecordChangeNode } from './record-change-node';
 import { registerRecordChangeRoutes } from './oauth2-record-change-routes';
-import { SharedTriggerStore, triggerStoreSelector, type AttachedTriggerStore } from './shared-trigger-store';
+import { SharedTriggerStore, sweepRemovedTriggers, triggerStoreSelector, type AttachedTriggerStore } from './shared-trigger-store';
 
 interface JsonataApi {
   prepareJSONataExpression(expr: string, node: unknown): { assign(name: string, value: unknown): void };
@@ -62,13 +62,15 @@ export = function register(RED: NodeAPI): void {
   registerDeploySweep('oauth2-record-change', RED, async () => {
     const store = triggerStore();
     if (store.kind === 'invalid') return;
-    const configured = configuredIds(RED, 'oauth2-record-change');
-    const wasRemoved = new Set(removed);
-    removed.clear();
-    for (const id of await store.ids()) {
-      if (!configured.has(id) && wasRemoved.has(id)) await store.delete(id);
-    }
+    // Ids stay in `removed` until purged: a sweep failing (Redis away) leaves them for the next deploy's.
+    await sweepRemovedTriggers(store, configuredIds(RED, 'oauth2-record-change'), removed);
   });
+  /**
+   * Per node id, the trigger configurations this runtime ran before the current one (earlier deploys): with
+   * several instances, a stored state of one of them is older and may be replaced (rolling redeploys, see
+   * lib/changes/poll-lease.ts).
+   */
+  const pastConfigs = new Map<string, Set<string>>();
 
   function RecordChangeNodeConstructor(this: RecordChangeNode, def: NodeDef & TriggerConfig & { connection?: string }): void {
     RED.nodes.createNode(this, def);
@@ -247,9 +249,14 @@ export = function register(RED: NodeAPI): void {
       node.send([msgs] as unknown as NodeMessage[]);
     };
 
+    const past = pastConfigs.get(node.id) ?? new Set<string>();
+    pastConfigs.set(node.id, past);
+    const previousConfigKeys = new Set([...past].filter((key) => key !== config.configKey));
+    past.add(config.configKey);
     const poller = new RecordPoller({
       nodeId: node.id,
       configKey: config.configKey,
+      previousConfigKeys,
       settings: config.settings,
       store,
       // Several instances (Redis): one polls this trigger at a time; without it (file store) as before.
@@ -265,6 +272,10 @@ export = function register(RED: NodeAPI): void {
     let inputPolls = 0;
     const standbyStatus = (): void => node.status({ fill: 'grey', shape: 'ring', text: t('status.standby') });
     const showOutcome = (outcome: PollOutcome): void => {
+      if (outcome.skipped && outcome.otherConfig) {
+        node.status({ fill: 'grey', shape: 'ring', text: t('status.standbyOtherConfig') });
+        return;
+      }
       if (outcome.skipped && outcome.standby) {
         standbyStatus();
         return;
@@ -352,13 +363,9 @@ export = function register(RED: NodeAPI): void {
     };
     connection.on('state', onConnectionState);
 
-    // Redis back after an outage: poll (or try for the lease) at once rather than wait out the backoff.
-    const onRedisBack = (): void => {
-      if (lastPollFailed) {
-        lastPollFailed = false;
-        void poller.pollNow();
-      }
-    };
+    // Redis back after an outage (also one this node was deployed in): poll (or try for the lease) at once
+    // rather than wait out the backoff; a poll failing right now is retried at once too.
+    const onRedisBack = (): void => poller.wake();
     redis?.on('reconnected', onRedisBack);
     // Another instance took the trigger over (this one's renewals were refused or failed): say so at once.
     const onLeaseLost = (): void => standbyStatus();

@@ -26,6 +26,20 @@ export interface RuntimeTriggerStore extends TriggerStateStore {
   readonly kind: 'file' | 'redis' | 'invalid';
   /** For a node. Throws OAUTH2_INVALID_CONFIG when the store cannot be used (bad setting, no shared secret). */
   attach(nodeId: string): AttachedTriggerStore;
+  /** Deletes everything kept for a node gone from the flows (with Redis also its lease, fence and mark keys). */
+  purge(nodeId: string): Promise<void>;
+}
+
+/**
+ * The deploy sweep: deletes what the store keeps for each trigger this instance removed itself (`removed`) that
+ * is not configured again. An id leaves `removed` only once it is dealt with, so when the store fails (Redis
+ * away during the deploy) the rest stay for the next deploy's sweep instead of staying in the store for good.
+ */
+export async function sweepRemovedTriggers(store: RuntimeTriggerStore, configured: ReadonlySet<string>, removed: Set<string>): Promise<void> {
+  for (const id of [...removed]) {
+    if (!configured.has(id)) await store.purge(id);
+    removed.delete(id);
+  }
 }
 
 /** The runtime's one file of record-change trigger state (one instance), opened on first use. */
@@ -60,6 +74,10 @@ export class SharedTriggerStore implements RuntimeTriggerStore {
 
   async ids(): Promise<string[]> {
     return (await this.open()).ids();
+  }
+
+  purge(nodeId: string): Promise<void> {
+    return this.delete(nodeId);
   }
 
   async flush(): Promise<void> {
@@ -103,6 +121,10 @@ export class RedisSharedTriggerStore implements RuntimeTriggerStore {
     return this.current().ids();
   }
 
+  async purge(nodeId: string): Promise<void> {
+    return this.current().purge(nodeId);
+  }
+
   /** Writes resolve once Redis acknowledged them; each connection's store waits for its own in-flight writes. */
   async flush(): Promise<void> {
     // Nothing beyond the nodes' own stores (attach), which the nodes flush.
@@ -140,6 +162,9 @@ export class InvalidTriggerStore implements RuntimeTriggerStore {
     return Promise.reject(this.error);
   }
   ids(): Promise<string[]> {
+    return Promise.reject(this.error);
+  }
+  purge(): Promise<void> {
     return Promise.reject(this.error);
   }
   async flush(): Promise<void> {

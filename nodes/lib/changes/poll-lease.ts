@@ -14,6 +14,19 @@
  * - commits through commit(), a write the store refuses unless this holding still owns the lease (fencing), so
  *   a paused or partitioned former holder cannot overwrite what the new holder stored;
  * - release()s on stop, so a standby takes over at its next attempt instead of waiting for the expiry.
+ *
+ * Rolling redeploys (the instances get a changed trigger one after the other, so for a while some poll with the
+ * old configuration and some with the new one). A configuration's digest says nothing about which is newer, so
+ * the rule rests on what each instance knows for sure, plus a mark in the store of which configuration the
+ * current holder polls with (markConfig: set before polling, kept alive while the holding lasts, gone a few
+ * lease times after the last such holder stopped). A holder that finds a stored state of another configuration:
+ * - replaces it (first poll, as a changed trigger does on one instance) when this instance ran that
+ *   configuration for this node before its current one (previousConfigKeys: it is older here);
+ * - otherwise leaves it alone while its configuration's mark is alive (configActive): it gives the lease back
+ *   and stands by ({ skipped, standby, otherConfig }); an instance not yet redeployed never undoes a newer
+ *   configuration, and the new one never flips back;
+ * - replaces it once the mark is gone: no instance has polled with that configuration for a few lease times
+ *   (every instance was restarted with new flows, which leaves no history to go by).
  */
 import type { TriggerState } from './types';
 
@@ -33,4 +46,8 @@ export interface PollLease {
   commit(nodeId: string, state: TriggerState): Promise<void>;
   /** Gives the lease up (compare-and-delete). Never rejects. */
   release(): Promise<void>;
+  /** While held: records that this holder polls with `configKey` (see above). Rejects when the store fails. */
+  markConfig?(configKey: string): Promise<void>;
+  /** Whether a holder polled with `configKey` within the last few lease times. Rejects when the store fails. */
+  configActive?(configKey: string): Promise<boolean>;
 }

@@ -46,8 +46,11 @@ export interface PollStats extends DetectStats {
 }
 
 export type PollOutcome =
-  /** Not polled: a poll was still running, or (`standby`) another instance holds the lease. */
-  | { skipped: true; standby?: true }
+  /**
+   * Not polled: a poll was still running, or (`standby`) another instance holds the lease, or (`otherConfig`
+   * too) the stored state belongs to another configuration still in use (rolling redeploy, poll-lease.ts).
+   */
+  | { skipped: true; standby?: true; otherConfig?: true }
   | {
       skipped: false;
       /** Number of changes sent. */
@@ -107,6 +110,11 @@ export interface RecordPollerOptions {
    * release it on stop (see poll-lease.ts). Absent: this instance is the only one (the file store).
    */
   lease?: PollLease;
+  /**
+   * With a lease: the configurations this instance ran for this node before `configKey` (earlier deploys in this
+   * process). A stored state of one of them is older and replaced; of any other, see poll-lease.ts.
+   */
+  previousConfigKeys?: ReadonlySet<string>;
   /** Delay of the first poll after start(); default 1000 ms (see start()). */
   firstPollDelayMs?: number;
   /** Longest backoff after repeated failures; default the larger of intervalMs and one hour. */
@@ -126,6 +134,8 @@ const HOUR_MS = 3_600_000;
 const ABANDONED = Symbol('abandoned');
 /** Internal result of a poll that did not run because another instance holds the lease. */
 const STANDBY = Symbol('standby');
+/** Internal result of a poll that gave the lease back: the stored state is another configuration's, still in use. */
+const OTHER_CONFIG = Symbol('other-config');
 
 function defaultSetTimer(callback: () => void, ms: number): unknown {
   const handle = setTimeout(callback, ms);
@@ -212,6 +222,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
   private skipped = 0;
   private failures = 0;
   private lastError: OAuth2Error | undefined;
+  /** wake() during a poll: if that poll fails, the next one comes at once instead of after a backoff. */
+  private wakePending = false;
 
   constructor(opts: RecordPollerOptions) {
     super();
@@ -262,6 +274,20 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     if (this.stopped) return Promise.resolve({ skipped: true });
     if (this.running) return Promise.resolve(this.skip());
     return this.poll();
+  }
+
+  /**
+   * What the failures were waiting for is back (Redis reconnected): when backing off from a failure, polls now;
+   * when a poll is running, a failure of it is retried at once instead of after a backoff. Otherwise nothing
+   * (the schedule is not disturbed). Never throws.
+   */
+  wake(): void {
+    if (this.stopped || !this.started) return;
+    if (this.running) {
+      this.wakePending = true;
+      return;
+    }
+    if (this.failures > 0) void this.poll();
   }
 
   /**
@@ -359,7 +385,14 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       (err: unknown): PollOutcome | typeof ABANDONED => ({ skipped: false, error: isOAuth2Error(err) ? err : asStateError(err) }),
     );
     const settled = run.then((result) => {
-      const outcome: PollOutcome = result === ABANDONED ? { skipped: true } : result === STANDBY ? { skipped: true, standby: true } : result;
+      const outcome: PollOutcome =
+        result === ABANDONED
+          ? { skipped: true }
+          : result === STANDBY
+            ? { skipped: true, standby: true }
+            : result === OTHER_CONFIG
+              ? { skipped: true, standby: true, otherConfig: true }
+              : result;
       this.running = undefined;
       if (this.abort === controller) this.abort = undefined;
       try {
@@ -375,7 +408,7 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     return settled;
   }
 
-  private async execute(signal: AbortSignal, startedAt: number): Promise<PollOutcome | typeof ABANDONED | typeof STANDBY> {
+  private async execute(signal: AbortSignal, startedAt: number): Promise<PollOutcome | typeof ABANDONED | typeof STANDBY | typeof OTHER_CONFIG> {
     if (this.resetting) await this.resetting;
     const generation = this.generation;
     const abandoned = (): boolean => this.stopped || generation !== this.generation;
@@ -395,7 +428,17 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     /** The lease was lost during the poll (renewals failed or refused): stop before sending anything. */
     const leaseLost = (): boolean => lease !== undefined && !lease.held();
 
-    const state = await this.loadState();
+    const { state, storedConfigKey } = await this.loadStored();
+    if (lease && storedConfigKey !== undefined && storedConfigKey !== this.opts.configKey) {
+      // Rolling redeploy (poll-lease.ts): a configuration this instance never ran here may be the newer one.
+      const older = this.opts.previousConfigKeys?.has(storedConfigKey) === true;
+      if (!older && (await lease.configActive?.(storedConfigKey)) === true) {
+        await lease.release();
+        return abandoned() ? ABANDONED : OTHER_CONFIG;
+      }
+    }
+    if (lease) await lease.markConfig?.(this.opts.configKey);
+    if (abandoned()) return ABANDONED;
     if (this.commitPending) {
       // What the last poll sent is in memory but maybe not on disk: write it before sending anything new, so a
       // failing store holds back at most one poll's worth of at-least-once.
@@ -455,14 +498,19 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
 
   /** The stored state, or a fresh one (first-poll semantics) when there is none or it watched something else. */
   private async loadState(): Promise<TriggerState> {
+    return (await this.loadStored()).state;
+  }
+
+  /** loadState(), and the configuration of the stored state (undefined: none stored). */
+  private async loadStored(): Promise<{ state: TriggerState; storedConfigKey: string | undefined }> {
     let stored: TriggerState | undefined;
     try {
       stored = await this.opts.store.get(this.opts.nodeId);
     } catch (err) {
       throw asStateError(err);
     }
-    if (stored && stored.configKey === this.opts.configKey) return stored;
-    return { version: 1, configKey: this.opts.configKey, initialised: false, seen: [] };
+    if (stored && stored.configKey === this.opts.configKey) return { state: stored, storedConfigKey: stored.configKey };
+    return { state: { version: 1, configKey: this.opts.configKey, initialised: false, seen: [] }, storedConfigKey: stored?.configKey };
   }
 
   private async commit(state: TriggerState): Promise<void> {
@@ -495,6 +543,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
 
   /** Schedules the next poll from the outcome (undefined: abandoned) and tells listeners. */
   private afterPoll(outcome: PollOutcome | undefined): void {
+    const woken = this.wakePending;
+    this.wakePending = false;
     if (outcome?.skipped && outcome.standby && this.opts.lease) {
       // Another instance polls: Redis answered, so no failure to back off from; try again about when its
       // holding could run out, at most half a lease and never later than the interval.
@@ -506,7 +556,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       if ('error' in outcome) {
         this.failures += 1;
         this.lastError = outcome.error;
-        this.schedule(this.backoffMs(outcome.error));
+        // Woken during the poll (Redis back): the failure is most likely the outage that just ended.
+        this.schedule(woken ? 0 : this.backoffMs(outcome.error));
       } else if (this.failures > 0) {
         // Back to the normal rhythm from now, not from the backoff's schedule.
         this.failures = 0;

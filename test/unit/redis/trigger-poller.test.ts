@@ -228,3 +228,148 @@ describe('redis/trigger: three instances, one trigger', function () {
     console.log(`      Redis outages: ${sent.length} changes, each sent once; short-outage holder ${current?.index} kept the lease: ${holder() === current}`);
   });
 });
+
+describe('redis/trigger: deploys during an outage and rolling redeploys', function () {
+  this.timeout(120_000);
+  let redis: RedisServer;
+  let api: RecordsApi;
+  let instances: Instances;
+  let settings: RedisStoreSettings;
+  const pollers: RecordPoller[] = [];
+  let sent: Array<{ key: string; by: string }>;
+
+  before(async () => {
+    redis = await startRedis();
+    api = await startRecordsApi({ validateToken: async (token) => token === 'test-token' });
+  });
+  after(async () => {
+    await api?.close();
+    await redis?.close();
+  });
+  beforeEach(async () => {
+    if (redis.pid === undefined) await redis.start();
+    instances = new Instances();
+    settings = testSettings(redis.url, { triggerLeaseMs: TTL });
+    api.records = [];
+    api.fill(5);
+    sent = [];
+  });
+  afterEach(async () => {
+    await Promise.all(pollers.splice(0).map((p) => p.stop()));
+    await instances.closeAll();
+    if (redis.pid === undefined) await redis.start();
+  });
+
+  const fetchList = async (_query: Record<string, string>, signal: AbortSignal): Promise<{ records: unknown[]; complete: boolean }> => {
+    const response = await fetch(`${api.url}/records`, { headers: { authorization: 'Bearer test-token' }, signal }).catch((err: unknown) => {
+      throw new OAuth2Error('OAUTH2_REQUEST_FAILED', 'list failed', { cause: err, retryable: true });
+    });
+    if (!response.ok) throw new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.status}`, { retryable: true });
+    return { records: (await response.json()) as unknown[], complete: true };
+  };
+
+  interface Started {
+    name: string;
+    configKey: string;
+    poller: RecordPoller;
+    lease: TriggerLease;
+    connection: RedisConnection;
+    outcomes: PollOutcome[];
+  }
+
+  /** One instance's trigger node as the record-change node wires it: 'reconnected' wakes the poller. */
+  function startMember(name: string, configKey: string, options: { previous?: string[]; intervalMs?: number; connection?: RedisConnection } = {}): Started {
+    const connection = options.connection ?? instances.connect(settings);
+    const store = openRedisTriggerStateStore({ connection, secret: SECRET });
+    const lease = new TriggerLease({ connection, store, nodeId: NODE, ttlMs: TTL });
+    const outcomes: PollOutcome[] = [];
+    const poller = new RecordPoller({
+      nodeId: NODE,
+      configKey,
+      previousConfigKeys: new Set(options.previous ?? []),
+      settings: triggerSettings({ detection: { kind: 'hash' }, events: { created: true, updated: true, deleted: true } }),
+      store,
+      lease,
+      fetch: fetchList,
+      emit: (changes: DetectedChange[]) => {
+        for (const c of changes) sent.push({ key: `${c.event}:${c.id}:${c.version ?? ''}`, by: name });
+      },
+      intervalMs: options.intervalMs ?? INTERVAL,
+      firstPollDelayMs: 0,
+    });
+    connection.on('reconnected', () => poller.wake());
+    poller.on('poll-end', (o) => outcomes.push(o));
+    poller.start();
+    pollers.push(poller);
+    return { name, configKey, poller, lease, connection, outcomes };
+  }
+
+  const polled = (m: Started): Array<Extract<PollOutcome, { changes: number }>> =>
+    m.outcomes.filter((o): o is Extract<PollOutcome, { changes: number }> => !o.skipped && !('error' in o));
+
+  async function expectSent(count: number, within = 4 * TTL): Promise<void> {
+    await until(() => sent.length >= count, within, `${count} changes sent (have ${sent.length}: ${sent.map((s) => `${s.key}@${s.by}`).join(' ')})`);
+    await sleep(4 * INTERVAL);
+    const keys = sent.map((s) => s.key);
+    assert.equal(new Set(keys).size, keys.length, `changes sent more than once: ${keys.join(' ')}`);
+    assert.equal(sent.length, count, keys.join(' '));
+  }
+
+  it('a trigger deployed while Redis is down polls within seconds of Redis coming back (not after its backoff)', async () => {
+    await redis.stop();
+    // An interval of a minute: the backoff after the failed first poll is at least that long.
+    const member = startMember('A', 'C1', { intervalMs: 60_000 });
+    await until(() => member.outcomes.some((o) => !o.skipped && 'error' in o), 10_000, 'the first poll failed (Redis down)');
+    await sleep(500);
+    const startedAt = Date.now();
+    await redis.start();
+    await until(() => polled(member).length > 0, 5_000, 'a poll after Redis came back');
+    const after = Date.now() - startedAt;
+    assert.equal(polled(member)[0].firstPoll, true);
+    console.log(`      polled ${after} ms after Redis came back (interval 60 s)`);
+  });
+
+  it('rolling redeploy of a changed trigger: the new configuration takes over once, instances still on the old one stand by, nothing flips back', async () => {
+    const a = startMember('A', 'C1');
+    await until(() => polled(a).some((o) => o.firstPoll), 4 * TTL, 'first poll with C1');
+    api.add('round 1 a');
+    api.add('round 1 b');
+    await expectSent(2);
+
+    // Instance A gets the changed trigger (its old node stops and releases the lease; the new one starts).
+    await a.poller.stop();
+    const a2 = startMember('A2', 'C2', { previous: ['C1'], connection: a.connection });
+    await until(() => polled(a2).some((o) => o.firstPoll), 4 * TTL, 'first poll with C2');
+    // B and C are not redeployed yet: still on C1.
+    const b = startMember('B', 'C1');
+    const c = startMember('C', 'C1');
+    api.add('round 2 a');
+    api.add('round 2 b');
+    await expectSent(4);
+
+    // The C2 holder lets go (its node restarts): only C1 instances are left for a moment. They must not take
+    // the trigger back to C1 (a first poll that swallows what changes meanwhile, and a second first poll
+    // with C2 later).
+    await a2.poller.stop();
+    api.add('round 3 a');
+    api.add('round 3 b');
+    await sleep(2_000);
+    assert.ok([b, c].some((m) => m.outcomes.some((o) => o.skipped && o.otherConfig)), 'an instance on C1 stood by for the other configuration');
+    const a3 = startMember('A3', 'C2', { previous: ['C1'], connection: a.connection });
+    await expectSent(6);
+
+    // B and C get the changed trigger too.
+    await b.poller.stop();
+    const b2 = startMember('B2', 'C2', { previous: ['C1'], connection: b.connection });
+    await c.poller.stop();
+    const c2 = startMember('C2', 'C2', { previous: ['C1'], connection: c.connection });
+    api.add('round 4 a');
+    api.update(api.records[0].id, { name: 'round 4 update' });
+    await expectSent(8);
+
+    for (const m of [b, c]) assert.deepEqual(polled(m), [], `${m.name} (still on C1) polled`);
+    const c2Firsts = [a2, a3, b2, c2].flatMap((m) => polled(m).filter((o) => o.firstPoll));
+    assert.equal(c2Firsts.length, 1, 'the new configuration started over once');
+    console.log(`      ${sent.length} changes, each sent once: ${sent.map((s) => s.by).join(',')}`);
+  });
+});

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import type { RedisConnection } from '../../../nodes/lib/redis/client';
-import { openRedisTriggerStateStore } from '../../../nodes/lib/redis/trigger-store';
+import { TriggerLease } from '../../../nodes/lib/redis/lease';
+import { openRedisTriggerStateStore, triggerKeys } from '../../../nodes/lib/redis/trigger-store';
+import { sweepRemovedTriggers, type RuntimeTriggerStore } from '../../../nodes/shared-trigger-store';
 import type { RedisStoreSettings } from '../../../nodes/lib/redis/settings';
 import { openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
 import { startRedis, type RedisServer } from '../../support/redis';
@@ -95,5 +97,34 @@ describe('redis/trigger-store', function () {
     // A later write of another trigger does not carry the stale overlay either.
     await a.set('n9', state(9));
     assert.deepEqual(await b.get('n1'), state(5));
+  });
+
+  it('the deploy sweep: Redis down keeps the removed ids for the next sweep, which deletes state, lease, fence and mark', async () => {
+    const connection = instances.connect(settings);
+    await ready(connection);
+    const store = openRedisTriggerStateStore({ connection, secret: SECRET });
+    const lease = new TriggerLease({ connection, store, nodeId: 'gone', ttlMs: 30_000 });
+    assert.equal(await lease.acquire(), true);
+    await lease.markConfig('C1');
+    await lease.commit('gone', state(1));
+    const keys = triggerKeys(admin, 'gone');
+    const present = async (): Promise<number> => admin.client.exists(keys.state, keys.lease, keys.fence, keys.config);
+    assert.equal(await present(), 4);
+    // As the runtime store does for the node's deploy sweep (shared-trigger-store.ts).
+    const runtimeStore = { purge: (id: string) => store.purge(id), ids: () => store.ids(), delete: (id: string) => store.delete(id) } as unknown as RuntimeTriggerStore;
+    const removed = new Set(['gone']);
+    const configured = new Set(['kept']);
+
+    await redis.stop();
+    try {
+      await assert.rejects(sweepRemovedTriggers(runtimeStore, configured, removed));
+      assert.deepEqual([...removed], ['gone'], 'the removed id is kept for the next sweep');
+    } finally {
+      await redis.start();
+      await Promise.all(instances.all().map((c) => ready(c)));
+    }
+    await sweepRemovedTriggers(runtimeStore, configured, removed);
+    assert.deepEqual([...removed], []);
+    assert.equal(await present(), 0, 'state, lease, fence and mark deleted');
   });
 });
