@@ -133,3 +133,38 @@ export async function startRedis(opts: { port?: number } = {}): Promise<RedisSer
     },
   };
 }
+
+/**
+ * A loopback TCP proxy in front of Redis whose answers can be swallowed: commands still reach Redis and run,
+ * their replies never come back (a reply lost on the network, as the client sees it).
+ */
+export async function startReplyDroppingProxy(upstreamPort: number): Promise<{ port: number; dropReplies: (on: boolean) => void; close: () => Promise<void> }> {
+  let drop = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
+      if (!drop) client.write(chunk);
+    });
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    dropReplies: (on) => {
+      drop = on;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -8,7 +8,8 @@ import type { RedisStoreSettings } from '../../../nodes/lib/redis/settings';
 import { startRedis, type RedisServer } from '../../support/redis';
 import { state } from '../changes/state-store-contract';
 import { SECRET } from '../changes/support';
-import { Instances, ready, sleep, startReplyDroppingProxy, testSettings } from './trigger-support';
+import { startReplyDroppingProxy } from '../../support/redis';
+import { Instances, ready, sleep, testSettings } from './trigger-support';
 
 const TTL = 1_500;
 

@@ -1,49 +1,14 @@
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
 import { isOAuth2Error } from '../../../nodes/lib/errors';
 import type { RedisConnection } from '../../../nodes/lib/redis/client';
 import { FencedLock, type HeldLock, type LockKeys } from '../../../nodes/lib/redis/lock';
 import { RedisTokenStore } from '../../../nodes/lib/redis/token-store';
-import { startRedis, type RedisServer } from '../../support/redis';
+import { startRedis, startReplyDroppingProxy, type RedisServer } from '../../support/redis';
 import { SECRET, entry } from '../tokens/support/token-store-contract';
 import { connectInstance, freshPrefix } from '../tokens/support/redis-instances';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/**
- * A loopback TCP proxy in front of Redis whose answers can be swallowed: commands still reach Redis and run,
- * their replies never come back (a reply lost on the network, as the client sees it).
- */
-async function startReplyDroppingProxy(upstreamPort: number): Promise<{ port: number; dropReplies: (on: boolean) => void; close: () => Promise<void> }> {
-  let drop = false;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(upstreamPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.on('data', (chunk) => upstream.write(chunk));
-    upstream.on('data', (chunk) => {
-      if (!drop) client.write(chunk);
-    });
-    const end = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    dropReplies: (on) => {
-      drop = on;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 describe('redis/lock: fenced refresh lock across instances', function () {
   this.timeout(30_000);
