@@ -41,7 +41,7 @@ interface Arrival {
   at: number;
 }
 
-/** What the file measured, printed at the end (the lead's figures). */
+/** What the file measured, printed at the end (the figures in docs/RELIABILITY.md). */
 const figures: Record<string, string | number> = {};
 
 /** The trigger lane of test/support/flows.ts, whose messages also say which instance emitted them. */

@@ -325,7 +325,7 @@ describe('redis: token managers of several instances share one login', function 
     }
   });
 
-  describe('renewed tokens the store could not take (reviewer item 1)', () => {
+  describe('renewed tokens the store could not take', () => {
     it('the fenced write fails (Redis refuses it): the holder keeps the lock, writes again, and the waiting instance adopts; one refresh, the login lives', async () => {
       const login = await seedExpired();
       const proxy = await redisProxy();
@@ -382,7 +382,7 @@ describe('redis: token managers of several instances share one login', function 
     });
   });
 
-  it('a lock holder cut off from Redis does not call the token endpoint again once its lock may have expired (reviewer item 3)', async () => {
+  it('a lock holder cut off from Redis does not call the token endpoint again once its lock may have expired', async () => {
     await seedExpired();
     const proxy = await redisProxy();
     const endpoint = await httpProxy();
@@ -421,7 +421,7 @@ describe('redis: token managers of several instances share one login', function 
     assert.equal((await auth.validateAccessToken(bTokens.accessToken)).active, true, 'the login is alive at the provider');
   });
 
-  describe('start-up with a credential copy (reviewer item 2)', () => {
+  describe('start-up with a credential copy', () => {
     it("an old credential copy does not undo a logout made on another instance", async () => {
       const [x] = await startInstances(1);
       const login = await logIn();

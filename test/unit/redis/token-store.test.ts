@@ -86,7 +86,7 @@ describe('redis/token-store', function () {
       assert.deepEqual(raw, ['a', 'a']);
     });
 
-    it('subscribing fails several times while Redis is away: once back, each announcement reaches each listener once (reviewer item 4)', async () => {
+    it('subscribing fails several times while Redis is away: once back, each announcement reaches each listener once', async () => {
       const proxy = await startRedisProxy(redis.port);
       try {
         const connection = await connectInstance(proxy.url, prefix, { commandTimeoutMs: 300 });

@@ -140,7 +140,7 @@ describe('connection node with the Redis token store', function () {
     }
   });
 
-  it('a connection removed by a deploy while Redis is down: the next deploy after Redis is back deletes its tokens (reviewer item 5)', async () => {
+  it('a connection removed by a deploy while Redis is down: the next deploy after Redis is back deletes its tokens', async () => {
     settings({ commandTimeoutMs: 500 }, { credentialSecret: CREDENTIAL_SECRET });
     const { conn } = await load();
     assert.equal((await outcome()).statusCode, 200);
