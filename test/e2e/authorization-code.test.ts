@@ -108,12 +108,19 @@ describe('e2e: authorization code login and authorised requests', function () {
     await sleep(3200);
     auth.resetCounts();
     api.reset();
+    const started = Date.now();
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) => call(runtime, `/records${(i % 5) + 2}`)),
     );
+    const tookMs = Date.now() - started;
     const failed = results.filter((r) => r.status !== 200);
     assert.equal(failed.length, 0, JSON.stringify(failed.slice(0, 3)));
-    assert.equal(auth.counts().token.refresh_token ?? 0, 1);
+    // One refresh for the expired token. A burst that outlives half of the new 3 s token's life (a loaded
+    // machine) rightly renews it once more, in the background; two refreshes racing on the same rotating
+    // refresh token would instead have ended the login and failed requests above.
+    const refreshes = auth.counts().token.refresh_token ?? 0;
+    if (tookMs < 1500) assert.equal(refreshes, 1, `refreshes in a ${tookMs} ms burst`);
+    else assert.ok(refreshes === 1 || refreshes === 2, `refreshes in a ${tookMs} ms burst: ${refreshes}`);
     assert.equal(api.requests.filter((r) => !r.authorised).length, 0);
   });
 
