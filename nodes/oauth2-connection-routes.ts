@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
 import { Connection } from './lib/connection';
-import { snapshotOf } from './lib/tokens/token-manager';
+import { snapshotOf, type TokenSnapshot } from './lib/tokens/token-manager';
 import { parseConnectionConfig, type ConnectionConfig, type ConnectionSettings } from './lib/connection-settings';
-import { OAuth2Error, translateError, type ErrorParams } from './lib/errors';
+import { OAuth2Error, isOAuth2Error, translateError, type ErrorParams } from './lib/errors';
 import { LoginFailure, LoginService } from './lib/login/login-service';
 import { BoundedMemorySessionStore } from './lib/login/session-store';
 import { discoverProvider } from './lib/oauth/discovery';
@@ -22,6 +22,8 @@ export interface RouteDeps {
   /** Engine errors translated as the connection node does (store failures say why). */
   errorText?: (err: unknown) => string;
   mirrorToCredentials: (id: string, stored: StoredTokens | undefined) => void;
+  /** The Redis behind a shared token store (absent for the file store): host:port and whether it is away now. */
+  redis?: { where: string; unavailable(): boolean };
 }
 
 /** Login transactions live ten minutes: the cookie binding the browser to them lives as long. */
@@ -143,8 +145,26 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
 
   RED.httpAdmin.get('/oauth2-connection/:id/status', read, handle(async (req, res) => {
     const id = validId(req);
-    const connection = liveConnection(id);
-    const snapshot = connection ? connection.snapshot() : snapshotOf(await deps.store.get(id));
+    const node = RED.nodes.getNode(id) as ConnectionNode | null;
+    const connection = node?.connection;
+    let snapshot: TokenSnapshot;
+    // Whether the shared token store (Redis) can be reached: the deployed node follows its connection's
+    // status; for a connection not deployed, the runtime's Redis connection (and the read just tried) tells.
+    let storeUnavailable = false;
+    if (connection) {
+      snapshot = connection.snapshot();
+      storeUnavailable = node?.storeUnavailable === true;
+    } else {
+      try {
+        snapshot = snapshotOf(await deps.store.get(id));
+      } catch (err) {
+        // Redis away: what is stored is unknown, and the answer says why rather than failing the dialog.
+        if (!deps.redis || !isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED') || !String(err.params.reason).startsWith('redis-')) throw err;
+        snapshot = snapshotOf(undefined, { kind: 'unavailable', error: err });
+        storeUnavailable = true;
+      }
+      storeUnavailable ||= deps.redis?.unavailable() === true;
+    }
     res.set('cache-control', 'no-store');
     // Why the connection is unavailable (token endpoint or token store), translated; never a token.
     const why = snapshot.state.kind === 'unavailable' ? snapshot.state.error : undefined;
@@ -154,6 +174,10 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
       stateCode: why?.code,
       stateMessage: why ? (deps.errorText ?? ((e: unknown) => translateError(e, deps.translate)))(why) : undefined,
       store: deps.store.kind,
+      // Redis only: host:port (never the URL, which may hold a password), and whether it can be reached now.
+      storeWhere: deps.redis?.where,
+      storeUnavailable,
+      storeMessage: storeUnavailable ? deps.translate('store.redisUnavailable', { where: deps.redis?.where ?? 'redis' }) : undefined,
       device: login.deviceStatus(id),
     });
   }));

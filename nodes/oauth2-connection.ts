@@ -2,6 +2,7 @@ import { Connection } from './lib/connection';
 import { parseConnectionConfig, type ConnectionConfig } from './lib/connection-settings';
 import { isOAuth2Error, type ErrorParams } from './lib/errors';
 import type { RedisConnection, RedisStatus } from './lib/redis/client';
+import { describeRedis } from './lib/redis/settings';
 import type { ConnectionState } from './lib/tokens/token-manager';
 import type { StoredTokens } from './lib/tokens/token-store';
 import type { ConnectionNode } from './connection-node';
@@ -190,5 +191,15 @@ export = function register(RED: NodeAPI): void {
     credentials: { clientSecret: { type: 'password' }, tokens: { type: 'password' } },
   });
 
-  registerConnectionRoutes(RED, { store, translate, mirrorToCredentials, errorText: (err) => translateEngineError(err).message });
+  registerConnectionRoutes(RED, {
+    store,
+    translate,
+    mirrorToCredentials,
+    errorText: (err) => translateEngineError(err).message,
+    // host:port only (describeRedis drops user and password; the scheme is dropped too): the dialog shows it.
+    redis:
+      backend.type === 'redis'
+        ? { where: describeRedis(backend.settings).replace(/^[a-z]+:\/\//, ''), unavailable: () => backend.connection().status() === 'unavailable' }
+        : undefined,
+  });
 };
