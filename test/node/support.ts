@@ -70,6 +70,7 @@ export function loadCatalogs(): Promise<void> {
     const dir = path.join(distNodes, 'locales');
     await i18n.registerMessageCatalog(namespaceOf('oauth2-connection'), dir, 'oauth2-connection.json');
     await i18n.registerMessageCatalog(namespaceOf('http-oauth2-request'), dir, 'http-oauth2-request.json');
+    await i18n.registerMessageCatalog(namespaceOf('oauth2-record-change'), dir, 'oauth2-record-change.json');
   })();
   return catalogsReady;
 }
@@ -92,6 +93,41 @@ export const requestModule = withCatalog(requestModuleRaw, 'http-oauth2-request'
 /** Core nodes the helper does not load by itself. */
 const changeModule = load(load.resolve('@node-red/nodes/core/function/15-change.js')) as NodeModule;
 export const nodeModules = [connectionModule, requestModule, changeModule];
+/** The record trigger, with its catalog (not in nodeModules: it polls on its own once loaded). */
+export const recordChangeModule = withCatalog(load(path.join(distNodes, 'oauth2-record-change.js')) as NodeModule, 'oauth2-record-change');
+
+/** An oauth2-record-change node on the records API, polling once a day (tests poll it by message), wired to `wires`. */
+export function recordChangeNode(id: string, extra: Record<string, unknown> = {}, wires: string[][] = [['out']]): Record<string, unknown> {
+  return {
+    id,
+    type: 'oauth2-record-change',
+    z: FLOW,
+    x: 100,
+    y: 300,
+    name: '',
+    connection: 'conn1',
+    url: '/records',
+    interval: 1,
+    intervalUnit: 'd',
+    recordsPath: '',
+    recordsPathType: 'auto',
+    idPath: 'id',
+    detection: 'updatedAt',
+    versionPath: 'updated_at',
+    emitCreated: true,
+    emitUpdated: true,
+    emitDeleted: false,
+    firstRun: 'remember',
+    includePrevious: false,
+    batch: false,
+    watermarkParam: '',
+    pagination: 'none',
+    maxPages: 100,
+    maxRemembered: 100000,
+    ...extra,
+    wires,
+  };
+}
 
 /** A fresh user directory; the helper's settings point the runtime (and the token store) at it. */
 export function useTempUserDir(): string {
