@@ -21,8 +21,10 @@ interface JsonataApi {
   evaluateJSONataExpression(expr: unknown, msg: unknown, callback: (err: Error | null, result: unknown) => void): void;
 }
 
+/** A time of day for statuses; with the date when it is not today (a daily trigger's retry is tomorrow). */
 function time(ms = Date.now()): string {
-  return new Date(ms).toLocaleTimeString();
+  const at = new Date(ms);
+  return at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
 }
 
 /** Reasons of OAUTH2_TRIGGER_STATE_FAILED that the shared (Redis) store gives, each with its own message. */
@@ -365,10 +367,27 @@ export = function register(RED: NodeAPI): void {
 
     // Redis back after an outage (also one this node was deployed in): poll (or try for the lease) at once
     // rather than wait out the backoff; a poll failing right now is retried at once too.
-    const onRedisBack = (): void => poller.wake();
+    // The lease also lapses when its renewals fail because Redis is away: that is not another instance polling.
+    let lapsedInOutage = false;
+    const onRedisBack = (): void => {
+      poller.wake();
+      if (lapsedInOutage) {
+        // No poll failed (the outage fell between polls), so wake() has nothing to retry: try for the lease now
+        // rather than show the outage until the next interval.
+        lapsedInOutage = false;
+        void poller.pollNow();
+      }
+    };
     redis?.on('reconnected', onRedisBack);
-    // Another instance took the trigger over (this one's renewals were refused or failed): say so at once.
-    const onLeaseLost = (): void => standbyStatus();
+    // Another instance took the trigger over (this one's renewals were refused): say so at once.
+    const onLeaseLost = (): void => {
+      if (redis && redis.status() !== 'ready') {
+        lapsedInOutage = true;
+        node.status({ fill: 'red', shape: 'ring', text: t('status.redisAway') });
+      } else {
+        standbyStatus();
+      }
+    };
     lease?.on('lost', onLeaseLost);
 
     node.on('close', (isRemoved: boolean, done: () => void) => {

@@ -256,6 +256,8 @@ describe('record trigger node with the Redis trigger store', function () {
       assert.equal(down?.fill, 'red');
       assert.match(String(down?.text), /^Redis unavailable, retrying at /);
       await sleep(2500); // longer than the lease: the node's holding lapses while Redis is away
+      // A lease lapsed in an outage is not another instance polling: the status keeps saying Redis is away.
+      assert.match(texts(trig).at(-1) ?? '', /^Redis unavailable/, JSON.stringify(texts(trig).slice(-3)));
       assert.deepEqual(arrivals, [], 'sent during the outage');
       assert.equal(caught.length, 1);
 
@@ -271,6 +273,27 @@ describe('record trigger node with the Redis trigger store', function () {
       assert.deepEqual(arrivals, [`created ${erin.name}`]);
       assert.match(texts(trig).at(-1) ?? '', /^0 created, 0 updated, 0 deleted at /);
       assert.equal(caught.length, 1);
+    } finally {
+      if (!restarted) await redis.start();
+    }
+  });
+
+  it('an outage between two polls (none failed): "Redis unavailable", never "standby"; Redis back: the node polls again at once', async () => {
+    settings({ commandTimeoutMs: 500, triggerLeaseMs: 2000 }, { credentialSecret: CREDENTIAL_SECRET });
+    api.add('alice@example.test', new Date(Date.now() - 60_000));
+    const trig = await load();
+    await firstPollDone(trig);
+    await redis.stop();
+    let restarted = false;
+    try {
+      // Longer than the lease (2 s): the holding lapses while no poll runs (the next is a day away).
+      await eventually(() => (texts(trig).at(-1) ?? '') === 'Redis unavailable', 5000, 'the Redis-unavailable status');
+      assert.ok(!texts(trig).includes('standby (another instance polls)'), JSON.stringify(texts(trig)));
+      const frank = api.add('frank@example.test');
+      await redis.start();
+      restarted = true;
+      await eventually(() => arrivals.includes(`created ${frank.name}`), 10_000, 'a poll right after Redis came back');
+      await eventually(() => /^1 created, 0 updated, 0 deleted at /.test(texts(trig).at(-1) ?? ''), 5000, 'the status after that poll');
     } finally {
       if (!restarted) await redis.start();
     }
