@@ -1,11 +1,10 @@
 import * as path from 'node:path';
-import type { OAuth2Error } from './lib/errors';
 import type { RedisConnection } from './lib/redis/client';
 import { RedisTokenStore } from './lib/redis/token-store';
 import { openFileTokenStore, type FileTokenStore } from './lib/tokens/file-token-store';
 import type { RenewalCoordination, StoredTokens, TokenStore } from './lib/tokens/token-store';
 import { lazyOpen, storeSecrets, type InstanceSecrets } from './instance-secret';
-import type { RedisBackend } from './store-backend';
+import { InvalidStore, type RedisBackend } from './store-backend';
 
 export const TOKEN_STORE_FILE = '.http-oauth2-tokens.json';
 
@@ -120,25 +119,8 @@ export class RedisSharedTokenStore implements RuntimeTokenStore {
 }
 
 /** The store when httpOAuth2.store is invalid: every use reports the setting's error. */
-export class InvalidTokenStore implements RuntimeTokenStore {
-  readonly kind = 'invalid' as const;
-  constructor(readonly error: OAuth2Error) {}
+export class InvalidTokenStore extends InvalidStore<StoredTokens> implements RuntimeTokenStore {
   attach(): AttachedTokenStore {
     throw this.error;
-  }
-  get(): Promise<StoredTokens | undefined> {
-    return Promise.reject(this.error);
-  }
-  set(): Promise<void> {
-    return Promise.reject(this.error);
-  }
-  delete(): Promise<void> {
-    return Promise.reject(this.error);
-  }
-  ids(): Promise<string[]> {
-    return Promise.reject(this.error);
-  }
-  async flush(): Promise<void> {
-    // nothing was ever written
   }
 }

@@ -1,12 +1,11 @@
 import * as path from 'node:path';
-import type { OAuth2Error } from './lib/errors';
 import type { TriggerState } from './lib/changes/types';
 import { openTriggerStateStore, type TriggerStateStore } from './lib/changes/state-store';
 import type { RedisConnection } from './lib/redis/client';
 import { TriggerLease } from './lib/redis/lease';
 import { openRedisTriggerStateStore, type RedisTriggerStateStore } from './lib/redis/trigger-store';
 import { lazyOpen, storeSecrets, type InstanceSecrets } from './instance-secret';
-import { storeBackend, type RedisBackend, type StoreBackend } from './store-backend';
+import { InvalidStore, storeBackend, type RedisBackend, type StoreBackend } from './store-backend';
 import type { NodeAPI } from './node-red-types';
 
 export const TRIGGER_STORE_FILE = '.http-oauth2-triggers.json';
@@ -146,29 +145,12 @@ export class RedisSharedTriggerStore implements RuntimeTriggerStore {
 }
 
 /** The store when httpOAuth2.store is invalid: every use reports the setting's error. */
-export class InvalidTriggerStore implements RuntimeTriggerStore {
-  readonly kind = 'invalid' as const;
-  constructor(readonly error: OAuth2Error) {}
+export class InvalidTriggerStore extends InvalidStore<TriggerState> implements RuntimeTriggerStore {
   attach(): AttachedTriggerStore {
     throw this.error;
   }
-  get(): Promise<TriggerState | undefined> {
-    return Promise.reject(this.error);
-  }
-  set(): Promise<void> {
-    return Promise.reject(this.error);
-  }
-  delete(): Promise<void> {
-    return Promise.reject(this.error);
-  }
-  ids(): Promise<string[]> {
-    return Promise.reject(this.error);
-  }
   purge(): Promise<void> {
     return Promise.reject(this.error);
-  }
-  async flush(): Promise<void> {
-    // nothing was ever written
   }
 }
 

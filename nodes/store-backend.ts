@@ -132,3 +132,27 @@ export function storeBackend(RED: NodeAPI): StoreBackend {
   backends.set(key, { raw, backend });
   return backend;
 }
+
+/**
+ * The store a runtime uses when httpOAuth2.store is invalid: every use reports the setting's error (the token
+ * and trigger stores add their own `attach`).
+ */
+export abstract class InvalidStore<Value> {
+  readonly kind = 'invalid' as const;
+  constructor(readonly error: OAuth2Error) {}
+  get(): Promise<Value | undefined> {
+    return Promise.reject(this.error);
+  }
+  set(): Promise<void> {
+    return Promise.reject(this.error);
+  }
+  delete(): Promise<void> {
+    return Promise.reject(this.error);
+  }
+  ids(): Promise<string[]> {
+    return Promise.reject(this.error);
+  }
+  async flush(): Promise<void> {
+    // nothing was ever written
+  }
+}
