@@ -199,6 +199,16 @@ describe('e2e: npm pack, palette-style install, stock Node-RED', function () {
       }
     });
 
+    it('GET /resources/<module>/editor.js serves the script every editor file loads', async () => {
+      const html = await (await get('nodes', 'text/html')).text();
+      const src = `resources/${MODULE}/editor.js`;
+      const loads = html.split(`<script type="text/javascript" src="${src}"></script>`).length - 1;
+      assert.equal(loads, TYPES.length, 'each editor file loads the shared script');
+      const res = await get(src, '*/*');
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), fs.readFileSync(path.join(installed, 'resources', 'editor.js'), 'utf8'));
+    });
+
     it('GET /icons/<module>/<icon> serves each shipped icon', async () => {
       const iconsDir = path.join(installed, 'dist', 'nodes', 'icons');
       const icons = fs.readdirSync(iconsDir);
