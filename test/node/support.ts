@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { EventEmitter } from 'node:events';
 import type { AuthServer } from '../support/auth-server';
-import { connectionNode, type ConnectionOptions } from '../support/flows';
+import { connectionNode, RECORD_CHANGE_DEFAULTS, type ConnectionOptions } from '../support/flows';
 
 const load = createRequire(__filename);
 const root = path.resolve(__dirname, '..', '..');
@@ -107,23 +107,7 @@ export function recordChangeNode(id: string, extra: Record<string, unknown> = {}
     name: '',
     connection: 'conn1',
     url: '/records',
-    interval: 1,
-    intervalUnit: 'd',
-    recordsPath: '',
-    recordsPathType: 'auto',
-    idPath: 'id',
-    detection: 'updatedAt',
-    versionPath: 'updated_at',
-    emitCreated: true,
-    emitUpdated: true,
-    emitDeleted: false,
-    firstRun: 'remember',
-    includePrevious: false,
-    batch: false,
-    watermarkParam: '',
-    pagination: 'none',
-    maxPages: 100,
-    maxRemembered: 100000,
+    ...RECORD_CHANGE_DEFAULTS,
     ...extra,
     wires,
   };

@@ -109,6 +109,27 @@ export function tab(id = 'tab1'): Record<string, unknown> {
   return { id, type: 'tab', label: 'test' };
 }
 
+/** An oauth2-record-change node's settings as the editor saves them by default, polling once a day (tests poll by message). */
+export const RECORD_CHANGE_DEFAULTS: Readonly<Record<string, unknown>> = {
+  interval: 1,
+  intervalUnit: 'd',
+  recordsPath: '',
+  recordsPathType: 'auto',
+  idPath: 'id',
+  detection: 'updatedAt',
+  versionPath: 'updated_at',
+  emitCreated: true,
+  emitUpdated: true,
+  emitDeleted: false,
+  firstRun: 'remember',
+  includePrevious: false,
+  batch: false,
+  watermarkParam: '',
+  pagination: 'none',
+  maxPages: 100,
+  maxRemembered: 100000,
+};
+
 /**
  * A record-change trigger driven over HTTP: GET /api<path> polls now and answers when the poll is done (a
  * complete node), 599 with {code, message} when it failed (a catch node). Every emitted message goes through a
@@ -124,23 +145,7 @@ export function triggerLane(o: { id: string; path: string; connectionId?: string
       type: 'oauth2-record-change',
       z: tabId,
       connection: o.connectionId ?? 'conn1',
-      interval: 1,
-      intervalUnit: 'd',
-      recordsPath: '',
-      recordsPathType: 'auto',
-      idPath: 'id',
-      detection: 'updatedAt',
-      versionPath: 'updated_at',
-      emitCreated: true,
-      emitUpdated: true,
-      emitDeleted: false,
-      firstRun: 'remember',
-      includePrevious: false,
-      batch: false,
-      watermarkParam: '',
-      pagination: 'none',
-      maxPages: 100,
-      maxRemembered: 100000,
+      ...RECORD_CHANGE_DEFAULTS,
       ...o.config,
       x: 300,
       y: 100,
