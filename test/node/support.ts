@@ -207,6 +207,28 @@ export function nextInput(node: RuntimeNode, ms = 10_000): Promise<Record<string
   });
 }
 
+/**
+ * Sends an empty message to the request node `req`; resolves with what reaches its output (`out`) or its Catch
+ * node (`caught`), whichever comes first.
+ */
+export function requestOutcome(ms = 10_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const out = helper.getNode('out');
+    const caught = helper.getNode('caught');
+    const timer = setTimeout(() => finish(undefined), ms);
+    function finish(msg: Record<string, unknown> | undefined): void {
+      clearTimeout(timer);
+      out.off('input', finish);
+      caught.off('input', finish);
+      if (msg) resolve(msg);
+      else reject(new Error(`no outcome within ${ms} ms`));
+    }
+    out.on('input', finish);
+    caught.on('input', finish);
+    helper.getNode('req').receive({});
+  });
+}
+
 /** The helper's spy on Node.prototype.status for the loaded flow (unload restores the original). */
 export function currentStatusSpy(): Spy {
   return helper._NodePrototype.status as unknown as Spy;

@@ -19,6 +19,7 @@ import {
   loadCatalogs,
   nodeModules,
   requestNode,
+  requestOutcome,
   serviceConnection,
   tab,
   useTempUserDir,
@@ -102,24 +103,7 @@ describe('connection status route with the Redis token store', function () {
     }
   }
 
-  /** Sends an empty message to the request node; resolves with what reaches the output or the catch node. */
-  function outcome(): Promise<Msg> {
-    return new Promise((resolve, reject) => {
-      const out = helper.getNode('out');
-      const caught = helper.getNode('caught');
-      const timer = setTimeout(() => finish(undefined), 10_000);
-      function finish(msg: Msg | undefined): void {
-        clearTimeout(timer);
-        out.off('input', finish);
-        caught.off('input', finish);
-        if (msg) resolve(msg);
-        else reject(new Error('no outcome within 10 s'));
-      }
-      out.on('input', finish);
-      caught.on('input', finish);
-      helper.getNode('req').receive({});
-    });
-  }
+  const outcome = (): Promise<Msg> => requestOutcome();
 
   const unavailableText = (): string =>
     `Token store: Redis (${where}) is unavailable. Tokens already held are used until they expire; renewals wait for Redis.`;

@@ -18,6 +18,7 @@ import {
   helperNode,
   loadCatalogs,
   nextInput,
+  requestOutcome,
   nodeModules,
   requestNode,
   serviceConnection,
@@ -71,24 +72,7 @@ describe('connection node with the Redis token store', function () {
     return { conn: helper.getNode(String(conn.node.id)), req: helper.getNode('req') };
   }
 
-  /** Sends an empty message; resolves with what reaches the output or the catch node, whichever comes. */
-  function outcome(): Promise<Msg> {
-    return new Promise((resolve, reject) => {
-      const out = helper.getNode('out');
-      const caught = helper.getNode('caught');
-      const timer = setTimeout(() => finish(undefined), 10_000);
-      function finish(msg: Msg | undefined): void {
-        clearTimeout(timer);
-        out.off('input', finish);
-        caught.off('input', finish);
-        if (msg) resolve(msg);
-        else reject(new Error('no outcome within 10 s'));
-      }
-      out.on('input', finish);
-      caught.on('input', finish);
-      helper.getNode('req').receive({});
-    });
-  }
+  const outcome = (): Promise<Msg> => requestOutcome();
 
   async function send(msg: Msg, outId: string): Promise<Msg> {
     const received = nextInput(helper.getNode(outId));
