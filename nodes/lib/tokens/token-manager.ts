@@ -548,6 +548,18 @@ export class TokenManager extends EventEmitter {
     }
   }
 
+  /** Tokens kept as `unsaved` reached the store: they are the current ones now. */
+  private pendingWritten(pending: StoredTokens): void {
+    this.localChanges++;
+    if (this.unsaved === pending) {
+      this.unsaved = undefined;
+      this.unsavedLease = undefined;
+    }
+    this.current = pending;
+    this.proactiveCooldownUntil = 0;
+    this.setState({ kind: 'ready' });
+  }
+
   /**
    * Tokens renewed here that the store could not take are written with the fence of the lease they were issued
    * under, without waiting for the lock (which may still be retained by that lease): the write succeeds only if
@@ -566,14 +578,7 @@ export class TokenManager extends EventEmitter {
       return undefined;
     }
     if (generation !== this.generation) return this.superseded();
-    this.localChanges++;
-    if (this.unsaved === pending) {
-      this.unsaved = undefined;
-      this.unsavedLease = undefined;
-    }
-    this.current = pending;
-    this.proactiveCooldownUntil = 0;
-    this.setState({ kind: 'ready' });
+    this.pendingWritten(pending);
     const good = reason.kind === 'rejected' ? pending.tokens.accessToken !== reason.accessToken : this.isFresh(pending.tokens);
     return good ? pending.tokens : undefined;
   }
@@ -630,13 +635,7 @@ export class TokenManager extends EventEmitter {
           throw storeFailure(err, 'write');
         }
         if (generation !== this.generation) return this.superseded();
-        this.localChanges++;
-        if (this.unsaved === pending) {
-          this.unsaved = undefined;
-          this.unsavedLease = undefined;
-        }
-        this.current = pending;
-        this.setState({ kind: 'ready' });
+        this.pendingWritten(pending);
         stored = pending;
       }
     }
