@@ -12,6 +12,7 @@ import { tab } from '../support/flows';
 import type { TestRuntime } from '../support/runtime';
 import { tempUserDir } from '../support/runtime';
 import { checkDialogs, closeConnectionDialog, openConnectionDialog, type PackageNodes } from './dialogs';
+import { needsSystemPackage } from '../support/system-packages';
 
 /**
  * The theme collection operators install for a dark editor (Node-RED 4.1 ships no dark theme of its own; its
@@ -63,6 +64,7 @@ async function startProxy(target: URL): Promise<{ url: string; forwarded: string
  * login popup and the callback page must work in each case.
  */
 describe('browser: editor under /admin, behind a reverse proxy, dark theme (chromium)', function () {
+  needsSystemPackage(this, 'chromium');
   this.timeout(60_000);
   const theme = themeCollectionDir();
   let auth: AuthServer;

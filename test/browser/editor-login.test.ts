@@ -31,6 +31,7 @@ import {
   waitConnectionDialog,
   type PackageNodes,
 } from './dialogs';
+import { needsSystemPackage } from '../support/system-packages';
 
 /**
  * Journeys 1 and 2 in a real editor and a real browser: import a flow through the Import dialog, log in from
@@ -41,6 +42,7 @@ import {
  * German. The tests run in order on one editor, as one user session would (one runtime, one chromium).
  */
 describe('browser: the editor login journey (chromium)', function () {
+  needsSystemPackage(this, 'chromium');
   this.timeout(60_000);
   let auth: AuthServer;
   let api: ApiServer;

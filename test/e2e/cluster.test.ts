@@ -23,6 +23,7 @@ import { dialogConfig, requestLane, tab, triggerLane } from '../support/flows';
 import { watchText } from '../support/leaks';
 import { startRecordsApi, type RecordsApi } from '../support/records-api';
 import { redisAvailable, startRedis, type RedisServer } from '../support/redis';
+import { needsSystemPackage } from '../support/system-packages';
 
 const SECRET = 'cluster-test-shared-credential-secret';
 const KEY_PREFIX = 'cluster-test:';
@@ -71,6 +72,7 @@ function clusterTriggerLane(): Record<string, unknown>[] {
 }
 
 describe('e2e: three instances sharing Redis (one OAuth2 client, rotating refresh tokens)', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(120_000);
   let redis: RedisServer;
   let client: Redis;

@@ -134,10 +134,13 @@ describe('e2e: npm pack, palette-style install, stock Node-RED', function () {
       for (const v of ['4.1.0', '5.0.0']) assert.ok(semver.satisfies(v, range), `${range} excludes Node-RED ${v}`);
     });
 
-    it("P07 engines.node admits the minimum Node.js of Node-RED 4.1 and 5", () => {
-      const range = shipped.engines?.node;
-      assert.ok(range && semver.validRange(range));
-      for (const v of ['18.5.0', '22.9.0']) assert.ok(semver.satisfies(v, range), `${range} excludes Node.js ${v}`);
+    it('P07 engines.node admits the Node.js lines the tests run on (20 with Node-RED 4.1, 22 with 5) and not the untested, ended 18', () => {
+      const runtimePackage = JSON.parse(fs.readFileSync(path.join(__dirname, '../../runtime/package.json'), 'utf8')) as Pick<ShippedPackage, 'engines'>;
+      for (const range of [shipped.engines?.node, runtimePackage.engines?.node]) {
+        assert.ok(range && semver.validRange(range));
+        for (const v of ['20.19.0', process.versions.node, '22.9.0']) assert.ok(semver.satisfies(v, range), `${range} excludes Node.js ${v}`);
+        assert.ok(!semver.satisfies('18.20.0', range), `${range} admits Node.js 18, which nothing tests`);
+      }
     });
 
     it('N02 the shipped examples use every non-config node; D01 at most 6 dependencies', () => {

@@ -12,6 +12,7 @@ import { connectionNode, requestLane, tab, triggerLane } from '../support/flows'
 import { startRecordsApi, type RecordsApi } from '../support/records-api';
 import { startRedis, type RedisServer } from '../support/redis';
 import { tempUserDir } from '../support/runtime';
+import { needsSystemPackage } from '../support/system-packages';
 
 const SECRET = 'runtime-redis-test-credential-secret';
 const REDIS_PASSWORD = 'redis-pw-4f1d2c9e8b';
@@ -21,6 +22,7 @@ const PREFIX = 'cli-test:';
 const ACL = `on >${REDIS_PASSWORD} resetkeys ~${PREFIX}* resetchannels &${PREFIX}* +@read +@write +@scripting +@pubsub +@connection +info`;
 
 describe('runtime: node-red-http-oauth2 start --redis', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(40_000);
   let redis: RedisServer;
   let admin: Redis;

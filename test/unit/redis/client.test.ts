@@ -7,8 +7,10 @@ import { isOAuth2Error } from '../../../nodes/lib/errors';
 import type { RedisConnection } from '../../../nodes/lib/redis/client';
 import { startRedis, type RedisServer } from '../../support/redis';
 import { Instances, ready, sleep, testSettings, until } from './trigger-support';
+import { needsSystemPackage } from '../../support/system-packages';
 
 describe('redis/client: RedisConnection', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(60_000);
   let redis: RedisServer;
   let instances: Instances;

@@ -25,6 +25,7 @@ import {
   useTempUserDir,
 } from '../../node/support';
 import { freshPrefix } from '../tokens/support/redis-instances';
+import { needsSystemPackage } from '../../support/system-packages';
 
 type Msg = Record<string, unknown>;
 const CREDENTIAL_SECRET = 'the-cluster-credential-secret';
@@ -45,6 +46,7 @@ interface StatusAnswer {
 type Admin = { get(path: string): PromiseLike<{ status: number; text: string; body: unknown }> };
 
 describe('connection status route with the Redis token store', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(60_000);
   let auth: AuthServer;
   let api: ApiServer;

@@ -10,10 +10,12 @@ import { state } from '../changes/state-store-contract';
 import { SECRET } from '../changes/support';
 import { startReplyDroppingProxy } from '../../support/redis';
 import { Instances, ready, sleep, testSettings } from './trigger-support';
+import { needsSystemPackage } from '../../support/system-packages';
 
 const TTL = 1_500;
 
 describe('redis/lease', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(60_000);
   let redis: RedisServer;
   let instances: Instances;

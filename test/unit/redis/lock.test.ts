@@ -6,11 +6,13 @@ import { RedisTokenStore } from '../../../nodes/lib/redis/token-store';
 import { startRedis, startReplyDroppingProxy, type RedisServer } from '../../support/redis';
 import { SECRET, entry } from '../tokens/support/token-store-contract';
 import { connectInstance, freshPrefix } from '../tokens/support/redis-instances';
+import { needsSystemPackage } from '../../support/system-packages';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 
 describe('redis/lock: fenced refresh lock across instances', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(30_000);
   let redis: RedisServer;
   let prefix: string;

@@ -22,6 +22,7 @@ import { startRedis, type RedisServer } from '../../support/redis';
 import { clientSettings } from '../oauth/helpers';
 import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
 import { startRedisProxy, type RedisProxy } from '../tokens/support/redis-proxy';
+import { needsSystemPackage } from '../../support/system-packages';
 
 const REDIRECT_URI = 'http://127.0.0.1:1880/oauth2-connection/callback';
 const ID = 'conn-cluster';
@@ -49,6 +50,7 @@ interface Instance {
 }
 
 describe('redis: token managers of several instances share one login', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(60_000);
   let auth: AuthServer;
   let metadata: ProviderMetadata;

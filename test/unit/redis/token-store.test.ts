@@ -7,8 +7,10 @@ import { startRedis, type RedisServer } from '../../support/redis';
 import { SECRET, entry, rejectsWithStoreFailure, tokenStoreContract } from '../tokens/support/token-store-contract';
 import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
 import { startRedisProxy } from '../tokens/support/redis-proxy';
+import { needsSystemPackage } from '../../support/system-packages';
 
 describe('redis/token-store', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(30_000);
   let redis: RedisServer;
   let prefix: string;

@@ -29,11 +29,13 @@ import {
 } from '../../node/support';
 import { openRedisTokenStore } from '../../../nodes/lib/redis/token-store';
 import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
+import { needsSystemPackage } from '../../support/system-packages';
 
 type Msg = Record<string, unknown>;
 const CREDENTIAL_SECRET = 'the-cluster-credential-secret';
 
 describe('connection node with the Redis token store', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(60_000);
   let auth: AuthServer;
   let api: ApiServer;

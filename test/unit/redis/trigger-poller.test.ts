@@ -15,6 +15,7 @@ import { startRecordsApi, type RecordsApi } from '../../../runtime/src/demo/reco
 import { startRedis, type RedisServer } from '../../support/redis';
 import { SECRET, settings as triggerSettings } from '../changes/support';
 import { Instances, ready, sleep, testSettings, until } from './trigger-support';
+import { needsSystemPackage } from '../../support/system-packages';
 
 const TTL = 1_500;
 const INTERVAL = 250;
@@ -29,6 +30,7 @@ interface Member {
 }
 
 describe('redis/trigger: three instances, one trigger', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(120_000);
   let redis: RedisServer;
   let api: RecordsApi;
@@ -230,6 +232,7 @@ describe('redis/trigger: three instances, one trigger', function () {
 });
 
 describe('redis/trigger: deploys during an outage and rolling redeploys', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(120_000);
   let redis: RedisServer;
   let api: RecordsApi;

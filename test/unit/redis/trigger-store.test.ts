@@ -9,8 +9,10 @@ import { startRedis, type RedisServer } from '../../support/redis';
 import { state, triggerStateStoreContract, type StoreHarness } from '../changes/state-store-contract';
 import { SECRET } from '../changes/support';
 import { Instances, ready, testSettings } from './trigger-support';
+import { needsSystemPackage } from '../../support/system-packages';
 
 describe('redis/trigger-store', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(60_000);
   let redis: RedisServer;
   let instances: Instances;

@@ -38,6 +38,7 @@ import type { RedisConnection } from '../../../nodes/lib/redis/client';
 import { RedisLease } from '../../../nodes/lib/redis/lease';
 import { triggerKeys } from '../../../nodes/lib/redis/trigger-store';
 import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
+import { needsSystemPackage } from '../../support/system-packages';
 
 type Msg = Record<string, unknown>;
 const CREDENTIAL_SECRET = 'the-cluster-credential-secret';
@@ -49,6 +50,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 describe('record trigger node with the Redis trigger store', function () {
+  needsSystemPackage(this, 'redis-server');
   this.timeout(60_000);
   let auth: AuthServer;
   let api: RecordsApi;
