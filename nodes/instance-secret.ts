@@ -1,27 +1,127 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
-import { resolveStoreSecret } from './lib/tokens/file-token-store';
+import { journalPath, resolveStoreSecret, writeFileAtomic } from './lib/tokens/file-token-store';
+import { resealFile } from './lib/tokens/reseal';
 import type { NodeAPI } from './node-red-types';
 
 export const STORE_KEY_FILE = '.http-oauth2-tokens.key';
+/**
+ * An owner-only copy of Node-RED's generated `_credentialSecret`, kept while that secret seals the package's
+ * files. Node-RED deletes its own copy from .config.runtime.json when `credentialSecret` is set (at the first
+ * deploy after the restart); this one lets the files be re-sealed with the new secret whenever they next open.
+ */
+export const GENERATED_SECRET_COPY_FILE = '.http-oauth2-generated-secret.key';
+export const TOKEN_STORE_FILE = '.http-oauth2-tokens.json';
+export const TRIGGER_STORE_FILE = '.http-oauth2-triggers.json';
 
 export type InstanceSecrets = () => { credentialSecret?: string | false; generatedSecret?: string };
 
-/**
- * The key material for the package's encrypted files in `userDir`: the instance's credential secret, and as
- * fallbacks the secrets a file may have been sealed with before (the owner-only key file used while Node-RED
- * had no secret of its own). Files opened with a fallback are re-sealed with the current secret.
- */
-export function storeSecrets(userDir: string, secrets: InstanceSecrets): { secret: string; fallbackSecrets: string[] } {
-  const keyFilePath = path.join(userDir, STORE_KEY_FILE);
-  const { secret } = resolveStoreSecret({ ...secrets(), keyFilePath });
-  const fallbackSecrets: string[] = [];
-  if (fs.existsSync(keyFilePath)) {
-    const keyFileSecret = resolveStoreSecret({ credentialSecret: false, keyFilePath }).secret;
-    if (keyFileSecret !== secret) fallbackSecrets.push(keyFileSecret);
+export interface StoreKeys {
+  /** What seals the files from now on. */
+  secret: string;
+  /** Secrets that sealed them before and are still known: tried when `secret` does not open a file. */
+  fallbackSecrets: string[];
+}
+
+/** Every file the package seals in `userDir`: a change of secret re-seals them together. */
+function sealedFiles(userDir: string): string[] {
+  return [TOKEN_STORE_FILE, TRIGGER_STORE_FILE].flatMap((name) => {
+    const filePath = path.join(userDir, name);
+    return [filePath, journalPath(filePath)];
+  });
+}
+
+/** A secret kept in a file of ours, or undefined when there is none or it cannot be read. */
+function readSecretFile(filePath: string): string | undefined {
+  try {
+    const text = fs.readFileSync(filePath, 'utf8').trim();
+    return text.length > 0 ? text : undefined;
+  } catch {
+    return undefined;
   }
-  return { secret, fallbackSecrets };
+}
+
+/** Migrations running now, by user directory and target secret: two stores opening at once share one. */
+const migrations = new Map<string, Promise<StoreKeys>>();
+
+/**
+ * The key material for the package's encrypted files in `userDir`, once every file sealed with a secret the
+ * instance had before is re-sealed with the current one.
+ *
+ * Secrets known from before: Node-RED's generated secret while settings still hold it (Node-RED deletes it
+ * only at the first deploy after `credentialSecret` was set), the package's copy of it, and the owner-only key
+ * file used while the instance had `credentialSecret: false`. Each file is re-sealed atomically, so a crash
+ * leaves it sealed with the old or the new secret, and the old one stays known until every file opens with
+ * the new: only then are the copy and the key file deleted. A file no known secret opens is left as it is
+ * (its store reports it). While the generated secret is the current one it is copied, before any store writes
+ * with it (after the re-sealing: a copy of an older generated secret must outlive the files it opens).
+ */
+export function storeKeys(userDir: string, secrets: InstanceSecrets): Promise<StoreKeys> {
+  let settings: ReturnType<InstanceSecrets>;
+  let current: ReturnType<typeof resolveStoreSecret>;
+  try {
+    settings = secrets();
+    current = resolveStoreSecret({ ...settings, keyFilePath: path.join(userDir, STORE_KEY_FILE) });
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const key = `${path.resolve(userDir)}\0${createHash('sha256').update(current.secret).digest('hex')}`;
+  let running = migrations.get(key);
+  if (!running) {
+    running = migrate(userDir, current, settings.generatedSecret).finally(() => migrations.delete(key));
+    migrations.set(key, running);
+  }
+  return running;
+}
+
+async function migrate(
+  userDir: string,
+  current: ReturnType<typeof resolveStoreSecret>,
+  generatedSecret: string | undefined,
+): Promise<StoreKeys> {
+  const copyPath = path.join(userDir, GENERATED_SECRET_COPY_FILE);
+  const keyFilePath = path.join(userDir, STORE_KEY_FILE);
+  const known = [generatedSecret, readSecretFile(copyPath), current.source === 'unencrypted-instance' ? undefined : readSecretFile(keyFilePath)];
+  const fallbackSecrets = [...new Set(known.filter((s): s is string => typeof s === 'string' && s.length > 0 && s !== current.secret))];
+
+  let allCurrent = true;
+  if (fallbackSecrets.length > 0) {
+    for (const filePath of sealedFiles(userDir)) {
+      // A file that cannot be re-sealed now keeps its old secret known; its store opens it with the fallbacks.
+      const outcome = await resealFile(filePath, current.secret, fallbackSecrets).catch(() => 'failed' as const);
+      if (outcome === 'unreadable' || outcome === 'failed') allCurrent = false;
+    }
+  }
+
+  if (current.source === 'generated' && readSecretFile(copyPath) !== current.secret) {
+    // The same secret Node-RED keeps in .config.runtime.json (and its .backup), owner-only here.
+    await writeFileAtomic(copyPath, Buffer.from(`${current.secret}\n`)).catch(() => undefined);
+  }
+  if (allCurrent) {
+    if (current.source !== 'generated') await fs.promises.unlink(copyPath).catch(() => undefined);
+    if (current.source !== 'unencrypted-instance') await fs.promises.unlink(keyFilePath).catch(() => undefined);
+  }
+  return { secret: current.secret, fallbackSecrets };
+}
+
+/**
+ * Re-seals the files as soon as the module loads when the secret that will seal them is already known (set
+ * in settings.js) and an old one is still there to open them: Node-RED deletes its generated secret at the
+ * first deploy, which may come before any node opens a store. Needs nothing Node-RED loads later. Resolves
+ * when done (never rejects: a store that opens later tries again and reports what fails).
+ */
+export async function migrateEarly(userDir: string, secrets: InstanceSecrets): Promise<void> {
+  let settings: ReturnType<InstanceSecrets>;
+  try {
+    settings = secrets();
+  } catch {
+    return;
+  }
+  const explicit = settings.credentialSecret === false || (typeof settings.credentialSecret === 'string' && settings.credentialSecret.length > 0);
+  const oldKnown = Boolean(settings.generatedSecret) || fs.existsSync(path.join(userDir, GENERATED_SECRET_COPY_FILE));
+  if (explicit && oldKnown) await storeKeys(userDir, secrets).catch(() => undefined);
 }
 
 /**

@@ -3,10 +3,10 @@ import type { RedisConnection } from './lib/redis/client';
 import { RedisTokenStore } from './lib/redis/token-store';
 import { openFileTokenStore, type FileTokenStore } from './lib/tokens/file-token-store';
 import type { RenewalCoordination, StoredTokens, TokenStore } from './lib/tokens/token-store';
-import { lazyOpen, storeSecrets, type InstanceSecrets } from './instance-secret';
+import { lazyOpen, migrateEarly, storeKeys, TOKEN_STORE_FILE, type InstanceSecrets } from './instance-secret';
 import { InvalidStore, type RedisBackend } from './store-backend';
 
-export const TOKEN_STORE_FILE = '.http-oauth2-tokens.json';
+export { TOKEN_STORE_FILE };
 
 /** What a connection node uses while it is deployed; `release` when it closes. */
 export interface AttachedTokenStore {
@@ -33,10 +33,11 @@ export class SharedTokenStore implements RuntimeTokenStore {
 
   constructor(userDir: string, secrets: InstanceSecrets) {
     this.open = lazyOpen(async () => {
-      const store = await openFileTokenStore({ filePath: path.join(userDir, TOKEN_STORE_FILE), ...storeSecrets(userDir, secrets) });
+      const store = await openFileTokenStore({ filePath: path.join(userDir, TOKEN_STORE_FILE), ...(await storeKeys(userDir, secrets)) });
       this.opened = true;
       return store;
     });
+    void migrateEarly(userDir, secrets);
   }
 
   attach(): AttachedTokenStore {

@@ -4,11 +4,11 @@ import { openTriggerStateStore, type TriggerStateStore } from './lib/changes/sta
 import type { RedisConnection } from './lib/redis/client';
 import { TriggerLease } from './lib/redis/lease';
 import { openRedisTriggerStateStore, type RedisTriggerStateStore } from './lib/redis/trigger-store';
-import { lazyOpen, storeSecrets, type InstanceSecrets } from './instance-secret';
+import { lazyOpen, migrateEarly, storeKeys, TRIGGER_STORE_FILE, type InstanceSecrets } from './instance-secret';
 import { InvalidStore, storeBackend, type RedisBackend, type StoreBackend } from './store-backend';
 import type { NodeAPI } from './node-red-types';
 
-export const TRIGGER_STORE_FILE = '.http-oauth2-triggers.json';
+export { TRIGGER_STORE_FILE };
 
 /** What a record-change node uses while it is deployed; `release` when it closes. */
 export interface AttachedTriggerStore {
@@ -49,10 +49,11 @@ export class SharedTriggerStore implements RuntimeTriggerStore {
 
   constructor(userDir: string, secrets: InstanceSecrets) {
     this.open = lazyOpen(async () => {
-      const store = await openTriggerStateStore({ filePath: path.join(userDir, TRIGGER_STORE_FILE), ...storeSecrets(userDir, secrets) });
+      const store = await openTriggerStateStore({ filePath: path.join(userDir, TRIGGER_STORE_FILE), ...(await storeKeys(userDir, secrets)) });
       this.opened = true;
       return store;
     });
+    void migrateEarly(userDir, secrets);
   }
 
   attach(): AttachedTriggerStore {

@@ -1,0 +1,56 @@
+/**
+ * Re-sealing of a sealed file with a new secret, for when the instance's credential secret changes. The
+ * content is decrypted in memory only and replaced with `writeFileAtomic`, so at every moment the file on
+ * disk is complete and sealed, with the previous secret or with the new one, never in clear.
+ */
+import { promises as fsp } from 'node:fs';
+import { OAuth2Error } from '../errors';
+import { openJson, sealJson } from './crypto';
+import { writeFileAtomic } from './file-token-store';
+
+/**
+ * What `resealFile` found: no file, a file the current secret opens already, a file it re-sealed, or a file
+ * none of the secrets opens (left as it is: its store reports it when it opens).
+ */
+export type ResealOutcome = 'absent' | 'current' | 'resealed' | 'unreadable';
+
+/**
+ * Makes `filePath` sealed with `secret` when one of `previousSecrets` is what sealed it. Throws
+ * OAUTH2_TOKEN_STORE_FAILED when the file cannot be read or written (an errno code, never content).
+ */
+export async function resealFile(filePath: string, secret: string, previousSecrets: readonly string[]): Promise<ResealOutcome> {
+  let blob: Buffer;
+  try {
+    blob = await fsp.readFile(filePath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ENOENT') return 'absent';
+    throw new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Cannot read ${filePath} (${code ?? 'unknown error'}).`);
+  }
+  if (opens(blob, secret)) return 'current';
+  for (const previous of previousSecrets) {
+    let value: unknown;
+    try {
+      value = openJson(blob, previous);
+    } catch {
+      continue; // sealed with another secret, or damaged
+    }
+    try {
+      await writeFileAtomic(filePath, sealJson(value, secret));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException | undefined)?.code;
+      throw new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Cannot write ${filePath} (${code ?? 'unknown error'}).`);
+    }
+    return 'resealed';
+  }
+  return 'unreadable';
+}
+
+function opens(blob: Buffer, secret: string): boolean {
+  try {
+    openJson(blob, secret);
+    return true;
+  } catch {
+    return false;
+  }
+}
