@@ -14,7 +14,8 @@ export interface RuntimeOptions {
   userDir?: string;
   /** Fixed port (a restart keeps the redirect URI registered at the provider). Default: any free port. */
   port?: number;
-  credentialSecret?: string | false;
+  /** Default 'test-credential-secret'; null leaves it unset, so Node-RED generates one (`_credentialSecret`). */
+  credentialSecret?: string | false | null;
   httpAdminRoot?: string;
   /** Turn Node-RED's admin authentication on with one admin user (password given) and one read-only user. */
   adminAuth?: { adminPassword: string; readerPassword: string };
@@ -78,7 +79,7 @@ async function startRuntimeOnce(options: RuntimeOptions): Promise<TestRuntime> {
     host: '127.0.0.1',
     userDir,
     httpAdminRoot: options.httpAdminRoot ?? '/',
-    credentialSecret: options.credentialSecret ?? 'test-credential-secret',
+    credentialSecret: options.credentialSecret === null ? undefined : (options.credentialSecret ?? 'test-credential-secret'),
     settings: options.settings,
   };
   if (options.adminAuth) {
