@@ -2,6 +2,7 @@
  * A fault-injecting loopback HTTP proxy (node:http only). Put it in front of the auth server's token endpoint
  * or an API: requests pass through to `upstream` unless a fault is armed, in which case the proxy answers
  * itself (the upstream never sees the request, so a faulted refresh never spends a rotating refresh token).
+ * The one exception is `lose-answer`: the request reaches the upstream, which acts on it, and its answer is lost.
  *
  * Faults are switched at run time with `fault(mode, { times, match })`: `times` limits how many requests get
  * it (then the proxy passes again), `match` limits it to some requests (by method and path).
@@ -17,7 +18,13 @@ export type FaultMode =
   /** Accept the request and never answer (until `ms` passes, then destroy the socket, or the proxy closes). */
   | { kind: 'stall'; ms?: number }
   /** Answer a 2xx (or `status`) with exactly this body: malformed JSON, truncated JSON, HTML, wrong types. */
-  | { kind: 'body'; body: string; status?: number; contentType?: string };
+  | { kind: 'body'; body: string; status?: number; contentType?: string }
+  /**
+   * Forward the request and read the upstream's whole answer (so it has acted on it: a refresh rotated the
+   * refresh token), then give the client nothing: destroy its socket after `ms` (0: at once, a cut connection),
+   * or never answer until the proxy closes (the client's timeout).
+   */
+  | { kind: 'lose-answer'; ms?: number };
 
 export interface FaultOptions {
   /** How many matching requests get the fault; afterwards they pass. Default: every one until `clear()`. */
@@ -62,6 +69,8 @@ export const faults = {
     body: JSON.stringify({ access_token: 'x'.repeat(40), token_type: 'Bearer', expires_in: 60, records: [{ id: 1 }, { id: 2 }] }),
   }),
   stall: (ms?: number): FaultMode => ({ kind: 'stall', ms }),
+  /** The upstream gets the request and answers; the client gets a cut connection (`ms: 0`) or no answer. */
+  loseAnswer: (ms?: number): FaultMode => ({ kind: 'lose-answer', ms }),
   malformedJson: (): FaultMode => ({ kind: 'body', body: '{"access_token": "abc", token_type: Bearer,,}' }),
   truncatedJson: (): FaultMode => ({ kind: 'body', body: '{"access_token":"abcdefabcdef","token_type":"Bear' }),
   htmlErrorPage: (status = 502): FaultMode => ({
@@ -74,8 +83,11 @@ export const faults = {
   tokenResponse: (fields: Record<string, unknown>): FaultMode => ({ kind: 'body', body: JSON.stringify(fields) }),
 };
 
-/** Starts a proxy on 127.0.0.1 (random port) forwarding to `upstream` (an origin: http://127.0.0.1:PORT). */
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+/**
+ * Starts a proxy on 127.0.0.1 forwarding to `upstream` (an origin: http://127.0.0.1:PORT), on `port` if given
+ * (a port a client was already pointed at, to bring "connection refused" to an end), else on a random one.
+ */
+export async function startFaultProxy(upstream: string, port = 0): Promise<FaultProxy> {
   const target = new URL(upstream);
   const requests: ProxiedRequest[] = [];
   let armed: { mode: FaultMode; left: number; match?: FaultOptions['match'] } | undefined;
@@ -90,8 +102,32 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     return armed.mode;
   }
 
-  function answerFault(mode: FaultMode, req: http.IncomingMessage, res: http.ServerResponse): void {
+  /** After `ms` (none: never, until close), the client's connection dies without an answer. */
+  function dropLater(req: http.IncomingMessage, ms: number | undefined): void {
+    if (ms === undefined) return;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      req.socket.destroy();
+    }, ms);
+    timers.add(timer);
+  }
+
+  function answerFault(mode: FaultMode, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
     switch (mode.kind) {
+      case 'lose-answer': {
+        const headers = { ...req.headers, host: target.host };
+        const out = http.request(
+          { protocol: target.protocol, hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: upstreamAgent },
+          (up) => {
+            up.resume();
+            up.on('end', () => dropLater(req, mode.ms));
+            up.on('error', () => req.socket.destroy());
+          },
+        );
+        out.on('error', () => req.socket.destroy());
+        out.end(body);
+        return;
+      }
       case 'status': {
         const body = mode.body ?? '';
         res.writeHead(mode.status, { 'content-type': mode.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body), ...mode.headers });
@@ -117,13 +153,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         return;
       }
       case 'stall': {
-        if (mode.ms !== undefined) {
-          const timer = setTimeout(() => {
-            timers.delete(timer);
-            req.socket.destroy();
-          }, mode.ms);
-          timers.add(timer);
-        }
+        dropLater(req, mode.ms);
         return;
       }
     }
@@ -155,7 +185,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       const path = req.url ?? '/';
       const mode = pick(method, path);
       requests.push({ method, path, answer: mode ? mode.kind : 'pass', at: Date.now() });
-      if (mode) answerFault(mode, req, res);
+      if (mode) answerFault(mode, req, res, Buffer.concat(chunks));
       else forward(req, res, Buffer.concat(chunks));
     });
   });
@@ -164,12 +194,15 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     socket.on('close', () => sockets.delete(socket));
   });
   server.on('clientError', (_err, socket: Socket) => socket.destroy());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const listening = (server.address() as AddressInfo).port;
 
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: `http://127.0.0.1:${listening}`,
+    port: listening,
     requests,
     count: (match) => (match ? requests.filter(match).length : requests.length),
     fault(mode, options = {}) {
