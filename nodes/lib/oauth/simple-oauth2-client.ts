@@ -72,7 +72,9 @@ function wreckFailure(err: BoomLike): EndpointFailure {
     return { kind: 'http', status: res.statusCode, body };
   }
   if (err.output.statusCode === 504) return { kind: 'timeout' };
-  const code = err.data?.code;
+  // Wreck boomifies the socket's own error ("Client request error"): its code (ECONNREFUSED, ECONNRESET...) is on
+  // the error itself. It tells a request that never left (refused) from one whose answer was lost (reset).
+  const code = err.data?.code ?? (err as { code?: unknown }).code;
   return { kind: 'network', code: typeof code === 'string' ? code : undefined };
 }
 
