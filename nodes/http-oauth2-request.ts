@@ -148,7 +148,14 @@ export = function register(RED: NodeAPI): void {
       }
       if (!connectionState) return false;
       if (connectionState.kind === 'login-required') {
-        node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.status.loginRequired' });
+        const lost = connectionState.error?.params.reason === 'refreshAnswerLost';
+        node.status({ fill: 'red', shape: 'ring', text: lost ? 'http-oauth2-request.status.loginRequiredAnswerLost' : 'http-oauth2-request.status.loginRequired' });
+        return true;
+      }
+      if (connectionState.kind === 'refused') {
+        // The token endpoint refused the connection's client (invalid_client...): no request can succeed until
+        // its settings are corrected and deployed.
+        node.status({ fill: 'red', shape: 'ring', text: t('status.refused', { error: connectionState.error.oauthError ?? connectionState.error.code }) });
         return true;
       }
       if (connectionState.kind === 'unavailable' && connectionState.error.code === 'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE') {

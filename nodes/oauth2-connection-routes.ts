@@ -166,8 +166,8 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
       storeUnavailable ||= deps.redis?.unavailable() === true;
     }
     res.set('cache-control', 'no-store');
-    // Why the connection is unavailable (token endpoint or token store), translated; never a token.
-    const why = snapshot.state.kind === 'unavailable' ? snapshot.state.error : undefined;
+    // Why the connection is unavailable, refused or needs a login (when more is known), translated; never a token.
+    const why = 'error' in snapshot.state ? snapshot.state.error : undefined;
     res.json({
       ...snapshot,
       state: snapshot.state.kind,

@@ -51,6 +51,8 @@ export = function register(RED: NodeAPI): void {
     const out = toNodeError(err, translate);
     if (isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED') && STORE_REASONS.has(String(err.params.reason))) {
       out.message = translate('store.failedWithReason', { reason: translate(`reason.${String(err.params.reason)}`) });
+    } else if (isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED') && err.params.reason === 'refreshAnswerLost') {
+      out.message = translate('loginRequired.refreshAnswerLost');
     }
     return out;
   };
@@ -149,6 +151,15 @@ export = function register(RED: NodeAPI): void {
     node.connection = connection;
     connection.on('state', (state: ConnectionState) => {
       node.debug(`state ${state.kind}`);
+      // Said once per refusal (the backoff spaces them) and once per login lost this way, not once per message.
+      if (state.kind === 'refused') {
+        node.warn(translate('log.refused', {
+          message: node.toNodeError(state.error).message,
+          seconds: Math.max(1, Math.round((state.retryAt - Date.now()) / 1000)),
+        }));
+      } else if (state.kind === 'login-required' && state.error) {
+        node.warn(node.toNodeError(state.error).message);
+      }
     });
 
     // Redis: the status says when it is away (requests go on with tokens already held until they expire).

@@ -42,7 +42,8 @@ describe('adversarial: network faults against a real runtime', function () {
   };
 
   /** Token-endpoint faults: one fresh connection (no token yet) and lane per case. */
-  const tokenCases: Array<{ name: string; mode: FaultMode; codes: string[]; maxRequests: number }> = [
+  /** `refused`: the endpoint refused the client, which is not asked again before a backoff or a deploy. */
+  const tokenCases: Array<{ name: string; mode: FaultMode; codes: string[]; maxRequests: number; refused?: boolean }> = [
     { name: '503', mode: faults.serverError(503), codes: ['OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE'], maxRequests: 3 },
     { name: '429 with Retry-After', mode: faults.tooManyRequests(1), codes: ['OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE'], maxRequests: 3 },
     { name: 'reset mid-body', mode: faults.resetMidBody(), codes: ['OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE'], maxRequests: 3 },
@@ -60,7 +61,7 @@ describe('adversarial: network faults against a real runtime', function () {
     },
     { name: 'token_type an array', mode: faults.tokenResponse({ access_token: 'a'.repeat(30), token_type: ['Bearer'] }), codes: ['OAUTH2_INVALID_TOKEN_RESPONSE'], maxRequests: 1 },
     { name: 'body is a JSON array', mode: faults.tokenResponse([] as unknown as Record<string, unknown>), codes: ['OAUTH2_INVALID_TOKEN_RESPONSE'], maxRequests: 1 },
-    { name: 'error body with 400', mode: { kind: 'status', status: 400, body: '{"error":"invalid_client"}' }, codes: ['OAUTH2_TOKEN_REQUEST_REJECTED'], maxRequests: 1 },
+    { name: 'error body with 400', mode: { kind: 'status', status: 400, body: '{"error":"invalid_client"}' }, codes: ['OAUTH2_TOKEN_REQUEST_REJECTED'], maxRequests: 1, refused: true },
   ];
 
   /** API faults: one lane each on a connection whose API base URL is the API proxy. */
@@ -137,6 +138,15 @@ describe('adversarial: network faults against a real runtime', function () {
         // say (the request node's status shows the failure); only an outage marks it unavailable.
         if (c.codes.includes('OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE') && err.code === 'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE') assert.equal(state, 'unavailable');
         assert.notEqual(state, 'login-required', 'a network fault never looks like a lost login');
+        if (c.refused) {
+          // A refusal is a setting to correct: the same error at once, the endpoint left alone until the backoff
+          // passes or a deploy (test/e2e/client-credentials.test.ts covers the recovery).
+          assert.equal(state, 'refused');
+          assert.equal(caught(await callLane(runtime, `/tok${i}`)).code, err.code);
+          assert.equal(tokenProxy.count(), attempts, 'no token request while refused');
+          assert.deepEqual(runtime.crashes, []);
+          return;
+        }
 
         const after = await callLane(runtime, `/tok${i}`);
         assert.equal(after.status, 200, after.text);

@@ -19,21 +19,18 @@ describe('e2e: client credentials', function () {
 
   const ccCalls = (): number => auth.counts().token.client_credentials ?? 0;
 
-  before(async () => {
-    auth = await startWatchedAuthServer({ accessTokenTtlSec: TTL_SEC });
-    api = await startApiServer(auth);
-    runtime = await startWatchedRuntime();
+  /** The test flows; `badSecret` is what conn-bad is deployed with. */
+  function flows(badSecret: string): unknown[] {
     const base = {
       grantType: 'client_credentials' as const,
       clientId: auth.clients.service.clientId,
       scopes: 'api:read',
       apiBaseUrl: api.url,
     };
-    auth.resetCounts();
-    await deployAndWait(runtime, [
+    return [
       tab(),
       connectionNode(auth, { ...base, clientSecret: auth.clients.service.clientSecret }),
-      connectionNode(auth, { ...base, id: 'conn-bad', clientSecret: wrongSecret }),
+      connectionNode(auth, { ...base, id: 'conn-bad', clientSecret: badSecret }),
       connectionNode(auth, { ...base, id: 'conn-disc', clientSecret: auth.clients.service.clientSecret, useDiscovery: true }),
       // As an imported flow (or an example) arrives: no credentials at all.
       connectionNode(auth, { ...base, id: 'conn-nosecret' }),
@@ -42,7 +39,15 @@ describe('e2e: client credentials', function () {
       ...requestLane({ path: '/bad', requestNodeId: 'reqBad', connectionId: 'conn-bad', url: '/records' }),
       ...requestLane({ path: '/disc', requestNodeId: 'reqDisc', connectionId: 'conn-disc', url: '/records' }),
       ...requestLane({ path: '/nosecret', requestNodeId: 'reqNoSecret', connectionId: 'conn-nosecret', url: '/records' }),
-    ]);
+    ];
+  }
+
+  before(async () => {
+    auth = await startWatchedAuthServer({ accessTokenTtlSec: TTL_SEC });
+    api = await startApiServer(auth);
+    runtime = await startWatchedRuntime();
+    auth.resetCounts();
+    await deployAndWait(runtime, flows(wrongSecret));
   });
 
   after(async () => {
@@ -89,6 +94,27 @@ describe('e2e: client credentials', function () {
     assert.match(err.message, /invalid_client|client/i);
     const logged = runtime.logs.filter((l) => l.text.includes(wrongSecret));
     assert.equal(logged.length, 0);
+  });
+
+  it('a refused secret: the dialog shows the refusal, requests fail fast, and a deploy with the right secret works at once', async () => {
+    const status = await connectionStatus(runtime, 'conn-bad');
+    assert.equal(status.state, 'refused');
+    assert.equal(status.stateCode, 'OAUTH2_TOKEN_REQUEST_REJECTED');
+    assert.match(String(status.stateMessage), /^The token endpoint refused the request: invalid_client/);
+    assert.ok(typeof status.retryAt === 'number' && status.retryAt > Date.now(), 'the dialog can say when it is asked again');
+    assert.ok(!JSON.stringify(status).includes(wrongSecret));
+
+    auth.resetCounts();
+    const err = caught(await callLane(runtime, '/bad'));
+    assert.equal(err.code, 'OAUTH2_TOKEN_REQUEST_REJECTED', err.message);
+    assert.equal(ccCalls(), 0, 'refused: the token endpoint is not asked again during the backoff');
+    assert.equal(runtime.logs.filter((l) => l.id === 'conn-bad' && /refused the connection/.test(l.text)).length, 1, 'logged once');
+
+    await deployAndWait(runtime, flows(auth.clients.service.clientSecret));
+    const res = await callLane(runtime, '/bad');
+    assert.equal(res.status, 200, res.text);
+    assert.equal(ccCalls(), 1);
+    assert.equal((await connectionStatus(runtime, 'conn-bad')).state, 'ready');
   });
 
   it('discovery at run time: a connection with only the issuer set works', async () => {

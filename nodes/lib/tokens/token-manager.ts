@@ -8,6 +8,13 @@
  * - Invariant 8: renewed tokens are written to the store before the renewal resolves to anyone.
  * - Invariant 9: invalid_grant (OAUTH2_LOGIN_REQUIRED from the client) stops all token-endpoint calls until
  *   `setTokens` brings a new login.
+ * - A refusal (OAUTH2_TOKEN_REQUEST_REJECTED: invalid_client, unauthorized_client...) is not retried: the state
+ *   says 'refused', and renewals fail at once with the same error until a backoff passes (doubling per refusal
+ *   in a row), a login, or a new manager (a deploy with corrected settings).
+ * - A refresh whose answer was lost (a timeout or a cut connection after the request was sent) may have rotated
+ *   the refresh token at the provider: it is retried once, after a pause, and an invalid_grant after it says a
+ *   lost answer is the likely cause. A refresh that surely never reached the server (connection refused, name
+ *   not resolved, TLS handshake failed) is retried as any outage.
  * - Invariant 10: no timer callback throws, no promise is left rejected without a handler, and a listener
  *   that throws cannot break the manager.
  *
@@ -43,15 +50,26 @@ export type ConnectionState =
   | { kind: 'logged-out' }
   | { kind: 'ready' }
   | { kind: 'refreshing' }
-  | { kind: 'login-required'; code: 'OAUTH2_LOGIN_REQUIRED' }
+  /** `error`: present when the cause is known to be more than a dead refresh token (a lost refresh answer). */
+  | { kind: 'login-required'; code: 'OAUTH2_LOGIN_REQUIRED'; error?: OAuth2Error }
   /** The token endpoint (or the token store) is failing; the next call tries again. */
-  | { kind: 'unavailable'; error: OAuth2Error };
+  | { kind: 'unavailable'; error: OAuth2Error }
+  /**
+   * The token endpoint answered and refused (OAUTH2_TOKEN_REQUEST_REJECTED). Renewals fail with `error`,
+   * without calling it, until `retryAt`.
+   */
+  | { kind: 'refused'; error: OAuth2Error; retryAt: number };
 
 export interface RetryPolicy {
   /** Token-endpoint calls per renewal, first one included. */
   attempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
+}
+
+export interface RefusalBackoff {
+  baseMs: number;
+  maxMs: number;
 }
 
 export interface TokenManagerOptions {
@@ -67,6 +85,10 @@ export interface TokenManagerOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Source of jitter in [0, 1); tests pin it. */
   random?: () => number;
+  /** No token-endpoint call for this long after a refusal, doubling per refusal in a row up to `maxMs`. */
+  refusalBackoff?: Partial<RefusalBackoff>;
+  /** Pause before the one retry of a refresh whose answer was lost. */
+  lostAnswerPauseMs?: number;
   /**
    * Present when `store` is shared by several processes (Redis): renewals take the cluster-wide lock, re-read
    * the store and write under the lock's fence; other processes' changes are adopted. Absent for the file store.
@@ -81,6 +103,8 @@ export interface TokenSnapshot {
   subject?: string;
   hasRefreshToken: boolean;
   expirySource?: TokenSet['expirySource'];
+  /** With the 'refused' state: when the token endpoint is asked again. */
+  retryAt?: number;
 }
 
 /**
@@ -96,10 +120,24 @@ export function snapshotOf(stored: StoredTokens | undefined, state?: ConnectionS
     subject: tokens?.subject,
     hasRefreshToken: Boolean(tokens?.refreshToken),
     expirySource: tokens?.expirySource,
+    ...(state?.kind === 'refused' ? { retryAt: state.retryAt } : {}),
   };
 }
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 500, maxDelayMs: 8000 };
+/** A refused request is a setting to correct: asking again every few seconds would only hammer the endpoint. */
+const DEFAULT_REFUSAL_BACKOFF: RefusalBackoff = { baseMs: 10_000, maxMs: 300_000 };
+/**
+ * Long enough for a network blip to pass, short enough to land in the reuse grace period some providers give a
+ * rotated refresh token (the retry presents the old one: the new one was in the lost answer).
+ */
+const DEFAULT_LOST_ANSWER_PAUSE_MS = 1000;
+
+/**
+ * Network failures where the request surely never reached the server: no connection, or no TLS session. Any
+ * other failure without an HTTP answer (a timeout, a reset) may have reached it, and its answer is lost.
+ */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'EADDRNOTAVAIL']);
 
 /** Pause between retries of a failed write of renewed tokens under the lock. */
 const STORE_RETRY_MS = 200;
@@ -117,6 +155,8 @@ export class TokenManager extends EventEmitter {
   private readonly now: () => number;
   private readonly sleepImpl?: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  private readonly refusalBackoff: RefusalBackoff;
+  private readonly lostAnswerPauseMs: number;
 
   /** Tokens in use; durable in the store (or in Node-RED's credentials, for `init`'s initial tokens). */
   private current: StoredTokens | undefined;
@@ -140,6 +180,13 @@ export class TokenManager extends EventEmitter {
   private initPromise: Promise<void> | undefined;
   /** No proactive background renewal before this time (after one failed), so a busy flow does not hammer. */
   private proactiveCooldownUntil = 0;
+  /** The last refusal of the token endpoint and how many came in a row; cleared by tokens issued or a login. */
+  private refusal: { error: OAuth2Error; until: number; inARow: number } | undefined;
+  /**
+   * The answer to a refresh was lost since the tokens in use were issued: the provider may have rotated the
+   * refresh token we still hold, so an invalid_grant now most likely comes from that.
+   */
+  private refreshAnswerLost = false;
   private closed = false;
   private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   private readonly coordination: RenewalCoordination | undefined;
@@ -161,6 +208,8 @@ export class TokenManager extends EventEmitter {
     this.now = opts.now ?? Date.now;
     this.sleepImpl = opts.sleep;
     this.random = opts.random ?? Math.random;
+    this.refusalBackoff = { ...DEFAULT_REFUSAL_BACKOFF, ...opts.refusalBackoff };
+    this.lostAnswerPauseMs = Math.max(0, opts.lostAnswerPauseMs ?? DEFAULT_LOST_ANSWER_PAUSE_MS);
     this.coordination = opts.coordination;
     this.stopListening = opts.coordination?.onChange((connectionId) => {
       if (connectionId === undefined || connectionId === this.id) this.onStoreChange();
@@ -246,7 +295,7 @@ export class TokenManager extends EventEmitter {
       // Within the skew (or with renewed tokens still waiting to be stored): renew in the background and keep
       // serving the still-valid token meanwhile, also if the renewal fails (the failure shows in the state; the
       // token works until it expires).
-      if (!this.flight && (this.unsaved || this.canRenew(tokens)) && this.now() >= this.proactiveCooldownUntil) {
+      if (!this.flight && (this.unsaved || this.canRenew(tokens)) && this.now() >= this.proactiveCooldownUntil && !this.refusedNow()) {
         this.startRenewal({ kind: 'due' }).catch(() => {
           this.proactiveCooldownUntil = this.now() + this.retry.maxDelayMs;
         });
@@ -255,6 +304,8 @@ export class TokenManager extends EventEmitter {
     }
     if (this.flight) return this.flight;
     if (!this.unsaved && !this.canRenew(tokens)) throw this.noRenewalPossible(tokens);
+    const refused = this.refusedNow();
+    if (refused) throw refused;
     return this.startRenewal({ kind: 'due' });
   }
 
@@ -269,6 +320,8 @@ export class TokenManager extends EventEmitter {
     if (this.flight) return this.flight;
     if (tokens && tokens.accessToken !== rejectedAccessToken && !this.unsaved) return this.getAccessToken();
     if (!this.unsaved && !this.canRenew(tokens)) throw this.noRenewalPossible(tokens);
+    const refused = this.refusedNow();
+    if (refused) throw refused;
     return this.startRenewal({ kind: 'rejected', accessToken: rejectedAccessToken });
   }
 
@@ -278,6 +331,7 @@ export class TokenManager extends EventEmitter {
     this.generation++;
     this.localChanges++;
     this.proactiveCooldownUntil = 0;
+    this.forgetFailures();
     const entry: StoredTokens = { tokens, updatedAt: this.now() };
     try {
       await this.store.set(this.id, entry);
@@ -306,6 +360,7 @@ export class TokenManager extends EventEmitter {
     this.unsaved = undefined;
     this.unsavedLease = undefined;
     this.proactiveCooldownUntil = 0;
+    this.forgetFailures();
     this.setState({ kind: 'logged-out' });
     try {
       await this.store.delete(this.id);
@@ -351,7 +406,18 @@ export class TokenManager extends EventEmitter {
 
   private assertUsable(): void {
     this.assertOpen();
-    if (this.currentState.kind === 'login-required') throw loginRequired(this.id);
+    if (this.currentState.kind === 'login-required') throw this.currentState.error ?? loginRequired(this.id);
+  }
+
+  /** The refusal renewals fail with while its backoff lasts. */
+  private refusedNow(): OAuth2Error | undefined {
+    return this.refusal && this.now() < this.refusal.until ? this.refusal.error : undefined;
+  }
+
+  /** Tokens were issued, or a login or logout replaced them: earlier refusals and lost answers are history. */
+  private forgetFailures(): void {
+    this.refusal = undefined;
+    this.refreshAnswerLost = false;
   }
 
   /** Fresh: usable without renewing. Skew is capped at half the lifetime so a short-lived token is used. */
@@ -376,6 +442,11 @@ export class TokenManager extends EventEmitter {
     return loginRequired(this.id);
   }
 
+  /** A failure stays shown while the next attempt runs: a status flickering through 'refreshing' says nothing. */
+  private isFailing(): boolean {
+    return this.currentState.kind === 'unavailable' || this.currentState.kind === 'refused';
+  }
+
   /** Starts the single renewal. Callers must have checked `this.flight` is empty. */
   private startRenewal(reason: RenewalReason): Promise<TokenSet> {
     const flight = this.renew(reason).finally(() => {
@@ -392,7 +463,7 @@ export class TokenManager extends EventEmitter {
   private async renew(reason: RenewalReason): Promise<TokenSet> {
     if (this.coordination) return this.renewShared(reason, this.coordination);
     const generation = this.generation;
-    if (this.currentState.kind !== 'unavailable') this.setState({ kind: 'refreshing' });
+    if (!this.isFailing()) this.setState({ kind: 'refreshing' });
 
     // First, tokens the server already issued but the store could not take: write them, do not refresh again.
     if (this.unsaved) {
@@ -443,9 +514,11 @@ export class TokenManager extends EventEmitter {
     }
 
     let lastError: OAuth2Error | undefined;
-    for (let attempt = 1; attempt <= this.retry.attempts; attempt++) {
+    let lastAttempt = this.retry.attempts;
+    let answerLost = false;
+    for (let attempt = 1; attempt <= lastAttempt; attempt++) {
       if (attempt > 1) {
-        await this.backoff(attempt - 1);
+        await (answerLost ? this.wait(this.lostAnswerPauseMs) : this.backoff(attempt - 1));
         if (this.closed) throw lastError ?? closedError();
         if (generation !== this.generation) return this.superseded();
       }
@@ -462,17 +535,34 @@ export class TokenManager extends EventEmitter {
           // Invariant 9: stop here, and no call to the token endpoint until a new login.
           const replaced = await onLoginRequired?.();
           if (replaced) return replaced;
+          if (this.refreshAnswerLost && this.grant !== 'client_credentials') {
+            const lost = loginRequired(this.id, error, 'refreshAnswerLost');
+            this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', error: lost });
+            throw lost;
+          }
           this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' });
           throw loginRequired(this.id, error);
         }
+        if (error.code === 'OAUTH2_TOKEN_REQUEST_REJECTED') {
+          // The endpoint answered and refused (invalid_client, unauthorized_client...): a setting to correct,
+          // not an outage. Shown as such, and not asked again before the backoff (or a deploy) ends.
+          throw this.refused(error);
+        }
         if (!isRetryable(error)) {
-          // The endpoint answered and refused (invalid_client, unauthorized_client...): not an outage. The
-          // state goes back to what the tokens say; the callers get the error with its own code.
+          // Not a token the server refused (a response that is not a token, a setting missing): the state goes
+          // back to what the tokens say; the callers get the error with its own code.
           this.setState(this.current || this.grant === 'client_credentials' ? { kind: 'ready' } : { kind: 'logged-out' });
           throw error;
         }
         this.setState({ kind: 'unavailable', error });
         lastError = error;
+        if (this.grant !== 'client_credentials' && mayHaveReachedServer(error)) {
+          // The provider may have rotated the refresh token in the answer we lost: the retry presents the old
+          // one, which such a provider refuses (and may end the login for). One retry at most, after a pause.
+          this.refreshAnswerLost = true;
+          answerLost = true;
+          lastAttempt = Math.min(lastAttempt, attempt + 1);
+        }
         continue;
       }
       return this.adopt(issued, generation, write, lease);
@@ -524,6 +614,7 @@ export class TokenManager extends EventEmitter {
     this.unsaved = undefined;
     this.unsavedLease = undefined;
     this.proactiveCooldownUntil = 0;
+    this.forgetFailures();
     this.setState({ kind: 'ready' });
     return issued;
   }
@@ -533,7 +624,7 @@ export class TokenManager extends EventEmitter {
   /** A renewal under the cluster-wide lock. Lock and store failures leave the state 'unavailable'. */
   private async renewShared(reason: RenewalReason, coordination: RenewalCoordination): Promise<TokenSet> {
     const generation = this.generation;
-    if (this.currentState.kind !== 'unavailable') this.setState({ kind: 'refreshing' });
+    if (!this.isFailing()) this.setState({ kind: 'refreshing' });
     try {
       const written = await this.writeUnsavedByFence(reason, generation);
       if (written) return written;
@@ -700,6 +791,7 @@ export class TokenManager extends EventEmitter {
     this.localChanges++;
     this.current = stored;
     this.proactiveCooldownUntil = 0;
+    this.refreshAnswerLost = false;
     this.setState(this.stateFor(stored));
   }
 
@@ -744,7 +836,11 @@ export class TokenManager extends EventEmitter {
   /** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
   private backoff(retryNumber: number): Promise<void> {
     const cap = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (retryNumber - 1));
-    const ms = Math.floor(this.random() * cap);
+    return this.wait(Math.floor(this.random() * cap));
+  }
+
+  /** A wait that close() cuts short (the injected `sleep` when there is one). */
+  private wait(ms: number): Promise<void> {
     if (this.sleepImpl) return this.sleepImpl(ms);
     return new Promise<void>((resolve) => {
       const entry = {
@@ -760,10 +856,19 @@ export class TokenManager extends EventEmitter {
     });
   }
 
+  /** Records a refusal: the state shows it, and renewals fail with it until its backoff has passed. */
+  private refused(error: OAuth2Error): OAuth2Error {
+    const inARow = (this.refusal?.inARow ?? 0) + 1;
+    const delay = Math.min(this.refusalBackoff.maxMs, this.refusalBackoff.baseMs * 2 ** (inARow - 1));
+    const until = this.now() + delay;
+    this.refusal = { error, until, inARow };
+    this.setState({ kind: 'refused', error, retryAt: until });
+    return error;
+  }
+
   private setState(next: ConnectionState): void {
     const prev = this.currentState;
-    const same =
-      prev.kind === next.kind && (prev.kind !== 'unavailable' || next.kind !== 'unavailable' || prev.error === next.error);
+    const same = prev.kind === next.kind && errorOf(prev) === errorOf(next);
     if (same) return;
     this.currentState = next;
     try {
@@ -774,9 +879,27 @@ export class TokenManager extends EventEmitter {
   }
 }
 
-function loginRequired(connectionId: string, cause?: OAuth2Error): OAuth2Error {
-  return new OAuth2Error('OAUTH2_LOGIN_REQUIRED', 'Login required: the connection has no usable tokens; log in again from the editor.', {
-    params: { connection: connectionId },
+function errorOf(state: ConnectionState): OAuth2Error | undefined {
+  return 'error' in state ? state.error : undefined;
+}
+
+/**
+ * No HTTP answer, and not a failure that stops a request before it is sent: the request may have reached the
+ * token endpoint (and been acted on) while its answer was lost.
+ */
+function mayHaveReachedServer(error: OAuth2Error): boolean {
+  if (error.code !== 'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE' || error.statusCode !== undefined) return false;
+  const reason = String(error.params.reason ?? '');
+  return !NEVER_SENT.has(reason) && !/CERT|TLS|SSL|SIGNATURE/.test(reason);
+}
+
+function loginRequired(connectionId: string, cause?: OAuth2Error, reason?: 'refreshAnswerLost'): OAuth2Error {
+  const message =
+    reason === 'refreshAnswerLost'
+      ? 'Login required: the provider refused the refresh token (invalid_grant) after the answer to a refresh was lost (a timeout or a cut connection after the request was sent); the provider most likely rotated the refresh token in that lost answer. Log in again from the editor.'
+      : 'Login required: the connection has no usable tokens; log in again from the editor.';
+  return new OAuth2Error('OAUTH2_LOGIN_REQUIRED', message, {
+    params: reason ? { connection: connectionId, reason } : { connection: connectionId },
     oauthError: cause?.oauthError,
     statusCode: cause?.statusCode,
     cause,
