@@ -3,12 +3,19 @@ import type { Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
 import { Connection } from './lib/connection';
 import { snapshotOf, type TokenSnapshot } from './lib/tokens/token-manager';
-import { parseConnectionConfig, type ConnectionConfig, type ConnectionSettings } from './lib/connection-settings';
+import {
+  credentialTarget,
+  parseConnectionConfig,
+  sameCredentialTarget,
+  type ConnectionConfig,
+  type ConnectionSettings,
+} from './lib/connection-settings';
 import { OAuth2Error, isOAuth2Error, translateError, type ErrorParams } from './lib/errors';
 import { LoginFailure, LoginService } from './lib/login/login-service';
 import { BoundedMemorySessionStore } from './lib/login/session-store';
 import { discoverProvider } from './lib/oauth/discovery';
 
+import type { TokenEndpointClient } from './lib/oauth/token-endpoint';
 import type { StoredTokens } from './lib/tokens/token-store';
 import type { TokenSet } from './lib/types';
 import type { NodeAPI } from './node-red-types';
@@ -85,31 +92,64 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
   }
 
   /**
-   * The settings a login uses: the dialog's current values (a login works before the first deploy). The
-   * client secret is the one typed in the dialog, else the deployed one, but only for the same token endpoint
-   * and client id: a dialog must not be able to send the stored secret to another server.
+   * The settings a login or logout uses: the dialog's current values (a login works before the first deploy).
+   * The client secret is the one typed in the dialog, else the deployed one, but only when the dialog sends
+   * it exactly where the deployed connection does (same client id, authentication method, issuer and every
+   * endpoint): a dialog must not be able to send the stored secret to another server. `withheld` says the
+   * deployed secret was not reused for that reason.
    */
-  function settingsFromBody(id: string, body: unknown): ConnectionSettings {
+  function settingsFromBody(id: string, body: unknown): { settings: ConnectionSettings; withheld: boolean } {
     const b = (body && typeof body === 'object' ? body : {}) as { config?: unknown; clientSecret?: unknown };
     if (!b.config || typeof b.config !== 'object' || Array.isArray(b.config)) {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: config', { params: { field: 'config', reason: 'required' } });
     }
     const config = b.config as ConnectionConfig;
-    let secret = typeof b.clientSecret === 'string' && b.clientSecret && b.clientSecret !== '__PWRD__' ? b.clientSecret : undefined;
-    if (!secret) {
-      const deployed = liveConnection(id)?.settings;
-      // Only compared with the deployed settings: a client-credentials config without a secret must not throw here.
-      const candidate = parseConnectionConfig(config, undefined, { secretRequired: false });
-      if (
-        deployed &&
-        deployed.client.clientId === candidate.client.clientId &&
-        deployed.metadata.tokenEndpoint === candidate.metadata.tokenEndpoint &&
-        deployed.issuer === candidate.issuer
-      ) {
-        secret = deployed.client.clientSecret;
-      }
+    const typed = typeof b.clientSecret === 'string' && b.clientSecret && b.clientSecret !== '__PWRD__' ? b.clientSecret : undefined;
+    if (typed) return { settings: parseConnectionConfig(config, typed), withheld: false };
+    const deployed = liveConnection(id)?.settings;
+    // Only compared with the deployed settings: a client-credentials config without a secret must not throw here.
+    const candidate = parseConnectionConfig(config, undefined, { secretRequired: false });
+    const stored = deployed?.client.clientSecret;
+    if (!deployed || !stored) return { settings: parseConnectionConfig(config), withheld: false };
+    if (sameCredentialTarget(credentialTarget(deployed), credentialTarget(candidate))) {
+      return { settings: parseConnectionConfig(config, stored), withheld: false };
     }
-    return parseConnectionConfig(config, secret);
+    return { settings: parseConnectionConfig(config), withheld: true };
+  }
+
+  /** A login that authenticates the client needs its secret now, not at the callback after the user consented. */
+  function loginSettings(id: string, body: unknown): ConnectionSettings {
+    const { settings, withheld } = settingsFromBody(id, body);
+    if (settings.client.authMethod !== 'none' && !settings.client.clientSecret) {
+      throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid configuration: clientSecret is required', {
+        params: { field: 'clientSecret', reason: withheld ? 'retypeSecret' : 'required' },
+      });
+    }
+    return settings;
+  }
+
+  /**
+   * Who may revoke stored tokens at logout: only a client sending them to the endpoints the login was made
+   * with (kept with the tokens), by the same client authentication. The deployed connection when it matches
+   * (or for tokens that do not say where they come from, which it obtained itself); else the dialog's
+   * settings when they match; else nobody, and the tokens are only forgotten here.
+   */
+  function revokerFor(
+    id: string,
+    connection: Connection | undefined,
+    stored: StoredTokens | undefined,
+    body: unknown,
+  ): { revoker: Pick<TokenEndpointClient, 'revoke'>; close(): void } | undefined {
+    if (!stored) return undefined;
+    const issuedTo = stored.tokens.issuedTo;
+    if (connection && (!issuedTo || sameCredentialTarget(issuedTo, credentialTarget(connection.settings)))) {
+      return { revoker: connection.client, close: () => undefined };
+    }
+    if (!issuedTo || !(body as { config?: unknown } | undefined)?.config) return undefined;
+    const { settings } = settingsFromBody(id, body);
+    if (!sameCredentialTarget(issuedTo, credentialTarget(settings))) return undefined;
+    const temp = new Connection({ id, settings, store: deps.store });
+    return { revoker: temp.client, close: () => temp.close() };
   }
 
   async function adoptLogin(id: string, tokens: TokenSet): Promise<void> {
@@ -184,7 +224,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
 
   RED.httpAdmin.post('/oauth2-connection/:id/login', write, sessions, handle(async (req, res) => {
     const id = validId(req);
-    const settings = settingsFromBody(id, req.body);
+    const settings = loginSettings(id, req.body);
     if (settings.grant !== 'authorization_code') {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: grantType', { params: { field: 'grantType', reason: 'invalidValue' } });
     }
@@ -220,7 +260,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
 
   RED.httpAdmin.post('/oauth2-connection/:id/device', write, handle(async (req, res) => {
     const id = validId(req);
-    const settings = settingsFromBody(id, req.body);
+    const settings = loginSettings(id, req.body);
     if (settings.grant !== 'device_code') {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: grantType', { params: { field: 'grantType', reason: 'invalidValue' } });
     }
@@ -233,20 +273,18 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     const id = validId(req);
     login.cancelDevice(id);
     const connection = liveConnection(id);
+    const stored = await deps.store.get(id);
+    const revocation = revokerFor(id, connection, stored, req.body);
     let result = { refreshTokenRevoked: false, accessTokenRevoked: false };
-    if (connection) {
-      result = await connection.logout();
-    } else {
-      const stored = await deps.store.get(id);
-      if (stored && (req.body as { config?: unknown } | undefined)?.config) {
-        const temp = new Connection({ id, settings: settingsFromBody(id, req.body), store: deps.store });
-        try {
-          result = await temp.client.revoke(stored.tokens);
-        } finally {
-          temp.close();
-        }
+    try {
+      if (connection) {
+        result = await connection.logout(revocation?.revoker ?? null);
+      } else {
+        if (stored && revocation) result = await revocation.revoker.revoke(stored.tokens);
+        await deps.store.delete(id);
       }
-      await deps.store.delete(id);
+    } finally {
+      revocation?.close();
     }
     deps.mirrorToCredentials(id, undefined);
     res.json(result);

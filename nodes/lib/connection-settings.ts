@@ -1,7 +1,7 @@
 import { OAuth2Error } from './errors';
 import { PROTECTED_AUTHORIZE_PARAMS } from './oauth/authorize-url';
 import { isLoopbackHost } from './url-policy';
-import type { ClientAuthMethod, ClientSettings, GrantType, ProviderMetadata } from './types';
+import type { ClientAuthMethod, ClientSettings, CredentialTarget, GrantType, ProviderMetadata } from './types';
 
 /** The connection node's configuration as the editor saves it (flows.json). Strings unless noted. */
 export interface ConnectionConfig {
@@ -195,4 +195,27 @@ export function parseConnectionConfig(
     refreshSkewMs: skew * 1000,
     redirectUri,
   };
+}
+
+/** Where these settings send the client secret and tokens (see CredentialTarget). */
+export function credentialTarget(settings: ConnectionSettings): CredentialTarget {
+  const { metadata, client } = settings;
+  return {
+    clientId: client.clientId,
+    authMethod: client.authMethod,
+    issuer: settings.issuer,
+    authorizationEndpoint: metadata.authorizationEndpoint,
+    tokenEndpoint: metadata.tokenEndpoint,
+    revocationEndpoint: metadata.revocationEndpoint,
+    deviceAuthorizationEndpoint: metadata.deviceAuthorizationEndpoint,
+  };
+}
+
+const TARGET_FIELDS: readonly (keyof CredentialTarget)[] = [
+  'clientId', 'authMethod', 'issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint', 'deviceAuthorizationEndpoint',
+];
+
+/** Whether two targets send credentials to the same servers in the same way: every field equal. */
+export function sameCredentialTarget(a: CredentialTarget, b: CredentialTarget): boolean {
+  return TARGET_FIELDS.every((field) => (a[field] || undefined) === (b[field] || undefined));
 }

@@ -160,10 +160,16 @@ export class Connection extends EventEmitter implements Authorizer {
     return this.manager.setTokens(tokens);
   }
 
-  /** Revokes at the provider (refresh token first) and forgets the tokens here. */
-  async logout(): Promise<{ refreshTokenRevoked: boolean; accessTokenRevoked: boolean }> {
+  /**
+   * Revokes at the provider (refresh token first) and forgets the tokens here. `revoker` is who revokes: this
+   * connection's own client by default, null to forget without telling the provider (the tokens were issued
+   * to other endpoints than this connection's, which must not receive them).
+   */
+  async logout(
+    revoker: Pick<TokenEndpointClient, 'revoke'> | null = this.client,
+  ): Promise<{ refreshTokenRevoked: boolean; accessTokenRevoked: boolean }> {
     const stored = await this.store.get(this.id);
-    const result = stored ? await this.client.revoke(stored.tokens) : { refreshTokenRevoked: false, accessTokenRevoked: false };
+    const result = stored && revoker ? await revoker.revoke(stored.tokens) : { refreshTokenRevoked: false, accessTokenRevoked: false };
     await this.manager.clear();
     return result;
   }

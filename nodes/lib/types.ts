@@ -32,6 +32,21 @@ export interface ClientSettings {
   extraTokenParams: Record<string, string>;
 }
 
+/**
+ * Everything that decides where a client secret or a token goes and how the client proves itself: the
+ * provider's endpoints as configured (an empty endpoint means "discovered from the issuer"), the client id and
+ * its authentication method. Two settings with equal targets send credentials to the same servers.
+ */
+export interface CredentialTarget {
+  clientId: string;
+  authMethod: ClientAuthMethod;
+  issuer?: string;
+  authorizationEndpoint?: string;
+  tokenEndpoint?: string;
+  revocationEndpoint?: string;
+  deviceAuthorizationEndpoint?: string;
+}
+
 /** What a token response means to us, normalised. Times are epoch milliseconds. */
 export interface TokenSet {
   accessToken: string;
@@ -47,4 +62,9 @@ export interface TokenSet {
   obtainedAt: number;
   /** Account or subject when the provider told us (id_token `sub` / `email` / `preferred_username`). */
   subject?: string;
+  /**
+   * Where a login made from the editor was made: the tokens go back (revocation) only to these endpoints.
+   * Kept through refreshes; absent for client-credentials tokens and logins stored by older versions.
+   */
+  issuedTo?: CredentialTarget;
 }

@@ -1,5 +1,5 @@
 import { metadataResolver } from '../connection';
-import type { ConnectionSettings } from '../connection-settings';
+import { credentialTarget, type ConnectionSettings } from '../connection-settings';
 import { OAuth2Error } from '../errors';
 import { buildAuthorizeUrl } from '../oauth/authorize-url';
 import { validateCallback } from '../oauth/callback';
@@ -110,7 +110,7 @@ export class LoginService {
   /**
    * Completes a login from the provider's redirect: the state must be a live one begun by this browser session
    * (consumed whatever happens next), the response must pass the `iss` check, and the code is exchanged with
-   * the verifier. Nothing is stored here.
+   * the verifier. Nothing is stored here. The tokens say which endpoints and client they were issued to.
    */
   async complete(query: Record<string, unknown>, sessionId: string): Promise<{ connectionId: string; tokens: TokenSet }> {
     this.sweep();
@@ -137,7 +137,7 @@ export class LoginService {
         redirectUri: transaction.redirectUri,
         nonce: transaction.nonce,
       });
-      return { connectionId: transaction.connectionId, tokens };
+      return { connectionId: transaction.connectionId, tokens: { ...tokens, issuedTo: credentialTarget(pending.settings) } };
     } catch (err) {
       throw new LoginFailure(transaction.connectionId, err);
     }
@@ -192,7 +192,7 @@ export class LoginService {
           schedule();
           return;
         }
-        await onTokens(result);
+        await onTokens({ ...result, issuedTo: credentialTarget(input.settings) });
         finish('approved');
       } catch (err) {
         if (cancelled) return;

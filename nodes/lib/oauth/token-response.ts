@@ -105,5 +105,7 @@ export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): Tok
   if (keptIdToken) tokens.idToken = keptIdToken;
   const subject = subjectFromIdToken(idToken) ?? ctx.previous?.subject;
   if (subject) tokens.subject = subject;
+  // A refresh comes from the provider the login was made with: the tokens stay bound to it.
+  if (ctx.previous?.issuedTo) tokens.issuedTo = ctx.previous.issuedTo;
   return tokens;
 }
