@@ -11,7 +11,7 @@ import {
   type ConnectionSettings,
 } from './lib/connection-settings';
 import { OAuth2Error, isOAuth2Error, translateError, type ErrorParams } from './lib/errors';
-import { LoginFailure, LoginService } from './lib/login/login-service';
+import { LoginFailure, LoginService, type DeviceLoginView } from './lib/login/login-service';
 import { BoundedMemorySessionStore } from './lib/login/session-store';
 import { discoverProvider } from './lib/oauth/discovery';
 
@@ -160,6 +160,32 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     deps.mirrorToCredentials(id, stored);
   }
 
+  /**
+   * Whether `guard` (a needsPermission middleware) lets this request through, asked without answering it: the
+   * guard's refusal is written to a stand-in response. Node-RED's own check, so it follows adminAuth exactly.
+   */
+  function allowed(guard: RequestHandler, req: Request): Promise<boolean> {
+    return new Promise((resolve) => {
+      const refused = (): void => resolve(false);
+      const standIn = { statusCode: 200, status: () => standIn, setHeader: () => standIn, end: refused, send: refused, json: refused };
+      try {
+        guard(req, standIn as unknown as Response, (err?: unknown) => resolve(err === undefined || err === null));
+      } catch {
+        resolve(false);
+      }
+    });
+  }
+
+  /**
+   * A pending device login as the status shows it. The user code and the verification links let whoever holds
+   * them approve the login with their own account: only a user who may log the connection in sees them.
+   */
+  function deviceView(view: DeviceLoginView | undefined, writer: boolean): Partial<DeviceLoginView> | undefined {
+    if (!view || writer) return view;
+    const { userCode: _userCode, verificationUri: _verificationUri, verificationUriComplete: _complete, ...rest } = view;
+    return rest;
+  }
+
   const handle =
     (fn: (req: Request, res: Response) => Promise<void>): RequestHandler =>
     (req, res) => {
@@ -218,7 +244,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
       storeWhere: deps.redis?.where,
       storeUnavailable,
       storeMessage: storeUnavailable ? deps.translate('store.redisUnavailable', { where: deps.redis?.where ?? 'redis' }) : undefined,
-      device: login.deviceStatus(id),
+      device: deviceView(login.deviceStatus(id), await allowed(write, req)),
     });
   }));
 

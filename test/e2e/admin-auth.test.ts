@@ -117,6 +117,29 @@ describe('e2e: admin routes under adminAuth and httpAdminRoot /admin', function 
     });
   }
 
+  it("a pending device login's user code and verification links are shown to writers only", async () => {
+    const started = await adminCall(runtime, 'oauth2-connection/conn-device/device', { body: { config: dialogConfig(deviceConn) } });
+    assert.equal(started.status, 200, started.text);
+    const { userCode, verificationUri } = started.body as { userCode: string; verificationUri: string };
+    assert.ok(userCode && verificationUri, started.text);
+
+    // The read-only user sees that a device login is pending, and nothing that would let them approve it.
+    const asReader = await adminCall(runtime, 'oauth2-connection/conn-device/status', { token: readerToken });
+    assert.equal(asReader.status, 200, asReader.text);
+    const readerView = (asReader.body as { device?: Record<string, unknown> }).device;
+    assert.equal(readerView?.status, 'pending', asReader.text);
+    assert.equal(readerView?.userCode, undefined, asReader.text);
+    assert.equal(readerView?.verificationUri, undefined, asReader.text);
+    assert.equal(readerView?.verificationUriComplete, undefined, asReader.text);
+    assert.ok(!asReader.text.includes(userCode), 'the user code is not in the answer');
+
+    const asAdmin = await adminCall(runtime, 'oauth2-connection/conn-device/status');
+    const adminView = (asAdmin.body as { device?: Record<string, unknown> }).device;
+    assert.equal(adminView?.userCode, userCode);
+    assert.equal(adminView?.verificationUri, verificationUri);
+    assert.ok(String(adminView?.verificationUriComplete).includes(userCode), asAdmin.text);
+  });
+
   it('the callback needs no admin token, but refuses without a valid state', async () => {
     for (const query of ['', '?code=abc', '?code=abc&state=' + 'x'.repeat(43), `?state=${'y'.repeat(43)}&iss=${encodeURIComponent(auth.issuer)}`]) {
       const res = await fetch(new URL(`oauth2-connection/callback${query}`, runtime.adminUrl), { redirect: 'manual' });
