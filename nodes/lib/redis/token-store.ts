@@ -11,7 +11,8 @@
  *   tokens-changed       pub/sub channel: the connection id (never a token) after every write and delete
  *
  * - Values are sealed exactly as the file store's (./tokens/crypto: AES-256-GCM, key by HKDF-SHA256 from the
- *   secret shared by the instances); nothing in Redis is in clear except connection ids and fencing numbers.
+ *   secret shared by the instances), bound to their key (see ./sealed); nothing in Redis is in clear except
+ *   connection ids and fencing numbers.
  * - `set` resolves once Redis acknowledged the write. How durable that is depends on Redis's own persistence:
  *   with `appendonly yes` and `appendfsync always` an acknowledged write survives a Redis crash; with
  *   `everysec` (Redis's default when AOF is on) up to a second of writes can be lost; with no AOF, a restart
@@ -22,7 +23,8 @@
  *   keys of one connection without hash tags).
  */
 import { OAuth2Error } from '../errors';
-import { openJson, sealJson } from '../tokens/crypto';
+import { sealJson } from '../tokens/crypto';
+import { openUnderKey } from './sealed';
 import { isTokenSet } from '../tokens/file-token-store';
 import type { RenewalCoordination, RenewalLease, StoredTokens, TokenStore } from '../tokens/token-store';
 import { redisFailure, type RedisConnection } from './client';
@@ -137,11 +139,11 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
       throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'read tokens', this.connection.where);
     }
     if (value === null) return undefined;
-    return this.open(value);
+    return this.open(connectionId, value);
   }
 
   set(connectionId: string, value: StoredTokens): Promise<void> {
-    const sealed = this.seal(value);
+    const sealed = this.seal(connectionId, value);
     return this.track(async () => {
       try {
         await this.connection.client.eval(SET, 2, this.dataKey(connectionId), this.fenceKey(connectionId), sealed, this.channel, connectionId);
@@ -152,7 +154,7 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
   }
 
   seedIfNeverStored(connectionId: string, value: StoredTokens): Promise<boolean> {
-    const sealed = this.seal(value);
+    const sealed = this.seal(connectionId, value);
     let written = false;
     return this.track(async () => {
       try {
@@ -236,7 +238,7 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
   // ---------------------------------------------------------------------------------------------------------
 
   private writeFenced(connectionId: string, value: StoredTokens, held: HeldLock): Promise<void> {
-    const sealed = this.seal(value);
+    const sealed = this.seal(connectionId, value);
     return this.track(async () => {
       let written: unknown;
       try {
@@ -300,14 +302,15 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
     return promise;
   }
 
-  private seal(value: StoredTokens): string {
-    return sealJson(value, this.secret).toString('base64');
+  /** Sealed bound to its key: a value copied under another connection's key does not open there. */
+  private seal(connectionId: string, value: StoredTokens): string {
+    return sealJson(value, this.secret, this.dataKey(connectionId)).toString('base64');
   }
 
-  private open(value: string): StoredTokens {
+  private open(connectionId: string, value: string): StoredTokens {
     let data: unknown;
     try {
-      data = openJson(Buffer.from(value, 'base64'), this.secret);
+      data = openUnderKey(Buffer.from(value, 'base64'), [this.secret], this.dataKey(connectionId));
     } catch {
       // Left as it is: the instance with the right secret can still read it.
       throw new OAuth2Error(

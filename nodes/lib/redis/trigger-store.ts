@@ -4,8 +4,8 @@
  * the trigger's lease (lease.ts).
  *
  * One hash per trigger node, `key('trigger', nodeId)`:
- *   state  the TriggerState as sealed JSON (crypto.ts: AES-256-GCM, key from the shared secret). Ids can be
- *          personal data (email addresses as ids), so they never reach Redis in clear.
+ *   state  the TriggerState as sealed JSON (crypto.ts: AES-256-GCM, key from the shared secret), bound to this
+ *          key (./sealed). Ids can be personal data (email addresses as ids), so they never reach Redis in clear.
  *   rev    a random revision id, new on every write. Writes compare it (compare-and-set), so a state this process
  *          failed to write is never written over a state another instance wrote meanwhile. Random, not a counter:
  *          a reset deletes the hash, and a counter starting again at 1 could match an old revision (ABA).
@@ -36,7 +36,8 @@ import { randomBytes } from 'node:crypto';
 import { OAuth2Error } from '../errors';
 import { copyState, isTriggerState, type TriggerStateStore } from '../changes/state-store';
 import type { TriggerState } from '../changes/types';
-import { openJson, sealJson } from '../tokens/crypto';
+import { sealJson } from '../tokens/crypto';
+import { openUnderKey } from './sealed';
 import { redisFailure, type RedisConnection } from './client';
 
 /**
@@ -157,17 +158,9 @@ export function openRedisTriggerStateStore(options: {
 
   const open = (nodeId: string, blob: Buffer): TriggerState => {
     let value: unknown;
-    let opened = false;
-    for (const candidate of secrets) {
-      try {
-        value = openJson(blob, candidate);
-        opened = true;
-        break;
-      } catch {
-        // try the next secret
-      }
-    }
-    if (!opened) {
+    try {
+      value = openUnderKey(blob, secrets, keyOf(nodeId));
+    } catch {
       throw stateError(
         `Trigger state: the state of node ${nodeId} in Redis cannot be decrypted with this instance's secret. It was ` +
           'left untouched; give every instance the same credentialSecret (or httpOAuth2.store.secret), or reset the trigger.',
@@ -193,7 +186,7 @@ export function openRedisTriggerStateStore(options: {
       const carriedRev = newRev();
       keys.push(keyOf(id));
       // An overlay whose base is unknown ('') cannot prove nobody wrote since: it is not carried blindly.
-      args.push(sealJson(entry.state, secret), entry.baseRev === '' ? '\u0000unknown' : entry.baseRev, carriedRev);
+      args.push(sealJson(entry.state, secret, keyOf(id)), entry.baseRev === '' ? '\u0000unknown' : entry.baseRev, carriedRev);
       revs.push(carriedRev);
     }
     const result = (await client.eval(CAS_WRITE, keys.length, ...keys, ...args)) as number[];
@@ -248,7 +241,7 @@ export function openRedisTriggerStateStore(options: {
       const run = (async () => {
         try {
           // Unfenced: last writer wins for this trigger (the file's behaviour); used without a lease only.
-          await casWrite(nodeId, sealJson(copy, secret), '');
+          await casWrite(nodeId, sealJson(copy, secret, keyOf(nodeId)), '');
           overlay.delete(nodeId);
         } catch (err) {
           if (err instanceof OAuth2Error) throw err;
@@ -269,7 +262,7 @@ export function openRedisTriggerStateStore(options: {
         const rev = newRev();
         let result: number;
         try {
-          result = (await client.eval(FENCED_WRITE, 2, keyOf(nodeId), fence.leaseKey, sealJson(copy, secret), expected, rev, fence.token, String(fence.fence))) as number;
+          result = (await client.eval(FENCED_WRITE, 2, keyOf(nodeId), fence.leaseKey, sealJson(copy, secret, keyOf(nodeId)), expected, rev, fence.token, String(fence.fence))) as number;
         } catch (err) {
           keepInOverlay(nodeId, copy, expected);
           throw failure(err, `write the trigger state of node ${nodeId}`);

@@ -13,7 +13,9 @@
  *   37+n    16    GCM authentication tag
  *
  * The 37-byte header is the GCM additional authenticated data, so changing the version, salt or nonce fails
- * authentication just like changing the ciphertext. A new salt and nonce are drawn for every seal: HKDF is
+ * authentication just like changing the ciphertext. A caller may bind the value to where it is kept (`aad`,
+ * for example its store key, appended to the header in the additional data): the value then opens only with
+ * the same `aad`, so a sealed value copied under another key does not open there. A new salt and nonce are drawn for every seal: HKDF is
  * cheap, and a fresh key per write removes any chance of a nonce being reused under one key. A later format
  * gets a new version byte; `openJson` refuses versions it does not know rather than guessing.
  *
@@ -48,8 +50,13 @@ export function looksSealed(blob: Buffer): boolean {
   return blob.length >= MAGIC.length && blob.subarray(0, MAGIC.length).equals(MAGIC);
 }
 
-/** Encrypts `value` (JSON-serialisable) for storage. */
-export function sealJson(value: unknown, secret: string): Buffer {
+/** The GCM additional data: the header, then what the value is bound to, if anything (the header has a fixed length). */
+function additionalData(header: Buffer, aad: string | undefined): Buffer {
+  return aad === undefined ? header : Buffer.concat([header, Buffer.from(aad, 'utf8')]);
+}
+
+/** Encrypts `value` (JSON-serialisable) for storage, bound to `aad` when given. */
+export function sealJson(value: unknown, secret: string, aad?: string): Buffer {
   const salt = randomBytes(SALT_BYTES);
   const nonce = randomBytes(NONCE_BYTES);
   const key = deriveKey(secret, salt);
@@ -57,16 +64,17 @@ export function sealJson(value: unknown, secret: string): Buffer {
   const text = JSON.stringify(value);
   if (text === undefined) throw storeError('Token store: the value to seal is not JSON-serialisable.');
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
-  cipher.setAAD(header);
+  cipher.setAAD(additionalData(header, aad));
   const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
   return Buffer.concat([header, body, cipher.getAuthTag()]);
 }
 
 /**
  * Decrypts and parses a blob made by `sealJson`. Throws OAUTH2_TOKEN_STORE_FAILED when the blob is not a
- * sealed file, has an unknown version, is truncated, or fails authentication (wrong secret or modified).
+ * sealed file, has an unknown version, is truncated, or fails authentication (wrong secret, modified, or
+ * sealed with another `aad`).
  */
-export function openJson(blob: Buffer, secret: string): unknown {
+export function openJson(blob: Buffer, secret: string, aad?: string): unknown {
   if (!looksSealed(blob)) {
     throw storeError('Token store: the file is not an encrypted token store (unknown header).');
   }
@@ -86,7 +94,7 @@ export function openJson(blob: Buffer, secret: string): unknown {
   let text: string;
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
-    decipher.setAAD(header);
+    decipher.setAAD(additionalData(header, aad));
     decipher.setAuthTag(tag);
     text = Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
   } catch {

@@ -48,7 +48,7 @@ describe('redis/token-store', function () {
         raw: () => rawUnder(admin, prefix),
         durable: async (id, secret) => {
           const v = await admin.client.hget(admin.key('tokens', id), 'v');
-          return v === null ? undefined : (openJson(Buffer.from(v, 'base64'), secret) as StoredTokens);
+          return v === null ? undefined : (openJson(Buffer.from(v, 'base64'), secret, admin.key('tokens', id)) as StoredTokens);
         },
         plant: async (kind, id, secret) => {
           const value = kind === 'garbage' ? Buffer.from('this is not a token store').toString('base64') : sealJson({ something: 'else' }, secret).toString('base64');
@@ -127,7 +127,31 @@ describe('redis/token-store', function () {
       assert.ok(v);
       const blob = Buffer.from(v, 'base64');
       assert.equal(blob.subarray(0, 8).toString('ascii'), 'NRO2SEAL');
-      assert.deepEqual(openJson(blob, SECRET), entry(3));
+      assert.deepEqual(openJson(blob, SECRET, admin.key('tokens', 'a')), entry(3));
+    });
+
+    it("a sealed value is bound to its key: A's tokens copied under B's key do not open as B's", async () => {
+      const store = new RedisTokenStore({ connection: await instance(), secret: SECRET });
+      await store.set('a', entry(1));
+      await store.set('b', entry(2));
+      // Someone who can write to Redis, without the secret, copies A's sealed tokens over B's.
+      const sealedA = await admin.client.hget(admin.key('tokens', 'a'), 'v');
+      assert.ok(sealedA);
+      await admin.client.hset(admin.key('tokens', 'b'), 'v', sealedA);
+      const reader = new RedisTokenStore({ connection: await instance(), secret: SECRET });
+      await rejectsWithStoreFailure(reader.get('b'), /could not be decrypted/);
+      assert.deepEqual(await reader.get('a'), entry(1));
+    });
+
+    it('a value sealed before values were bound to their key still opens, and is bound when next written', async () => {
+      await admin.client.hset(admin.key('tokens', 'old'), 'v', sealJson(entry(1), SECRET).toString('base64'), 'f', '1');
+      const store = new RedisTokenStore({ connection: await instance(), secret: SECRET });
+      assert.deepEqual(await store.get('old'), entry(1));
+      await store.set('old', entry(2));
+      const v = await admin.client.hget(admin.key('tokens', 'old'), 'v');
+      assert.ok(v);
+      assert.throws(() => openJson(Buffer.from(v, 'base64'), SECRET), /could not be decrypted/);
+      assert.deepEqual(openJson(Buffer.from(v, 'base64'), SECRET, admin.key('tokens', 'old')), entry(2));
     });
 
     it('Redis stopped: calls fail within the command timeout with OAUTH2_TOKEN_STORE_FAILED, no ioredis message; back: works again', async () => {

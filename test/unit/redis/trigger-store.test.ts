@@ -45,7 +45,7 @@ describe('redis/trigger-store', function () {
     },
     stored: async (nodeId, secret = SECRET) => {
       const blob = await admin.client.hgetBuffer(keyOf(nodeId), 'state');
-      return blob ? openJson(blob, secret) : undefined;
+      return blob ? openJson(blob, secret, keyOf(nodeId)) : undefined;
     },
     raw: async (nodeId) => (await admin.client.hgetBuffer(keyOf(nodeId), 'state')) ?? Buffer.alloc(0),
     writeForeign: async (nodeId, value) => {
@@ -69,6 +69,31 @@ describe('redis/trigger-store', function () {
     await admin.client.set(admin.key('trigger-lease', 'n1'), 'someone');
     assert.deepEqual((await admin.client.hkeys(keyOf('n1'))).sort(), ['rev', 'state']);
     assert.deepEqual(await store.ids(), ['n1']);
+  });
+
+  it("a sealed state is bound to its key: trigger A's memory copied under B's key does not open as B's", async () => {
+    const store = openRedisTriggerStateStore({ connection: admin, secret: SECRET });
+    await store.set('n1', state(1));
+    await store.set('n2', state(2));
+    const sealed = await admin.client.hgetBuffer(keyOf('n1'), 'state');
+    assert.ok(sealed);
+    await admin.client.hset(keyOf('n2'), 'state', sealed);
+    const other = instances.connect(settings);
+    await ready(other);
+    const reader = openRedisTriggerStateStore({ connection: other, secret: SECRET });
+    await assert.rejects(reader.get('n2'), (err: unknown) => (err as { params?: { reason?: string } }).params?.reason === 'undecryptable');
+    assert.deepEqual(await reader.get('n1'), state(1));
+  });
+
+  it('a state sealed before states were bound to their key still opens, and is bound when next written', async () => {
+    await admin.client.hset(keyOf('old'), 'state', sealJson(state(1), SECRET), 'rev', 'r1');
+    const store = openRedisTriggerStateStore({ connection: admin, secret: SECRET });
+    assert.deepEqual(await store.get('old'), state(1));
+    await store.set('old', state(2));
+    const blob = await admin.client.hgetBuffer(keyOf('old'), 'state');
+    assert.ok(blob);
+    assert.throws(() => openJson(blob, SECRET), /could not be decrypted/);
+    assert.deepEqual(openJson(blob, SECRET, keyOf('old')), state(2));
   });
 
   it('another instance with the same secret reads the state', async () => {
