@@ -53,6 +53,37 @@ export type OAuth2ErrorCode = (typeof ERROR_CODES)[number];
 
 export type ErrorParams = Record<string, string | number | boolean | undefined>;
 
+/**
+ * The placeholders of each code's message (`errors.<code>` in every catalog; test/unit/locales.test.ts keeps
+ * the two in step). The constructor's type requires them, so no error reaches a Catch node with `__host__`
+ * left in its text. `reason` is filled by translateError ("is not valid") when the message also names a field.
+ */
+export const ERROR_PLACEHOLDERS = {
+  OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE: ['reason'],
+  OAUTH2_TOKEN_REQUEST_REJECTED: ['error'],
+  OAUTH2_ORIGIN_NOT_ALLOWED: ['origin'],
+  OAUTH2_INVALID_CONFIG: ['field', 'reason'],
+  OAUTH2_INVALID_INPUT: ['field', 'reason'],
+  OAUTH2_DISCOVERY_FAILED: ['reason'],
+  OAUTH2_PROVIDER_ERROR: ['error', 'description'],
+  OAUTH2_HTTP_STATUS: ['statusCode'],
+  OAUTH2_REQUEST_FAILED: ['host', 'attempts'],
+  OAUTH2_REQUEST_TIMEOUT: ['host', 'attempts'],
+  OAUTH2_RECORDS_NOT_FOUND: ['path'],
+} as const satisfies Partial<Record<OAuth2ErrorCode, readonly string[]>>;
+
+type Placeholders<C extends OAuth2ErrorCode> = C extends keyof typeof ERROR_PLACEHOLDERS ? (typeof ERROR_PLACEHOLDERS)[C][number] : never;
+
+/** The params a code's construction must give: its placeholders, less `reason` where translateError fills it. */
+export type RequiredErrorParams<C extends OAuth2ErrorCode> = 'field' extends Placeholders<C> ? Exclude<Placeholders<C>, 'reason'> : Placeholders<C>;
+
+/** The constructor's options for `C`: `params` with a defined value for every required placeholder. */
+type OptionsArgument<C extends OAuth2ErrorCode> = C extends OAuth2ErrorCode
+  ? [RequiredErrorParams<C>] extends [never]
+    ? [options?: OAuth2ErrorOptions]
+    : [options: OAuth2ErrorOptions & { params: ErrorParams & { [K in RequiredErrorParams<C>]: string | number | boolean } }]
+  : never;
+
 export interface OAuth2ErrorOptions {
   params?: ErrorParams;
   /** RFC 6749 / 8628 / 7009 `error` value when the server sent one. */
@@ -65,14 +96,15 @@ export interface OAuth2ErrorOptions {
   cause?: unknown;
 }
 
-export class OAuth2Error extends Error {
-  readonly code: OAuth2ErrorCode;
+export class OAuth2Error<C extends OAuth2ErrorCode = OAuth2ErrorCode> extends Error {
+  readonly code: C;
   readonly params: ErrorParams;
   readonly oauthError?: string;
   readonly statusCode?: number;
   readonly retryable: boolean;
 
-  constructor(code: OAuth2ErrorCode, message: string, options: OAuth2ErrorOptions = {}) {
+  constructor(code: C, message: string, ...[given]: OptionsArgument<C>) {
+    const options: OAuth2ErrorOptions = given ?? {};
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OAuth2Error';
     this.code = code;

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ERROR_CODES, ERROR_PLACEHOLDERS, OAuth2Error, translateError, type ErrorParams, type OAuth2ErrorCode } from '../../nodes/lib/errors';
+import { validateCallback } from '../../nodes/lib/oauth/callback';
+import { mapEndpointFailure } from '../../nodes/lib/oauth/error-mapping';
 
 // Keeps every language's message catalogs and help in step with en-US, the reference language.
 // For each node of package.json's `node-red.nodes` and each directory under locales/:
@@ -206,4 +209,111 @@ describe('locales', () => {
       }
     });
   }
+});
+
+// Every error message is filled: the catalogs' `errors.<code>` placeholders are exactly what ERROR_PLACEHOLDERS
+// lists, and the OAuth2Error constructor's type requires those params (tsc checks every construction site; the
+// expected type errors below fail the type check if it stops doing so). Then each code, built with the params its
+// type requires and nothing more, translates to a text without a single `__` in every language.
+
+
+function errorCatalog(lang: string, type: string): Map<string, unknown> {
+  return flatten(JSON.parse(fs.readFileSync(path.join(root, 'locales', lang, `${type}.json`), 'utf8')));
+}
+
+/** Node-RED's `_` for one node's catalog: i18next's __name__ interpolation; a missing param stays as it is. */
+function translator(lang: string, type: string): (key: string, params?: ErrorParams) => string {
+  const entries = errorCatalog(lang, type);
+  return (key, params) => {
+    const text = entries.get(`${type}.${key}`);
+    if (typeof text !== 'string') return key;
+    return text.replace(/__([A-Za-z0-9]+)__/g, (whole, name: string) => (params?.[name] !== undefined ? String(params[name]) : whole));
+  };
+}
+
+const required = (code: OAuth2ErrorCode): readonly string[] => {
+  const names: readonly string[] = (ERROR_PLACEHOLDERS as Partial<Record<OAuth2ErrorCode, readonly string[]>>)[code] ?? [];
+  // translateError fills `reason` when a field is named (see RequiredErrorParams).
+  return names.includes('field') ? names.filter((n) => n !== 'reason') : names;
+};
+
+/** An error of `code` with exactly the params its constructor's type requires. */
+function minimalError(code: OAuth2ErrorCode): OAuth2Error {
+  const params: ErrorParams = {};
+  for (const name of required(code)) params[name] = name === 'field' ? 'clientId' : `${name}-value`;
+  // The code is a runtime value here: the per-code type of the options cannot be named, hence the cast.
+  const make = OAuth2Error as unknown as new (c: OAuth2ErrorCode, m: string, o: { params: ErrorParams }) => OAuth2Error;
+  return new make(code, `English ${code}`, { params });
+}
+
+describe('error messages: every placeholder is filled', () => {
+  for (const lang of REQUIRED_LANGUAGES) {
+    for (const type of nodeTypes()) {
+      it(`${lang}/${type}: each errors.<code> uses exactly the placeholders its code lists`, () => {
+        for (const [key, text] of errorCatalog(lang, type)) {
+          const match = new RegExp(`^${type}\\.errors\\.(OAUTH2_[A-Z_]+)$`).exec(key);
+          if (!match || typeof text !== 'string') continue;
+          const code = match[1] as OAuth2ErrorCode;
+          assert.ok(ERROR_CODES.includes(code), `${key}: not an error code`);
+          const listed = [...((ERROR_PLACEHOLDERS as Partial<Record<string, readonly string[]>>)[code] ?? [])].sort();
+          const used = placeholders(text).map((p) => p.slice(2, -2)).sort();
+          const extra = used.filter((name) => !listed.includes(name));
+          assert.deepEqual(extra, [], `${key} uses placeholders its code does not require: ${text}`);
+          if (type === 'oauth2-connection') assert.deepEqual(used, listed, `${key}: ${text}`);
+        }
+      });
+    }
+
+    it(`${lang}: every code, built with only the params its type requires, translates with no __ left`, () => {
+      for (const type of nodeTypes()) {
+        const t = translator(lang, type);
+        for (const code of ERROR_CODES) {
+          if (!errorCatalog(lang, type).has(`${type}.errors.${code}`)) {
+            assert.notEqual(type, 'oauth2-connection', `${lang}: the connection catalog has no message for ${code}`);
+            continue;
+          }
+          const text = translateError(minimalError(code), t);
+          assert.ok(!text.includes('__'), `${lang}/${type} ${code}: ${text}`);
+          assert.notEqual(text, `English ${code}`, `${lang}/${type} ${code} was not translated`);
+        }
+      }
+    });
+  }
+
+  it('errors as the engine raises them reach Catch filled: a 503 from the token endpoint, a login error without description', () => {
+    const caught = (fn: () => unknown): unknown => {
+      try {
+        fn();
+      } catch (err) {
+        return err;
+      }
+      throw new Error('did not throw');
+    };
+    const raised = [
+      mapEndpointFailure({ kind: 'http', status: 503, body: { error: 'temporarily_unavailable' } }, { host: 'auth.example', endpoint: 'token' }),
+      mapEndpointFailure({ kind: 'http', status: 400, body: { error: 'invalid_client' } }, { host: 'auth.example', endpoint: 'token' }),
+      caught(() => validateCallback({ state: 's', error: 'server_error' }, { state: 's', issRequired: false })),
+    ];
+    for (const lang of REQUIRED_LANGUAGES) {
+      const t = translator(lang, 'oauth2-connection');
+      for (const err of raised) {
+        const text = translateError(err, t);
+        assert.ok(!text.includes('__'), `${lang} ${(err as OAuth2Error).code}: ${text}`);
+      }
+    }
+  });
+
+  it('the constructor refuses, at compile time, an error missing a placeholder of its message', () => {
+    const built = [
+      // @ts-expect-error -- OAUTH2_REQUEST_FAILED's message needs host and attempts
+      () => new OAuth2Error('OAUTH2_REQUEST_FAILED', 'x', { params: { host: 'h' } }),
+      // @ts-expect-error -- OAUTH2_HTTP_STATUS's message needs statusCode
+      () => new OAuth2Error('OAUTH2_HTTP_STATUS', 'x', { statusCode: 500 }),
+      // @ts-expect-error -- an undefined value does not fill a placeholder
+      () => new OAuth2Error('OAUTH2_PROVIDER_ERROR', 'x', { params: { error: 'e', description: undefined } }),
+      () => new OAuth2Error('OAUTH2_INVALID_CONFIG', 'x', { params: { field: 'clientId' } }),
+      () => new OAuth2Error('OAUTH2_LOGIN_REQUIRED', 'x'),
+    ];
+    for (const make of built) assert.ok(make() instanceof OAuth2Error);
+  });
 });

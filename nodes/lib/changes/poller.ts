@@ -164,7 +164,7 @@ function asStateError(err: unknown): OAuth2Error {
 function asFetchError(err: unknown): OAuth2Error {
   return isOAuth2Error(err)
     ? err
-    : new OAuth2Error('OAUTH2_REQUEST_FAILED', 'The poll request failed.', { cause: err, retryable: true });
+    : new OAuth2Error('OAUTH2_REQUEST_FAILED', 'The poll request failed.', { params: { host: '?', attempts: 1 }, cause: err, retryable: true });
 }
 
 function sameEntries(a: Array<[string, string]>, b: Array<[string, string]>): boolean {

@@ -94,7 +94,7 @@ export async function sendAuthorised(req: AuthorisedRequest, deps: SendDeps): Pr
     if (isOAuth2Error(err)) throw err;
     // Deliberately no `cause`: an axios error holds the request config, Authorization header included.
     throw new OAuth2Error('OAUTH2_REQUEST_FAILED', 'The request failed unexpectedly', {
-      params: { reason: err instanceof Error ? err.name : 'unknown' },
+      params: { host: hostOf(req.url), attempts: 1, reason: err instanceof Error ? err.name : 'unknown' },
     });
   }
 }
@@ -150,7 +150,7 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
   let attempts = 1;
 
   for (;;) {
-    throwIfAborted(req.signal);
+    throwIfAborted(req.signal, hop.url.host, attempts);
     const headers: HeaderMap = { ...hop.headers };
     let tokenUsed: string | undefined;
     if (attachToken && hop.url.origin === tokenOrigin && authorizer.allows(hop.url)) {
@@ -403,9 +403,18 @@ function safeOrigin(url: URL): string {
   return `${url.protocol}//${url.host}`;
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
+function throwIfAborted(signal: AbortSignal | undefined, host: string, attempts: number): void {
   if (signal?.aborted) {
-    throw new OAuth2Error('OAUTH2_REQUEST_FAILED', 'The request was cancelled', { params: { reason: 'aborted' } });
+    throw new OAuth2Error('OAUTH2_REQUEST_FAILED', 'The request was cancelled', { params: { host, attempts, reason: 'aborted' } });
+  }
+}
+
+/** The host of a request URL for an error message (never the path or query, which may carry data). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '?';
   }
 }
 

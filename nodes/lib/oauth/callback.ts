@@ -59,7 +59,7 @@ export function validateCallback(query: Record<string, unknown>, expected: Expec
       });
     }
     throw new OAuth2Error('OAUTH2_PROVIDER_ERROR', `The provider answered the login with an error (${errorCode})`, {
-      params: { error: errorCode, description },
+      params: { error: errorCode, description: description ?? '' },
       oauthError: errorCode,
     });
   }

@@ -51,7 +51,7 @@ export async function requestDeviceAuthorization(input: {
     // A refusal here is the provider declining the device request, not a token problem.
     if (error.code === 'OAUTH2_TOKEN_REQUEST_REJECTED' || error.code === 'OAUTH2_LOGIN_REQUIRED') {
       throw new OAuth2Error('OAUTH2_PROVIDER_ERROR', `The device authorization endpoint at ${host} refused the request (${error.oauthError})`, {
-        params: error.params,
+        params: { ...error.params, error: error.oauthError ?? String(result.status), description: error.params.description ?? '' },
         oauthError: error.oauthError,
         statusCode: result.status,
       });

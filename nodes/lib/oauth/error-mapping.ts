@@ -76,7 +76,7 @@ export function mapEndpointFailure(failure: EndpointFailure, ctx: EndpointContex
   // 5xx and 429 are the server's trouble, whatever the body says: worth trying later.
   if (status >= 500 || status === 429) {
     return new OAuth2Error('OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE', `The ${where} answered HTTP ${status}${oauthError ? ` (${oauthError})` : ''}`, {
-      params,
+      params: { ...params, reason: `HTTP ${status}` },
       oauthError,
       statusCode: status,
       retryable: true,
@@ -92,7 +92,7 @@ export function mapEndpointFailure(failure: EndpointFailure, ctx: EndpointContex
   }
   if (oauthError) {
     return new OAuth2Error('OAUTH2_TOKEN_REQUEST_REJECTED', `The ${where} rejected the request (${oauthError})`, {
-      params,
+      params: { ...params, error: oauthError },
       oauthError,
       statusCode: status,
     });

@@ -956,6 +956,7 @@ function normaliseClientError(err: unknown): OAuth2Error {
   // Contract says the client throws OAuth2Error only; anything else is a bug or a raw network error. Its
   // message could hold request details, so it is not copied.
   return new OAuth2Error('OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE', 'The token endpoint call failed unexpectedly.', {
+    params: { reason: 'unexpected' },
     retryable: true,
   });
 }

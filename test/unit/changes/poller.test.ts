@@ -165,7 +165,7 @@ describe('changes/poller', () => {
     list.records = [rec('a', T0)];
     success(await poller.pollNow());
     list.records = [rec('a', T0), rec('b', T0)];
-    list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 503', { statusCode: 503, retryable: true }));
+    list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 503', { statusCode: 503, retryable: true, params: { statusCode: 503 } }));
     assert.equal(failure(await poller.pollNow()).code, 'OAUTH2_HTTP_STATUS');
     assert.equal((await store.get('node-1'))?.seen.length, 1);
     list.failures.push(new TypeError('bug below'));
@@ -215,7 +215,7 @@ describe('changes/poller', () => {
     const states: PollerState[] = [];
     poller.on('state', (s) => states.push(s));
     list.records = [rec('a', T0)];
-    const unavailable = (): OAuth2Error => new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 503', { statusCode: 503, retryable: true });
+    const unavailable = (): OAuth2Error => new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 503', { statusCode: 503, retryable: true, params: { statusCode: 503 } });
     list.failures.push(unavailable(), unavailable(), unavailable());
     poller.start();
 
@@ -236,9 +236,9 @@ describe('changes/poller', () => {
     list.failures.push(unavailable());
     assert.equal(await waitAfter(), INTERVAL);
     // Retry-After: honoured when longer than the backoff, capped at maxRetryAfterMs.
-    list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 429', { statusCode: 429, retryable: true, params: { retryAfterMs: 120_000 } }));
+    list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 429', { statusCode: 429, retryable: true, params: { statusCode: 429, retryAfterMs: 120_000 } }));
     assert.equal(await waitAfter(), 120_000);
-    list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 429', { statusCode: 429, retryable: true, params: { retryAfterMs: 86_400_000 } }));
+    list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 429', { statusCode: 429, retryable: true, params: { statusCode: 429, retryAfterMs: 86_400_000 } }));
     assert.equal(await waitAfter(), 300_000);
     assert.equal(states.at(-1)?.lastError?.statusCode, 429);
     // Success: back to the normal interval, error cleared.
@@ -361,7 +361,7 @@ describe('changes/poller', () => {
     assert.equal((await store.get('node-1'))?.seen[0][1], String(T0));
     success(await poller.pollNow());
     assert.deepEqual(sent.all(), ['updated:a', 'created:b']);
-    list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 500', { statusCode: 500 }));
+    list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 500', { statusCode: 500, params: { statusCode: 500 } }));
     await assert.rejects(poller.preview(), (e: unknown) => isOAuth2Error(e, 'OAUTH2_HTTP_STATUS'));
   });
 

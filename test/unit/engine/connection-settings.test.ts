@@ -95,6 +95,6 @@ describe('connection settings', () => {
     }
     assert.equal(translateError(caught, t), 'Invalid configuration: Client ID is required');
     // Unknown keys fall back to the English message rather than showing a key.
-    assert.equal(translateError(new OAuth2Error('OAUTH2_TIMEOUT' as never, 'fallback text'), t), 'fallback text');
+    assert.equal(translateError(new OAuth2Error('OAUTH2_TIMEOUT' as 'OAUTH2_LOGIN_REQUIRED', 'fallback text'), t), 'fallback text');
   });
 });

@@ -80,9 +80,9 @@ describe('redis/trigger: three instances, one trigger', function () {
     try {
       response = await fetch(`${api.url}/records`, { headers: { authorization: 'Bearer test-token' }, signal });
     } catch (err) {
-      throw new OAuth2Error('OAUTH2_REQUEST_FAILED', 'list failed', { cause: err, retryable: true });
+      throw new OAuth2Error('OAUTH2_REQUEST_FAILED', 'list failed', { params: { host: 'records', attempts: 1 }, cause: err, retryable: true });
     }
-    if (!response.ok) throw new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.status}`, { retryable: true });
+    if (!response.ok) throw new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.status}`, { params: { statusCode: response.status }, retryable: true });
     return { records: (await response.json()) as unknown[], complete: true };
   };
 
@@ -265,9 +265,9 @@ describe('redis/trigger: deploys during an outage and rolling redeploys', functi
 
   const fetchList = async (_query: Record<string, string>, signal: AbortSignal): Promise<{ records: unknown[]; complete: boolean }> => {
     const response = await fetch(`${api.url}/records`, { headers: { authorization: 'Bearer test-token' }, signal }).catch((err: unknown) => {
-      throw new OAuth2Error('OAUTH2_REQUEST_FAILED', 'list failed', { cause: err, retryable: true });
+      throw new OAuth2Error('OAUTH2_REQUEST_FAILED', 'list failed', { params: { host: 'records', attempts: 1 }, cause: err, retryable: true });
     });
-    if (!response.ok) throw new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.status}`, { retryable: true });
+    if (!response.ok) throw new OAuth2Error('OAUTH2_HTTP_STATUS', `HTTP ${response.status}`, { params: { statusCode: response.status }, retryable: true });
     return { records: (await response.json()) as unknown[], complete: true };
   };
 

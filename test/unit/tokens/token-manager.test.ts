@@ -229,7 +229,7 @@ describe('TokenManager', () => {
   it('non-retryable rejections (invalid_client) are not retried', async () => {
     const h = harness();
     await withStored(h, expired(h));
-    h.client.queue(new OAuth2Error('OAUTH2_TOKEN_REQUEST_REJECTED', 'invalid_client', { oauthError: 'invalid_client' }));
+    h.client.queue(new OAuth2Error('OAUTH2_TOKEN_REQUEST_REJECTED', 'invalid_client', { params: { error: 'invalid_client' }, oauthError: 'invalid_client' }));
     await rejectsWith(h.manager.getAccessToken(), 'OAUTH2_TOKEN_REQUEST_REJECTED');
     assert.equal(h.client.calls, 1);
   });

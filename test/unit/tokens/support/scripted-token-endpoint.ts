@@ -54,7 +54,7 @@ export function makeTokens(now: number, overrides: Partial<TokenSet> = {}): Toke
 }
 
 export function unavailable(): OAuth2Error {
-  return new OAuth2Error('OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE', 'token endpoint answered 503', { retryable: true, statusCode: 503 });
+  return new OAuth2Error('OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE', 'token endpoint answered 503', { params: { reason: 'HTTP 503' }, retryable: true, statusCode: 503 });
 }
 
 export function invalidGrant(): OAuth2Error {
