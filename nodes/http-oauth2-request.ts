@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import mustache from 'mustache';
 import { OAuth2Error, isOAuth2Error } from './lib/errors';
 import { createAgents } from './lib/http/agents';
+import { maxResponseBytes } from './lib/http/body';
 import { fetchPages, paginationFromConfig, validatePagination, type Page } from './lib/http/pagination';
 import { DEFAULT_RECORD_PROPERTIES, findRecords } from './lib/http/records';
 import { sendAuthorised, resolveRequestUrl, type AuthorisedRequest, type AuthorisedResponse } from './lib/http/request';
@@ -27,6 +28,8 @@ interface RequestNodeDef extends NodeDef {
   tls?: string;
   followRedirects?: boolean;
   maxRedirects?: string | number;
+  /** Max response size (MB), decoded; empty means DEFAULT_MAX_RESPONSE_MB. */
+  maxResponseMb?: string | number;
   retryStatuses?: string;
   maxAttempts?: string | number;
   retryUnsafe?: boolean;
@@ -100,6 +103,7 @@ export = function register(RED: NodeAPI): void {
     };
     const maxRedirects = Math.max(0, Math.floor(numberOr(def.maxRedirects, 5)));
     const followRedirects = def.followRedirects !== false;
+    const maxResponse = maxResponseBytes(def.maxResponseMb);
     const pagination = paginationFromConfig(def);
     const maxPagesText = typeof def.maxPages === 'number' ? String(def.maxPages) : text(def.maxPages);
     const maxPages = maxPagesText === '' ? 10 : Number(maxPagesText);
@@ -385,6 +389,7 @@ export = function register(RED: NodeAPI): void {
             followRedirects,
             maxRedirects,
             retry,
+            maxResponseBytes: maxResponse,
           };
           const deps = { authorizer: connection, agents: ownAgents ?? connection.agents };
           if (pagination.kind !== 'none') {

@@ -190,6 +190,7 @@ export = function register(RED: NodeAPI): void {
         maxRedirects: 5,
         // The poller backs off between polls; inside a poll, one quick retry of a transient failure is enough.
         retry: retryPolicy({ maxAttempts: 2 }),
+        maxResponseBytes: config.maxResponseBytes,
         // A node closing (redeploy) abandons the poll: nothing was emitted, so nothing is lost.
         signal,
       };

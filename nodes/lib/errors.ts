@@ -41,6 +41,8 @@ export const ERROR_CODES = [
   'OAUTH2_TOO_MANY_REDIRECTS',
   /** The response body could not be decoded as the node was told to (for example invalid JSON). */
   'OAUTH2_RESPONSE_DECODE_FAILED',
+  /** The response's decoded body passed the node's Max response size (params.limit, in MB); it was not kept. */
+  'OAUTH2_RESPONSE_TOO_LARGE',
   /** The token store could not be read or written. */
   'OAUTH2_TOKEN_STORE_FAILED',
   /** The records were not found in a response (records path missing, or not a list). params.path. */

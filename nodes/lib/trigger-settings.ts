@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { TriggerSettings } from './changes/types';
 import { OAuth2Error } from './errors';
+import { maxResponseBytes } from './http/body';
 import { paginationFromConfig, validatePagination, type PaginationConfig, type PaginationSettings } from './http/pagination';
 
 /** The record-change node's configuration as the editor saves it. */
@@ -25,6 +26,8 @@ export interface TriggerConfig extends PaginationConfig {
   maxPages?: number | string;
   maxRemembered?: number | string;
   requestTimeout?: number | string;
+  /** Max response size (MB) of each page, decoded; empty means the request pipeline's default. */
+  maxResponseMb?: number | string;
   /** Watched fields: dot paths, separated by commas or new lines. */
   watchFields?: string;
   /** Remember the watched values (msg.changes with previous values, $previous in the condition). */
@@ -42,6 +45,8 @@ export interface ParsedTrigger {
   maxPages: number;
   batch: boolean;
   timeoutMs?: number;
+  /** The most one page may weigh once decoded, in bytes. */
+  maxResponseBytes: number;
   /** JSONata condition text, or undefined (the adapter compiles it with Node-RED's JSONata). */
   condition?: string;
   /** Digest of what the node watches: a different one means the remembered state is about something else. */
@@ -120,6 +125,8 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
   const pagination = paginationFromConfig(config);
   validatePagination(pagination);
   const timeout = config.requestTimeout === undefined || config.requestTimeout === '' ? undefined : count(config.requestTimeout, 'requestTimeout', 0, 1);
+  const maxResponse = maxResponseBytes(config.maxResponseMb);
+  if (Number.isNaN(maxResponse)) throw invalid('maxResponseMb', 'invalidSize', String(config.maxResponseMb));
   const settings: TriggerSettings = {
     idPath,
     detection,
@@ -144,6 +151,7 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
     maxPages: count(config.maxPages, 'maxPages', 100, 1),
     batch: config.batch === true,
     timeoutMs: timeout,
+    maxResponseBytes: maxResponse,
     condition,
     configKey,
   };

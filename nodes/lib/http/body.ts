@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import querystring from 'node:querystring';
 import { OAuth2Error } from '../errors';
 
@@ -177,6 +178,45 @@ function charsetOf(contentType: string | undefined): string | undefined {
   if (!contentType) return undefined;
   const match = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType);
   return match ? match[1].toLowerCase() : undefined;
+}
+
+/** One megabyte as the size settings count it (1,048,576 bytes). */
+export const MB = 1024 * 1024;
+
+/**
+ * The decoded size a response may have unless the node says otherwise. A response becomes msg.payload (and,
+ * parsed as JSON, several times its size in memory), so the cap is where a body stops being a message and
+ * starts being a file: ten times Node-RED's own 5 MB limit for bodies it receives (apiMaxLength), far above a
+ * page of API records, yet a compressed answer that expands to gigabytes cannot take the runtime down.
+ */
+export const DEFAULT_MAX_RESPONSE_MB = 50;
+
+/**
+ * The "Max response size (MB)" setting in bytes: empty means the default; NaN when it is not a number above 0
+ * (the request then fails naming the field). Never more than a Buffer can hold.
+ */
+export function maxResponseBytes(setting: unknown): number {
+  if (setting === undefined || setting === null || (typeof setting === 'string' && setting.trim() === '')) return DEFAULT_MAX_RESPONSE_MB * MB;
+  const mb = typeof setting === 'number' ? setting : typeof setting === 'string' ? Number(setting.trim()) : NaN;
+  if (!Number.isFinite(mb) || mb <= 0) return NaN;
+  return Math.min(constants.MAX_LENGTH, Math.max(1, Math.floor(mb * MB)));
+}
+
+/**
+ * Reads a body stream into one Buffer, counting the bytes as they come (after decompression when the stream
+ * decodes) and stopping as soon as they pass `maxBytes`: leaving the loop destroys a Node stream and cancels a
+ * web stream, so a small compressed answer that would expand to gigabytes costs no more than the cap.
+ * Resolves `undefined` when the cap was passed.
+ */
+export async function readCapped(source: AsyncIterable<Uint8Array>, maxBytes: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of source) {
+    total += chunk.byteLength;
+    if (total > maxBytes) return undefined;
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
 }
 
 export interface DecodedBody {

@@ -1,9 +1,10 @@
 import type http from 'node:http';
 import type https from 'node:https';
+import type { Readable } from 'node:stream';
 import axios, { type AxiosResponse, isAxiosError } from 'axios';
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import type { Authorizer } from './authorizer';
-import { decodeBody, encodeRequest, type HeaderMap, type PayToQs, type ResponseMode } from './body';
+import { DEFAULT_MAX_RESPONSE_MB, MB, decodeBody, encodeRequest, readCapped, type HeaderMap, type PayToQs, type ResponseMode } from './body';
 import { backoffDelay, isRetryableMethod, isRetryableStatus, retryDelay, retryPolicy, type RetryPolicy } from './retry';
 
 export interface AuthorisedRequest {
@@ -21,6 +22,11 @@ export interface AuthorisedRequest {
   /** Default 5. */
   maxRedirects: number;
   retry: RetryPolicy;
+  /**
+   * The most a response body may weigh once decoded (decompressed), in bytes; default DEFAULT_MAX_RESPONSE_MB.
+   * Past it the response is abandoned and the request fails with OAUTH2_RESPONSE_TOO_LARGE.
+   */
+  maxResponseBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -124,6 +130,7 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
     typeof req.maxRedirects === 'number' && Number.isInteger(req.maxRedirects) && req.maxRedirects >= 0
       ? req.maxRedirects
       : DEFAULT_MAX_REDIRECTS;
+  const maxResponseBytes = validateMaxResponseBytes(req.maxResponseBytes);
   const url = resolveRequestUrl(req.url);
   if (!authorizer.allows(url)) {
     throw new OAuth2Error('OAUTH2_ORIGIN_NOT_ALLOWED', `The origin ${safeOrigin(url)} is not allowed for this connection; nothing was sent`, {
@@ -160,10 +167,12 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
       tokenUsed = token.accessToken;
     }
 
-    let response: AxiosResponse<Buffer>;
+    let response: OnceResponse;
     try {
-      response = await sendOnce(hop, headers, timeoutMs, deps.agents, req.signal);
+      response = await sendOnce(hop, headers, timeoutMs, maxResponseBytes, deps.agents, req.signal);
     } catch (err) {
+      // Too large is the answer itself, not a network fault: asking again would fetch the same body.
+      if (isOAuth2Error(err)) throw err;
       const failure = classify(err);
       if (failure.kind === 'aborted') {
         throw new OAuth2Error('OAUTH2_REQUEST_FAILED', `The request to ${hop.url.host} was cancelled`, {
@@ -262,13 +271,20 @@ function redirectHop(hop: Hop, status: number, next: URL): Hop {
   return { url: next, method, headers, body };
 }
 
+interface OnceResponse {
+  status: number;
+  headers: AxiosResponse['headers'];
+  data: Buffer;
+}
+
 async function sendOnce(
   hop: Hop,
   headers: HeaderMap,
   timeoutMs: number,
+  maxResponseBytes: number,
   agents: SendDeps['agents'],
   signal: AbortSignal | undefined,
-): Promise<AxiosResponse<Buffer>> {
+): Promise<OnceResponse> {
   // A whole-request timer (axios' own `timeout` is a socket idle timer, and core's is for the whole request).
   const controller = new AbortController();
   let timedOut = false;
@@ -276,14 +292,16 @@ async function sendOnce(
   const onAbort = (): void => controller.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    return await axios.request<Buffer>({
+    const response = await axios.request<Readable>({
       url: hop.url.href,
       method: hop.method,
       headers,
       data: hop.body,
       maxRedirects: 0,
       validateStatus: () => true,
-      responseType: 'arraybuffer',
+      // A stream of the decoded body, read here with a count: the cap applies to what decompression yields,
+      // and the whole-request timer and the caller's signal still cover every byte of it.
+      responseType: 'stream',
       decompress: true,
       httpAgent: agents.http,
       httpsAgent: agents.https,
@@ -292,8 +310,18 @@ async function sendOnce(
       transformRequest: [(data: unknown) => data],
       transformResponse: [(data: unknown) => data],
       maxBodyLength: Infinity,
-      maxContentLength: Infinity,
+      // -1: no limit of axios' own (the count is readCapped's), and no extra stream wrapped around the body.
+      maxContentLength: -1,
     });
+    const data = await readCapped(response.data, maxResponseBytes);
+    if (data === undefined) {
+      const limit = Math.round((maxResponseBytes / MB) * 1000) / 1000;
+      throw new OAuth2Error('OAUTH2_RESPONSE_TOO_LARGE', `The response from ${hop.url.host} is larger than ${limit} MB once decoded; it was not kept`, {
+        params: { host: hop.url.host, limit },
+        statusCode: response.status,
+      });
+    }
+    return { status: response.status, headers: response.headers, data };
   } catch (err) {
     if (timedOut) throw new TimeoutMarker();
     throw err;
@@ -348,6 +376,14 @@ function validateMethod(method: unknown): string {
     throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid msg.method', { params: { field: 'method' } });
   }
   return method.toUpperCase();
+}
+
+function validateMaxResponseBytes(value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_RESPONSE_MB * MB;
+  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid configuration: maxResponseMb', { params: { field: 'maxResponseMb', reason: 'invalidSize' } });
+  }
+  return value;
 }
 
 function validateTimeout(timeoutMs: unknown): number {
