@@ -13,11 +13,11 @@ import {
 import { OAuth2Error, isOAuth2Error, translateError, type ErrorParams } from './lib/errors';
 import { LoginFailure, LoginService, type DeviceLoginView } from './lib/login/login-service';
 import { BoundedMemorySessionStore } from './lib/login/session-store';
-import { discoverProvider } from './lib/oauth/discovery';
+import { discoverProvider, discoveryFailureForCaller } from './lib/oauth/discovery';
 
 import type { TokenEndpointClient } from './lib/oauth/token-endpoint';
 import type { StoredTokens } from './lib/tokens/token-store';
-import type { TokenSet } from './lib/types';
+import type { ProviderMetadata, TokenSet } from './lib/types';
 import type { NodeAPI } from './node-red-types';
 import type { ConnectionNode } from './connection-node';
 import type { RuntimeTokenStore } from './shared-token-store';
@@ -197,7 +197,15 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     if (typeof issuer !== 'string' || !issuer.trim()) {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: issuer', { params: { field: 'issuer', reason: 'required' } });
     }
-    const md = await discoverProvider(issuer.trim(), { timeoutMs: 15_000 });
+    let md: ProviderMetadata;
+    try {
+      md = await discoverProvider(issuer.trim(), { timeoutMs: 15_000 });
+    } catch (err) {
+      // A reader may probe with any issuer: what the network answered goes to the log, the caller gets one error.
+      const shown = discoveryFailureForCaller(issuer.trim(), err);
+      if (shown.logDetail) RED.log.warn(deps.translate('discover.failedLog', { issuer: issuer.trim(), detail: shown.logDetail }));
+      throw shown.error;
+    }
     res.json({
       issuer: md.issuer,
       authorizationEndpoint: md.authorizationEndpoint,

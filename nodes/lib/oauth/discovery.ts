@@ -2,7 +2,9 @@
  * Authorization server metadata discovery: RFC 8414 first, then OpenID Connect Discovery 1.0.
  * The document must name exactly the issuer we asked about (RFC 8414 section 3.3): otherwise an attacker who
  * can serve a document could point our token requests, with the client secret, at their own endpoints.
+ * Every URL fetched, redirects included, passes the endpoint URL policy; the document is read up to a cap.
  */
+import { readCapped } from '../http/body';
 import { isAllowedEndpointUrl } from '../url-policy';
 import { OAuth2Error } from '../errors';
 import type { ProviderMetadata } from '../types';
@@ -14,6 +16,9 @@ export interface DiscoveryOptions {
 }
 
 const MAX_DOCUMENT_BYTES = 512 * 1024;
+/** Redirects followed per metadata URL; each one must pass the endpoint URL policy. */
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 function failed(message: string, params: Record<string, string | undefined>): OAuth2Error {
   // The catalog's text is "Discovery failed: __reason__": every failure needs a reason, or users see the placeholder.
@@ -34,26 +39,58 @@ export function oidcMetadataUrl(issuer: URL): string {
 interface FetchOutcome { ok: true; doc: Record<string, unknown> }
 interface FetchMiss { ok: false; reason: string }
 
+function networkReason(err: unknown): string {
+  const name = err instanceof Error ? err.name : '';
+  return name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'unreachable';
+}
+
+/**
+ * Fetches one metadata URL, following redirects by hand: fetch's own redirects would reach any URL a server
+ * names, such as http://0.0.0.0:<port> or http://[::ffff:127.0.0.1]:<port>, which the policy refuses when typed.
+ */
 async function fetchDocument(url: string, opts: DiscoveryOptions): Promise<FetchOutcome | FetchMiss> {
   const fetchImpl = opts.fetchImpl ?? fetch;
+  // One deadline for the document, redirects and body included.
+  const signal = AbortSignal.timeout(opts.timeoutMs);
+  let target = url;
   let response: Response;
-  try {
-    response = await fetchImpl(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(opts.timeoutMs) });
-  } catch (err) {
-    const name = err instanceof Error ? err.name : '';
-    return { ok: false, reason: name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'unreachable' };
+  for (let hops = 0; ; hops += 1) {
+    try {
+      response = await fetchImpl(target, { headers: { accept: 'application/json' }, redirect: 'manual', signal });
+    } catch (err) {
+      return { ok: false, reason: networkReason(err) };
+    }
+    const location = response.headers.get('location');
+    if (!REDIRECT_STATUSES.has(response.status) || location === null) break;
+    await response.body?.cancel().catch(() => undefined);
+    let next: string;
+    try {
+      next = new URL(location, target).href;
+    } catch {
+      return { ok: false, reason: `HTTP ${response.status} to an invalid location` };
+    }
+    if (!isAllowedEndpointUrl(next)) return { ok: false, reason: `redirected to ${next.slice(0, 200)}, which is not https (http only for loopback hosts)` };
+    if (hops >= MAX_REDIRECTS) return { ok: false, reason: `more than ${MAX_REDIRECTS} redirects` };
+    target = next;
   }
   if (!response.ok) {
     await response.body?.cancel().catch(() => undefined);
     return { ok: false, reason: `HTTP ${response.status}` };
   }
+  const declared = Number(response.headers.get('content-length'));
+  if (declared > MAX_DOCUMENT_BYTES) {
+    await response.body?.cancel().catch(() => undefined);
+    return { ok: false, reason: 'document too large' };
+  }
   let text: string;
   try {
-    text = await response.text();
-  } catch {
-    return { ok: false, reason: 'unreadable body' };
+    // Node's web streams are async iterable (leaving the loop cancels them); the DOM typings do not say so.
+    const body = response.body ? await readCapped(response.body as unknown as AsyncIterable<Uint8Array>, MAX_DOCUMENT_BYTES) : Buffer.alloc(0);
+    if (body === undefined) return { ok: false, reason: 'document too large' };
+    text = body.toString('utf8');
+  } catch (err) {
+    return { ok: false, reason: networkReason(err) === 'timeout' ? 'timeout' : 'unreadable body' };
   }
-  if (text.length > MAX_DOCUMENT_BYTES) return { ok: false, reason: 'document too large' };
   try {
     const doc: unknown = JSON.parse(text);
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { ok: false, reason: 'not a JSON object' };
@@ -100,16 +137,41 @@ export function toProviderMetadata(doc: Record<string, unknown>, issuer: string)
   return metadata;
 }
 
-export async function discoverProvider(issuerUrl: string, opts: DiscoveryOptions): Promise<ProviderMetadata> {
+/** Why an issuer cannot be discovered at all, known from its text before anything is sent; undefined if it can. */
+export function issuerInputError(issuerUrl: string): OAuth2Error | undefined {
   let issuer: URL;
   try {
     issuer = new URL(issuerUrl);
   } catch {
-    throw failed('The issuer is not a valid URL', { field: 'issuer' });
+    return failed('The issuer is not a valid URL', { field: 'issuer' });
   }
   if (!isAllowedEndpointUrl(issuerUrl) || issuer.search) {
-    throw failed('The issuer must be an https URL without query (http only for loopback hosts)', { field: 'issuer' });
+    return failed('The issuer must be an https URL without query (http only for loopback hosts)', { field: 'issuer' });
   }
+  return undefined;
+}
+
+/**
+ * What a failed discovery may tell a caller who cannot choose where the runtime connects (the editor's Discover
+ * button is open to read-only users): a mistake in the issuer typed, as it is; anything that depends on what
+ * the network answered, one generic error, so the answer cannot tell a closed port from a 404 or a page that is
+ * not JSON. `logDetail` is the full story for the runtime's log (discovery carries no secret).
+ */
+export function discoveryFailureForCaller(issuerUrl: string, err: unknown): { error: OAuth2Error; logDetail?: string } {
+  const inputError = issuerInputError(issuerUrl);
+  if (inputError) return { error: inputError };
+  return {
+    error: new OAuth2Error('OAUTH2_DISCOVERY_FAILED', 'Discovery failed: no usable provider metadata at this issuer (the Node-RED log says why)', {
+      params: { reason: 'seeLog' },
+    }),
+    logDetail: err instanceof Error ? err.message : String(err),
+  };
+}
+
+export async function discoverProvider(issuerUrl: string, opts: DiscoveryOptions): Promise<ProviderMetadata> {
+  const inputError = issuerInputError(issuerUrl);
+  if (inputError) throw inputError;
+  const issuer = new URL(issuerUrl);
 
   const misses: string[] = [];
   for (const url of [rfc8414MetadataUrl(issuer), oidcMetadataUrl(issuer)]) {
@@ -121,9 +183,10 @@ export async function discoverProvider(issuerUrl: string, opts: DiscoveryOptions
     // A document that exists but names another issuer is an error, not a miss (RFC 8414 section 3.3).
     const documentIssuer = outcome.doc.issuer;
     if (documentIssuer !== issuerUrl) {
-      throw failed('The provider metadata names a different issuer than the one configured', {
+      const shown = typeof documentIssuer === 'string' ? documentIssuer.slice(0, 200) : String(documentIssuer);
+      throw failed(`The provider metadata at ${new URL(url).pathname} names a different issuer (${shown}) than the one configured`, {
         expected: issuerUrl,
-        received: typeof documentIssuer === 'string' ? documentIssuer.slice(0, 200) : String(documentIssuer),
+        received: shown,
         field: 'issuer',
       });
     }
