@@ -72,6 +72,7 @@ export const ERROR_PLACEHOLDERS = {
   OAUTH2_REQUEST_FAILED: ['host', 'attempts'],
   OAUTH2_REQUEST_TIMEOUT: ['host', 'attempts'],
   OAUTH2_RECORDS_NOT_FOUND: ['path'],
+  OAUTH2_RESPONSE_TOO_LARGE: ['host', 'limit'],
 } as const satisfies Partial<Record<OAuth2ErrorCode, readonly string[]>>;
 
 type Placeholders<C extends OAuth2ErrorCode> = C extends keyof typeof ERROR_PLACEHOLDERS ? (typeof ERROR_PLACEHOLDERS)[C][number] : never;
