@@ -7,6 +7,7 @@
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import axios from 'axios';
+import { sharedAgents } from '../http/agents';
 import type { ClientSettings } from '../types';
 import type { EndpointFailure } from './error-mapping';
 
@@ -60,8 +61,8 @@ export async function postForm(url: string, form: URLSearchParams, client: Clien
     const response = await axios.post<string>(url, form.toString(), {
       headers,
       timeout: transport.timeoutMs,
-      httpAgent: transport.httpAgent,
-      httpsAgent: transport.httpsAgent,
+      httpAgent: transport.httpAgent ?? sharedAgents().http,
+      httpsAgent: transport.httpsAgent ?? sharedAgents().https,
       // The agents decide about proxies and TLS, as for every other request of the connection.
       proxy: false,
       // A token endpoint never legitimately redirects; following one would resend credentials elsewhere.

@@ -10,6 +10,7 @@ import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { AuthorizationCode, ClientCredentials, type ModuleOptions } from 'simple-oauth2';
 import { OAuth2Error, isOAuth2Error } from '../errors';
+import { sharedAgents } from '../http/agents';
 import type { ClientSettings, ProviderMetadata, TokenSet } from '../types';
 import { mapEndpointFailure, type EndpointContext, type EndpointFailure } from './error-mapping';
 import { pollDeviceTokenOnce, requestDeviceAuthorization } from './device-authorization';
@@ -122,7 +123,10 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
   const defaultLifetimeSec = config.defaultLifetimeSec ?? DEFAULT_LIFETIME_SEC;
   const tokenHost = new URL(metadata.tokenEndpoint).host;
   const isHttps = new URL(metadata.tokenEndpoint).protocol === 'https:';
-  const transport: TransportOptions = { timeoutMs, httpAgent: config.httpAgent, httpsAgent: config.httpsAgent };
+  // No agents given (a dialog's login): the shared ones, never Node's global agents (see sharedAgents).
+  const httpAgent = config.httpAgent ?? sharedAgents().http;
+  const httpsAgent = config.httpsAgent ?? sharedAgents().https;
+  const transport: TransportOptions = { timeoutMs, httpAgent, httpsAgent };
 
   let authorizationCode: AuthorizationCode;
   let clientCredentialsGrant: ClientCredentials;
@@ -141,8 +145,8 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
    */
   function wreckOptions(): Record<string, unknown> {
     const options: Record<string, unknown> = { timeout: timeoutMs, maxBytes: MAX_RESPONSE_BYTES };
-    const agent = isHttps ? config.httpsAgent : config.httpAgent;
-    if (agent) Object.defineProperty(options, 'agent', { get: () => agent, enumerable: true });
+    const agent = isHttps ? httpsAgent : httpAgent;
+    Object.defineProperty(options, 'agent', { get: () => agent, enumerable: true });
     return options;
   }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { startApiServer, type ApiServer } from '../../support/api-server';
 import { startAuthServer, type AuthServer } from '../../support/auth-server';
 
 function runChild(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -56,6 +57,34 @@ describe('oauth: secrets stay out of logs and errors (DEBUG=*)', function () {
     const s = secretsOf(server);
     for (const [name, secret] of Object.entries({ ...s, ...fakes, accessToken: out.accessToken })) {
       assert.ok(!result.stderr.includes(secret), `stderr contains ${name}`);
+    }
+  });
+
+  it("NODE_DEBUG=http: Node's own debug output prints no client secret or token, and printed a control header", async () => {
+    const api: ApiServer = await startApiServer(server);
+    try {
+      const result = await runChild({
+        ISSUER: server.issuer,
+        CLIENT_ID: server.clients.service.clientId,
+        CLIENT_SECRET: server.clients.service.clientSecret,
+        MODE: 'wrapped',
+        API_URL: `${api.url}/records`,
+        NODE_DEBUG: 'http,https,net,tls',
+        FAKE_REFRESH_TOKEN: 'fake-refresh-token-5f1c9a',
+        FAKE_CODE: 'fake-code-77ab21',
+        FAKE_VERIFIER: 'fake-verifier-0c8d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b',
+      });
+      assert.equal(result.code, 0, result.stderr);
+      const out = JSON.parse(result.stdout) as { accessToken: string };
+      assert.match(result.stderr, /control-header-7d1e/, "NODE_DEBUG=http printed the options of Node's own agent, headers included");
+      assert.match(result.stderr, /createConnection/, 'the agents of the package went through the same debug lines');
+      assert.ok(api.requests.some((r) => r.authorization === `Bearer ${out.accessToken}`), 'the token reached the API');
+      const s = secretsOf(server);
+      for (const [name, secret] of Object.entries({ ...s, accessToken: out.accessToken })) {
+        assert.ok(!result.stderr.includes(secret), `stderr contains ${name}`);
+      }
+    } finally {
+      await api.close();
     }
   });
 
