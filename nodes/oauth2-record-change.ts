@@ -198,11 +198,8 @@ export = function register(RED: NodeAPI): void {
       const result = await fetchPages(
         first,
         config.pagination,
-        {
-          maxPages: config.maxPages,
-          findRecords: (body) => (config.records.type === 'path' ? findRecords(body, config.records.path) : findRecords(body)),
-          keepPages: false,
-        },
+        // The records setting (JSONata included) also decides when a page is empty: one rule for both.
+        { maxPages: config.maxPages, findRecords: recordsOf, keepPages: false },
         (req) => sendAuthorised(req, { authorizer: connection, agents: connection.agents }),
         async (page) => {
           const { response } = page;
@@ -217,7 +214,7 @@ export = function register(RED: NodeAPI): void {
           if (response.decodeWarning) {
             throw new OAuth2Error('OAUTH2_RESPONSE_DECODE_FAILED', 'The list response is not JSON');
           }
-          const found = await recordsOf(response.body);
+          const found = page.records;
           if (!found) {
             throw new OAuth2Error('OAUTH2_RECORDS_NOT_FOUND', 'No records list found in the response', {
               params: { path: config.records.path || 'data, items, results, records, value' },

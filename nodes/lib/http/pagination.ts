@@ -38,8 +38,13 @@ export interface Page {
 export interface PaginationOptions {
   /** Stop after this many pages (then `complete` is false). A whole number of 1 or more, or Infinity. */
   maxPages: number;
-  /** How to see a page's records (an empty page means stop). */
-  findRecords: (body: unknown) => unknown[] | undefined;
+  /**
+   * How to see a page's records: what it finds is both `page.records` and what decides that a page is empty (stop)
+   * and how far offset counting moves, so the caller must read its records from `page.records` and never with a
+   * second rule (a JSONata expression sees other records than the automatic lookup). May be async (JSONata).
+   * undefined means "no list found".
+   */
+  findRecords: (body: unknown) => unknown[] | undefined | Promise<unknown[] | undefined>;
   /**
    * Default true. With false, `pages` comes back empty and only `last` is kept: memory stays flat however many
    * pages there are, and the caller handles each page in `onPage` as it arrives (the trigger's 100,000 records).
@@ -110,7 +115,7 @@ export async function fetchPages(
   for (let index = 0; ; index += 1) {
     const response = await send(request);
     const ok = response.statusCode >= 200 && response.statusCode < 300;
-    const records = ok ? options.findRecords(response.body) : undefined;
+    const records = ok ? await options.findRecords(response.body) : undefined;
     const page: Page = { index, response, records, url: request.url };
     if (keep) pages.push(page);
     if (onPage) await onPage(page);

@@ -371,6 +371,44 @@ describe('http/pagination', () => {
     });
   });
 
+  describe('the records rule decides the stop', () => {
+    /** Pages are objects with the records under response.rows: the automatic lookup finds no list there. */
+    async function rowsServer(): Promise<TestServer> {
+      return server((req, res) => {
+        const offset = Number(query(req).get('offset') ?? '0');
+        json(res, { response: { rows: ALL.slice(offset, offset + 10), total: ALL.length } });
+      });
+    }
+    /** A records rule that answers later, as a JSONata expression does. */
+    const rows = async (body: unknown): Promise<unknown[] | undefined> => {
+      await new Promise((r) => setImmediate(r));
+      const found = (body as { response?: { rows?: unknown } } | undefined)?.response?.rows;
+      return Array.isArray(found) ? found : undefined;
+    };
+
+    it('an async records rule finds each page\'s records, moves the offset by them and stops on its own empty page', async () => {
+      const s = await rowsServer();
+      const result = await run(`${s.origin}/items`, { kind: 'offset', param: 'offset' }, [s.origin], { findRecords: rows });
+      assert.deepEqual(paths(s), ['/items?offset=0', '/items?offset=10', '/items?offset=20', '/items?offset=25']);
+      assert.deepEqual(ids(result.pages.flatMap((p) => p.records ?? [])), ALL.map((r) => r.id));
+      assert.equal(result.stop, 'empty');
+      assert.equal(result.complete, true);
+    });
+
+    it('page counting with the same rule reads every page; the automatic lookup alone cannot count them', async () => {
+      const s = await server((req, res) => {
+        const page = Number(query(req).get('page') ?? '1');
+        json(res, { response: { rows: ALL.slice((page - 1) * 10, page * 10) } });
+      });
+      const result = await run(`${s.origin}/items`, { kind: 'page', param: 'page', start: 1 }, [s.origin], { findRecords: rows });
+      assert.equal(result.count, 4);
+      assert.equal(result.stop, 'empty');
+      assert.deepEqual(ids(result.pages.flatMap((p) => p.records ?? [])), ALL.map((r) => r.id));
+      const auto = await run(`${s.origin}/items`, { kind: 'page', param: 'page', start: 1 }, [s.origin]);
+      assert.equal(auto.stop, 'records-not-found');
+    });
+  });
+
   describe('memory: keepPages false and onPage', () => {
     it('returns no pages, hands each page to an awaited onPage in order, and keeps the last', async () => {
       let inFlight = 0;
