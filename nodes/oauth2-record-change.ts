@@ -1,11 +1,11 @@
 import { OAuth2Error, isOAuth2Error, type ErrorParams } from './lib/errors';
-import { RecordPoller, type PollOutcome } from './lib/changes/poller';
+import { RecordPoller, type FetchResult, type PollOutcome } from './lib/changes/poller';
 import type { DetectedChange } from './lib/changes/types';
 import type { ConnectionState } from './lib/tokens/token-manager';
 import { fetchPages } from './lib/http/pagination';
 import { findRecords } from './lib/http/records';
 import { resolveRequestUrl, sendAuthorised, type AuthorisedRequest } from './lib/http/request';
-import { parseRetryAfter, retryPolicy } from './lib/http/retry';
+import { parseHttpDate, parseRetryAfter, retryPolicy } from './lib/http/retry';
 import { parseTriggerConfig, type ParsedTrigger, type TriggerConfig } from './lib/trigger-settings';
 import type { ConnectionNode } from './connection-node';
 import { configuredIds, registerDeploySweep } from './deploy-sweep';
@@ -177,7 +177,7 @@ export = function register(RED: NodeAPI): void {
     };
 
     /** One poll's fetch: the list, every page of it, through the connection. Throws OAuth2Error. */
-    const fetchList = async (query: Record<string, string>, signal: AbortSignal): Promise<{ records: unknown[]; complete: boolean }> => {
+    const fetchList = async (query: Record<string, string>, signal: AbortSignal): Promise<FetchResult> => {
       const url = resolveRequestUrl(config.url, connection.settings.apiBaseUrl);
       for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
       const first: AuthorisedRequest = {
@@ -195,6 +195,7 @@ export = function register(RED: NodeAPI): void {
         signal,
       };
       const records: unknown[] = [];
+      let serverTime: number | undefined;
       const result = await fetchPages(
         first,
         config.pagination,
@@ -214,6 +215,8 @@ export = function register(RED: NodeAPI): void {
           if (response.decodeWarning) {
             throw new OAuth2Error('OAUTH2_RESPONSE_DECODE_FAILED', 'The list response is not JSON');
           }
+          // The API's clock when the poll began reading: it bounds the watermark (lib/changes/watermark.ts).
+          if (page.index === 0) serverTime = parseHttpDate(response.headers.date);
           const found = page.records;
           if (!found) {
             throw new OAuth2Error('OAUTH2_RECORDS_NOT_FOUND', 'No records list found in the response', {
@@ -223,7 +226,7 @@ export = function register(RED: NodeAPI): void {
           for (const record of found) records.push(record);
         },
       );
-      return { records, complete: result.complete };
+      return serverTime === undefined ? { records, complete: result.complete } : { records, complete: result.complete, serverTime };
     };
 
     const emit = (changes: DetectedChange[]): void => {
@@ -270,6 +273,8 @@ export = function register(RED: NodeAPI): void {
 
     let skipped = 0;
     let inputPolls = 0;
+    /** A future updated-at was reported in this run (status and log say it once). */
+    let futureSaid = false;
     const standbyStatus = (): void => node.status({ fill: 'grey', shape: 'ring', text: t('status.standby') });
     const showOutcome = (outcome: PollOutcome): void => {
       if (outcome.skipped && outcome.otherConfig) {
@@ -294,11 +299,18 @@ export = function register(RED: NodeAPI): void {
       }
       const counts = { created: 0, updated: 0, deleted: 0 };
       for (const c of outcome.emitted ?? []) counts[c] += 1;
-      node.status(
-        outcome.firstPoll && outcome.changes === 0
-          ? { fill: 'green', shape: 'dot', text: t('status.first', { count: outcome.stats.records, time: time() }) }
-          : { fill: 'green', shape: 'dot', text: t('status.idle', { ...counts, time: time() }) },
-      );
+      const summary =
+        outcome.firstPoll && outcome.changes === 0 ? t('status.first', { count: outcome.stats.records, time: time() }) : t('status.idle', { ...counts, time: time() });
+      if (outcome.future && !futureSaid) {
+        // Once per run of the node: a record already remembered is never reported again (see detectChanges),
+        // and an API whose clock is off would otherwise report its new records on every poll.
+        futureSaid = true;
+        const { id, updatedAt, apiNow, count } = outcome.future;
+        node.warn(t('errors.futureTimestamp', { id, updatedAt: new Date(updatedAt).toISOString(), apiNow: new Date(apiNow).toISOString(), count }));
+        node.status({ fill: 'yellow', shape: 'dot', text: t('status.future', { summary, id }) });
+        return;
+      }
+      node.status({ fill: 'green', shape: 'dot', text: summary });
     };
     poller.on('poll-start', () => {
       node.trace('poll started');

@@ -370,9 +370,9 @@ describe('adversarial: fuzzing (fast-check)', function () {
         seen: fc.array(fc.tuple(fc.constantFrom('0', '1', 'a', 'b', ''), fc.string({ maxLength: 12 })), { maxLength: 6 }),
       });
       fc.assert(
-        fc.property(stateArb, fc.array(record, { maxLength: 8 }), settingsArb, fc.boolean(), (state, list, settings, fullList) => {
+        fc.property(stateArb, fc.array(record, { maxLength: 8 }), settingsArb, fc.boolean(), fc.option(fc.oneof(fc.integer(), fc.double()), { nil: undefined }), (state, list, settings, fullList, apiNow) => {
           count('detectChanges');
-          const result = detectChanges(state, list, settings, { fullList });
+          const result = detectChanges(state, list, settings, { fullList, apiNow });
           const ids = result.changes.map((c) => `${c.event}:${c.id}`);
           assert.equal(new Set(ids).size, ids.length, `an id emitted twice: ${ids.join(',')}`);
           assert.ok(result.next.seen.length <= settings.maxRemembered);

@@ -1,7 +1,7 @@
 /**
  * The record trigger in a real Node-RED runtime (node-red-node-test-helper, the compiled nodes, the shipped
- * catalogs), against the real authorization server and a real list API on loopback: a JSONata records setting
- * over paginated object pages.
+ * catalogs), against the real authorization server and a real records API on loopback: a record dated ahead of
+ * the API's clock with watermark polling, and a JSONata records setting over paginated object pages.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -24,11 +24,13 @@ import {
   tab,
   useTempUserDir,
   type RuntimeNode,
+  type Spy,
 } from './support';
 import type { PollOutcome, RecordPoller } from '../../nodes/lib/changes/poller';
 
 type Msg = Record<string, unknown>;
 const modules = [...nodeModules, recordChangeModule];
+const DAY_MS = 86_400_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -110,6 +112,12 @@ describe('record trigger node (node-red-node-test-helper)', function () {
 
   const poller = (node: RuntimeNode): RecordPoller => node.poller as RecordPoller;
   const texts = (node: RuntimeNode): string[] => statusLog(node, currentStatusSpy()).map((s) => String(s.text));
+  const warnings = (node: RuntimeNode): string[] =>
+    (helper._NodePrototype.warn as unknown as Spy)
+      .getCalls()
+      .filter((c) => c.thisValue === node)
+      .map((c) => String(c.args[0]));
+
   /** Polls the trigger by message (as an inject would); resolves with the outcome, once its messages are delivered. */
   async function poll(node: RuntimeNode): Promise<PollOutcome> {
     const ended = new Promise<PollOutcome>((resolve) => poller(node).once('poll-end', resolve));
@@ -121,6 +129,51 @@ describe('record trigger node (node-red-node-test-helper)', function () {
 
   async function firstPollDone(node: RuntimeNode): Promise<void> {
     await eventually(() => texts(node).some((t) => t.startsWith('remembered ')), 5000, `the first poll of ${node.id}`);
+  }
+
+  /** The `updated_since` values the trigger sent, as epoch ms. */
+  const sentSince = (): number[] => api.listRequests.filter((r) => r.query.updated_since).map((r) => Date.parse(r.query.updated_since));
+
+  for (const overlap of [0, 60]) {
+    it(`watermark (overlap ${overlap} s): a record dated a day ahead is sent once, and every later change is still sent exactly once, also after a restart`, async () => {
+      const watermark = { watermarkParam: 'updated_since', watermarkOverlapSec: overlap, watermarkFormat: 'iso' };
+      const longAgo = new Date(Date.now() - 120_000);
+      const alpha = api.add('alpha', longAgo);
+      const trig = await load(recordChangeNode('trig', watermark));
+      await firstPollDone(trig);
+
+      const future = api.add('from the future', new Date(Date.now() + DAY_MS));
+      await poll(trig);
+      assert.deepEqual(arrivals, [`created ${future.id}`]);
+      // Said in the status and in the log, naming the record.
+      const status = statusLog(trig, currentStatusSpy()).at(-1);
+      assert.equal(status?.fill, 'yellow', JSON.stringify(status));
+      assert.match(String(status?.text), new RegExp(`^1 created, 0 updated, 0 deleted at .+; record ${future.id} is dated in the future$`), String(status?.text));
+      assert.equal(warnings(trig).length, 1, warnings(trig).join('\n'));
+      assert.match(warnings(trig)[0], new RegExp(`^Record ${future.id} has an updated-at in the future \\(${future.updated_at.replace('Z', '.000Z')}, the API's time is `));
+
+      // Records written right after that poll, and an update, with honest times.
+      const beta = api.add('beta');
+      await poll(trig);
+      api.update(alpha.id, { name: 'alpha 2' });
+      const gamma = api.add('gamma');
+      await poll(trig);
+      await poll(trig);
+      assert.deepEqual(arrivals, [`created ${future.id}`, `created ${beta.id}`, `updated ${alpha.id}`, `created ${gamma.id}`]);
+      // The watermark never asked for more than the API's clock allows: nothing sent lies a day ahead.
+      for (const since of sentSince()) assert.ok(since <= Date.now(), `updated_since ${new Date(since).toISOString()} is in the future`);
+      assert.equal(warnings(trig).length, 1, 'said once, not on every poll');
+      assert.equal(texts(trig).at(-1)?.includes('future'), false, 'the status goes back to the usual one');
+
+      // A restart: the future record is remembered, so it is neither sent nor reported again.
+      await helper.unload();
+      const again = await load(recordChangeNode('trig', watermark));
+      await eventually(() => texts(again).some((t) => / deleted at /.test(t)), 5000, 'the first poll after the restart');
+      const delta = api.add('delta');
+      await poll(again);
+      assert.deepEqual(arrivals.slice(4), [`created ${delta.id}`]);
+      assert.deepEqual(warnings(again), []);
+    });
   }
 
   it('JSONata records over object pages: the expression\'s records decide the empty page, so every page is read and each record sent once', async () => {

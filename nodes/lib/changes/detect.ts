@@ -7,7 +7,8 @@
  */
 import { fingerprint, previousVersion, readRecord, rememberedVersion, stableStringify } from './fingerprint';
 import { readPath } from '../http/records';
-import type { DetectedChange, FieldChange, TriggerSettings, TriggerState, WatchSettings } from './types';
+import type { DetectedChange, FieldChange, FutureTimestamps, TriggerSettings, TriggerState, WatchSettings } from './types';
+import { FUTURE_TOLERANCE_MS, watermarkCeiling } from './watermark';
 
 export interface DetectStats {
   /** Records in the list, skipped ones included. */
@@ -29,6 +30,8 @@ export interface DetectResult {
   changes: DetectedChange[];
   next: TriggerState;
   stats: DetectStats;
+  /** With a watermark and opts.apiNow: the records of this list newly remembered with an updated-at in the future. */
+  future?: FutureTimestamps;
 }
 
 export interface DetectOptions {
@@ -37,6 +40,12 @@ export interface DetectOptions {
    * deleted. With a watermark the list is filtered, so deletions are never inferred whatever this says.
    */
   fullList: boolean;
+  /**
+   * The API's time at this poll (epoch ms: its Date header, else this machine's clock). With a watermark, the
+   * watermark stays at or below watermarkCeiling(apiNow), and records newly remembered with an updated-at more
+   * than FUTURE_TOLERANCE_MS ahead of it are reported in `future`. Absent: no ceiling (the caller has no clock).
+   */
+  apiNow?: number;
 }
 
 /** A version that could not be read: the record is present, but there is nothing to compare. */
@@ -61,7 +70,11 @@ const UNREADABLE = undefined;
  * - The same id twice in one list: the last occurrence wins, counted in stats.duplicates.
  * - next.seen is least recently seen first (ids absent from this list keep their order, then this list's ids in
  *   list order), capped at maxRemembered by forgetting the oldest.
- * - next.watermark (updatedAt detection) = max(state.watermark, newest updated-at in this list).
+ * - next.watermark (updatedAt detection) = max(state.watermark, newest updated-at in this list), with a
+ *   watermark and opts.apiNow at most watermarkCeiling(apiNow) (watermark.ts): a stored watermark beyond it comes
+ *   back down to it. A record from the future is still created or updated, once, like any other: it is
+ *   remembered, and reported in `future` only when it is newly remembered, so a record the API keeps listing is
+ *   reported once, not on every poll, also after a restart (the memory is stored).
  */
 export function detectChanges(state: TriggerState, records: unknown[], settings: TriggerSettings, opts: DetectOptions): DetectResult {
   const { detection, idPath, events, watch } = settings;
@@ -101,6 +114,15 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
   const changes: DetectedChange[] = [];
   const deletions: DetectedChange[] = [];
   let seen: Array<[string, string]> = [];
+  const bounded = settings.watermark !== undefined && detection.kind === 'updatedAt' && typeof opts.apiNow === 'number' && Number.isFinite(opts.apiNow);
+  const futureAfter = bounded ? (opts.apiNow as number) + FUTURE_TOLERANCE_MS : Infinity;
+  let future: FutureTimestamps | undefined;
+  const noteFuture = (id: string, version: string): void => {
+    const ms = Number(version);
+    if (!(ms > futureAfter)) return;
+    if (future) future.count += 1;
+    else future = { count: 1, id, updatedAt: ms, apiNow: opts.apiNow as number };
+  };
 
   // Pass 2a: what this list did not include keeps its place at the old end, or is gone.
   for (const [id, before] of remembered) {
@@ -132,14 +154,17 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
     const now = rememberedVersion(version, detection) + (watched ? WATCH_SEPARATOR + JSON.stringify(watched) : '');
     if (firstPoll) {
       seen.push([id, now]);
+      noteFuture(id, version);
       if (settings.emitExistingOnFirstPoll && events.created) changes.push(created(id, record, version, watch));
     } else if (before === undefined) {
       seen.push([id, now]);
+      noteFuture(id, version);
       if (events.created) changes.push(created(id, record, version, watch));
     } else if (before === now || (detection.kind === 'updatedAt' && !isLater(version, splitRemembered(before).version))) {
       seen.push([id, before]);
     } else {
       seen.push([id, now]);
+      noteFuture(id, version);
       const remembered = splitRemembered(before);
       const fieldChanges = watch && watched ? changedFields(watch, record, remembered.watched, watched) : undefined;
       // With watched fields, a new version that changed none of them is remembered but is no update to send.
@@ -165,9 +190,12 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
     seen = seen.slice(stats.forgotten);
   }
 
+  if (bounded && watermark !== undefined) watermark = Math.min(watermark, watermarkCeiling(opts.apiNow as number, settings));
   const nextState: TriggerState = { version: 1, configKey: state.configKey, initialised: true, seen };
   if (watermark !== undefined) nextState.watermark = watermark;
-  return { changes: changes.concat(deletions), next: nextState, stats };
+  const result: DetectResult = { changes: changes.concat(deletions), next: nextState, stats };
+  if (future) result.future = future;
+  return result;
 }
 
 /**

@@ -25,13 +25,18 @@ import { backoffDelay } from '../http/retry';
 import { detectChanges, type DetectStats } from './detect';
 import type { PollLease } from './poll-lease';
 import type { TriggerStateStore } from './state-store';
-import type { ChangeEvent, DetectedChange, TriggerSettings, TriggerState } from './types';
+import type { ChangeEvent, DetectedChange, FutureTimestamps, TriggerSettings, TriggerState } from './types';
 import { watermarkQuery } from './watermark';
 
 export interface FetchResult {
   records: unknown[];
   /** True when every page was read (the API said "no more"): only then can a missing id mean "deleted". */
   complete: boolean;
+  /**
+   * The API's own time (epoch ms) when it answered, from its Date header; absent when it sent none. The watermark
+   * is bounded by it (watermark.ts); without it, this machine's clock when the poll started stands in.
+   */
+  serverTime?: number;
 }
 
 /**
@@ -61,6 +66,8 @@ export type PollOutcome =
       firstPoll: boolean;
       stats: PollStats;
       durationMs: number;
+      /** Records newly remembered with an updated-at ahead of the API's clock (watermark polling only). */
+      future?: FutureTimestamps;
     }
   | { skipped: false; error: OAuth2Error };
 
@@ -69,6 +76,7 @@ export interface PollPreview {
   stats: PollStats;
   /** The next poll is a first poll (so, by default, it remembers and sends nothing). */
   firstPoll: boolean;
+  future?: FutureTimestamps;
 }
 
 export interface PollerState {
@@ -165,6 +173,12 @@ function asFetchError(err: unknown): OAuth2Error {
   return isOAuth2Error(err)
     ? err
     : new OAuth2Error('OAUTH2_REQUEST_FAILED', 'The poll request failed.', { params: { host: '?', attempts: 1 }, cause: err, retryable: true });
+}
+
+/** The API's time for this poll: its Date header when it sent a usable one, else this machine's at the start. */
+function apiTime(result: FetchResult, localNow: number): number {
+  const server = (result as Partial<FetchResult>).serverTime;
+  return typeof server === 'number' && Number.isFinite(server) ? server : localNow;
 }
 
 function sameEntries(a: Array<[string, string]>, b: Array<[string, string]>): boolean {
@@ -297,6 +311,7 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
   async preview(): Promise<PollPreview> {
     const state = await this.loadState();
     const query = watermarkQuery(state, this.opts.settings);
+    const localNow = this.now();
     let result: FetchResult;
     try {
       result = await this.opts.fetch(query, new AbortController().signal);
@@ -304,9 +319,11 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       throw asFetchError(err);
     }
     const records = this.checkRecords(result);
-    const detected = detectChanges(state, records, this.opts.settings, { fullList: result.complete === true });
+    const detected = detectChanges(state, records, this.opts.settings, { fullList: result.complete === true, apiNow: apiTime(result, localNow) });
     const changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
-    return { changes, stats: { ...detected.stats, complete: result.complete === true }, firstPoll: !state.initialised };
+    const preview: PollPreview = { changes, stats: { ...detected.stats, complete: result.complete === true }, firstPoll: !state.initialised };
+    if (detected.future) preview.future = detected.future;
+    return preview;
   }
 
   /**
@@ -448,6 +465,7 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
 
     const firstPoll = !state.initialised;
     const settings = this.opts.settings;
+    const localNow = this.now();
     let result: FetchResult;
     try {
       result = await this.opts.fetch(watermarkQuery(state, settings), signal);
@@ -461,14 +479,15 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
 
     const records = this.checkRecords(result);
     const complete = result.complete === true;
-    const detected = detectChanges(state, records, settings, { fullList: complete });
+    const detected = detectChanges(state, records, settings, { fullList: complete, apiNow: apiTime(result, localNow) });
     let next = detected.next;
     if (!complete && settings.watermark) {
       // Pages were left unread (maxPages): records on them may be older than the newest one read, and moving the
-      // watermark past them would skip them for good. Keep it: the next poll asks again from the same point.
+      // watermark past them would skip them for good. Keep it: the next poll asks again from the same point (or
+      // from the API's time, when a stored watermark was beyond it: detectChanges brought it down).
       next = { ...next };
       if (state.watermark === undefined) delete next.watermark;
-      else next.watermark = state.watermark;
+      else next.watermark = Math.min(state.watermark, detected.next.watermark ?? state.watermark);
     }
 
     const changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
@@ -486,7 +505,7 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     }
     if (worthCommitting(state, next)) await this.commit(next);
 
-    return {
+    const outcome: PollOutcome = {
       skipped: false,
       changes: changes.length,
       emitted: changes.map((change) => change.event),
@@ -494,6 +513,8 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       stats: { ...detected.stats, complete },
       durationMs: Math.max(0, this.now() - startedAt),
     };
+    if (detected.future) outcome.future = detected.future;
+    return outcome;
   }
 
   /** The stored state, or a fresh one (first-poll semantics) when there is none or it watched something else. */

@@ -70,6 +70,19 @@ export interface DetectedChange {
 }
 
 /**
+ * Records listed with an updated-at further ahead of the API's clock than FUTURE_TOLERANCE_MS (watermark.ts), among
+ * those one poll newly remembered: how many, and the first of them.
+ */
+export interface FutureTimestamps {
+  count: number;
+  id: string;
+  /** Its updated-at (epoch ms). */
+  updatedAt: number;
+  /** The API's time at the poll (epoch ms). */
+  apiNow: number;
+}
+
+/**
  * What a trigger remembers between polls. `seen` keeps [id, fingerprint] pairs, least recently seen first;
  * a fingerprint is a short fixed-size digest of the version (never the record). `configKey` is a digest of
  * the settings that decide what is watched (URL, query, id path, detection): a change of it resets the state.

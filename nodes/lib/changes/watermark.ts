@@ -9,9 +9,34 @@
  * already seen with the same version are recognised by `seen` in detectChanges and not emitted again, while a
  * late record (new id, or a newer version) is emitted once and then remembered. The API's filter must be
  * inclusive (>=) or the overlap must be at least the timestamps' resolution.
+ *
+ * Why a ceiling: a record stamped ahead of the API's clock (clock skew, bad data, a date typed by hand) would
+ * otherwise carry the watermark ahead too, and every record written afterwards with an honest, earlier time would
+ * be filtered out by the API until the clock caught up. So the watermark never passes the API's time at the poll
+ * plus the tolerance, and the tolerance is never more than the overlap: the "updated since" sent next is never
+ * later than the API's time at the previous poll, so a record written after one poll is listed by the next,
+ * whatever times came before. The future record itself is sent once and remembered; as it stays after the sent
+ * time, the API lists it again on each poll and the remembered version keeps it from being sent again.
  */
 import { formatTimestamp } from './timestamps';
 import type { TriggerSettings, TriggerState } from './types';
+
+/**
+ * Updated-at values more than this far ahead of the API's clock are reported as future timestamps: closer ones
+ * are ordinary skew (the Date header's whole seconds, a database clock a little ahead of the web server's, this
+ * machine's clock standing in when the API sends no Date). It also caps the watermark's tolerance.
+ */
+export const FUTURE_TOLERANCE_MS = 60_000;
+
+/**
+ * The latest watermark a poll may keep: the API's time at the poll (`apiNow`, epoch ms) plus the overlap, at most
+ * FUTURE_TOLERANCE_MS. See the top of this file for why the tolerance stays within the overlap.
+ */
+export function watermarkCeiling(apiNow: number, settings: TriggerSettings): number {
+  const overlap = settings.watermark?.overlapMs;
+  const tolerance = typeof overlap === 'number' && Number.isFinite(overlap) && overlap > 0 ? Math.min(overlap, FUTURE_TOLERANCE_MS) : 0;
+  return apiNow + tolerance;
+}
 
 /**
  * `{ [param]: watermark - overlapMs }` in the configured format, or {} when there is no watermark yet (first

@@ -88,12 +88,22 @@ export function parseRetryAfter(value: string | readonly string[] | undefined | 
     return Number.isFinite(seconds) ? seconds * 1000 : undefined;
   }
   if (/^-\d+$/.test(text)) return 0;
-  // HTTP-date: IMF-fixdate (and the obsolete forms Date.parse also reads). Require a letter so that odd numbers
-  // like "1.5" are not read as dates.
+  const at = parseHttpDate(text);
+  return at === undefined ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * An HTTP-date (RFC 9110 5.6.7: IMF-fixdate, and the obsolete forms Date.parse also reads) as epoch ms, for
+ * Retry-After and the Date header; undefined when it is not one. With several values the first one counts.
+ */
+export function parseHttpDate(value: string | readonly string[] | undefined | null): number | undefined {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (typeof raw !== 'string') return undefined;
+  const text = raw.trim();
+  // Require a letter so that odd numbers like "1.5" are not read as dates.
   if (!/[a-z]/i.test(text)) return undefined;
   const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
+  return Number.isNaN(at) ? undefined : at;
 }
 
 export interface RetryDelayInput {

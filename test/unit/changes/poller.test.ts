@@ -368,6 +368,7 @@ describe('changes/poller', () => {
   it('sends the watermark query; an incomplete list (maxPages) does not move the watermark', async () => {
     const s = settings({ watermark: { param: 'since', overlapMs: 1000, format: 'epoch-ms' } });
     const poller = makePoller({ settings: s });
+    clock.time = T0 + 10 * 60_000; // the records below are in the API's past
     list.records = [rec('a', T0)];
     success(await poller.pollNow());
     assert.deepEqual(list.queries, [{}]);
@@ -382,6 +383,29 @@ describe('changes/poller', () => {
     assert.deepEqual(list.queries[2], { since: String(T0 - 1000) });
     assert.equal((await store.get('node-1'))?.watermark, T0 + 60_000);
     assert.deepEqual(sent.all(), ['created:b'], 'b is remembered: not sent twice');
+  });
+
+  it("a record from the future is sent once; the watermark stays at the API's time (its Date, else this machine's clock)", async () => {
+    const s = settings({ watermark: { param: 'since', overlapMs: 0, format: 'epoch-ms' } });
+    const poller = makePoller({ settings: s });
+    list.filter = (records, query) => records.filter((r) => query.since === undefined || Number((r as { updatedAt: number }).updatedAt) >= Number(query.since));
+    list.records = [rec('a', T0 - 60_000)];
+    success(await poller.pollNow());
+    list.records.push(rec('future', T0 + 86_400_000));
+    const seen = success(await poller.pollNow());
+    assert.deepEqual(seen.future, { count: 1, id: 'future', updatedAt: T0 + 86_400_000, apiNow: T0 });
+    assert.equal((await store.get('node-1'))?.watermark, T0, "no Date from the API: this machine's clock");
+    clock.time = T0 + 5000;
+    list.records.push(rec('b', T0 + 2000));
+    const next = success(await poller.pollNow());
+    assert.equal(next.future, undefined, 'the future record is remembered: not reported again');
+    assert.deepEqual(sent.all(), ['created:future', 'created:b']);
+    // The API's own clock wins over this machine's: its Date header says it is an hour behind.
+    list.serverTime = clock.time - 3_600_000;
+    success(await poller.pollNow());
+    assert.equal((await store.get('node-1'))?.watermark, list.serverTime);
+    assert.equal((await poller.preview()).future, undefined);
+    assert.deepEqual(sent.all(), ['created:future', 'created:b'], 'the future record, listed on every poll, is not sent again');
   });
 
   it('throwing listeners and an unchanged list neither break polling nor write the file', async () => {

@@ -102,6 +102,8 @@ function deferred<T>(): Deferred<T> {
 export class ScriptedList {
   records: unknown[] = [];
   complete = true;
+  /** The API's time sent with each answer (its Date header), if any. */
+  serverTime: number | undefined;
   queries: Array<Record<string, string>> = [];
   failures: unknown[] = [];
   filter?: (records: unknown[], query: Record<string, string>) => unknown[];
@@ -116,7 +118,9 @@ export class ScriptedList {
     if (failure !== undefined) throw failure;
     const listed = this.filter ? this.filter(this.records, query) : this.records;
     // A copy each time, as a server would send: the engine must not depend on object identity.
-    return { records: structuredClone(listed), complete: this.complete };
+    const result: FetchResult = { records: structuredClone(listed), complete: this.complete };
+    if (this.serverTime !== undefined) result.serverTime = this.serverTime;
+    return result;
   };
 
   /** Resolves once `count` fetches have started (a poll reads its state before it fetches). */
