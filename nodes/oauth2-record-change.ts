@@ -1,4 +1,4 @@
-import { OAuth2Error, isOAuth2Error, type ErrorParams } from './lib/errors';
+import { OAuth2Error, errorCatalogEntry, isOAuth2Error, translateCatalogEntry, type CatalogEntry, type ErrorParams } from './lib/errors';
 import { RecordPoller, type FetchResult, type PollOutcome } from './lib/changes/poller';
 import type { DetectedChange } from './lib/changes/types';
 import type { ConnectionState } from './lib/tokens/token-manager';
@@ -44,17 +44,21 @@ function redisUnavailable(err: unknown): boolean {
 
 /**
  * The shared store's failures in this node's words (the connection's catalog knows only "could not be read or
- * written"), and a bad httpOAuth2.store setting; undefined for anything else.
+ * written"), and a bad httpOAuth2.store setting: their entry in this node's catalog; undefined for anything else.
  */
-function sharedStoreError(err: unknown, t: (key: string, params?: ErrorParams) => string): NodeError | undefined {
+function sharedStoreEntry(err: unknown): CatalogEntry | undefined {
   const reason = sharedStateReason(err);
-  if (reason) {
-    const out = new NodeError(t(`errors.sharedState.${reason}`));
-    out.code = 'OAUTH2_TRIGGER_STATE_FAILED';
-    return out;
-  }
-  if (isOAuth2Error(err, 'OAUTH2_INVALID_CONFIG') && String(err.params.field ?? '').startsWith('httpOAuth2')) return toNodeError(err, t);
+  if (reason) return { key: `errors.sharedState.${reason}`, params: {}, paramKeys: {} };
+  if (isOAuth2Error(err, 'OAUTH2_INVALID_CONFIG') && String(err.params.field ?? '').startsWith('httpOAuth2')) return errorCatalogEntry(err);
   return undefined;
+}
+
+function sharedStoreError(err: unknown, t: (key: string, params?: ErrorParams) => string): NodeError | undefined {
+  const entry = sharedStoreEntry(err);
+  if (!entry || !isOAuth2Error(err)) return undefined;
+  const out = new NodeError(translateCatalogEntry(entry, t) ?? err.message);
+  out.code = err.code;
+  return out;
 }
 
 export = function register(RED: NodeAPI): void {
@@ -424,6 +428,5 @@ export = function register(RED: NodeAPI): void {
   }
 
   RED.nodes.registerType('oauth2-record-change', RecordChangeNodeConstructor as unknown as (this: Node<never>, def: NodeDef) => void);
-  const t = (key: string, params?: ErrorParams): string => RED._(`oauth2-record-change.${key}`, params);
-  registerRecordChangeRoutes(RED, { translate: t, describe: (err) => sharedStoreError(err, t)?.message });
+  registerRecordChangeRoutes(RED, { describe: sharedStoreEntry });
 };

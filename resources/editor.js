@@ -15,6 +15,45 @@
             };
         },
 
+        /**
+         * The text of an admin route's error answer ({code, key, params, paramKeys, message}) in the editor's
+         * language: the catalog entry through RED._ (params named in paramKeys are catalog keys themselves,
+         * translated first), else the runtime's own message; '' when there is neither.
+         */
+        errorText: function (error) {
+            if (!error || typeof error !== 'object') {
+                return '';
+            }
+            const lookup = function (key, params) {
+                if (typeof key !== 'string' || key === '') {
+                    return undefined;
+                }
+                const text = RED._(key, params);
+                // i18next answers a missing key with the key (without its namespace).
+                const bare = key.slice(key.indexOf(':') + 1);
+                return typeof text === 'string' && text !== '' && text !== key && text.slice(-bare.length) !== bare ? text : undefined;
+            };
+            const params = {};
+            if (error.params && typeof error.params === 'object') {
+                Object.keys(error.params).forEach(function (name) {
+                    params[name] = error.params[name];
+                });
+            }
+            if (error.paramKeys && typeof error.paramKeys === 'object') {
+                Object.keys(error.paramKeys).forEach(function (name) {
+                    const text = lookup(error.paramKeys[name]);
+                    if (text !== undefined) {
+                        params[name] = text;
+                    }
+                });
+            }
+            const text = lookup(error.key, params);
+            if (text !== undefined) {
+                return text;
+            }
+            return typeof error.message === 'string' ? error.message : '';
+        },
+
         isBlank: function (value) {
             return value === undefined || value === null || String(value).trim() === '';
         },

@@ -123,26 +123,48 @@ export function isOAuth2Error(err: unknown, code?: OAuth2ErrorCode): err is OAut
 }
 
 /**
- * Translates an engine error with a Node-RED-style `_` function; falls back to the English message. The
- * `field` and `reason` params are catalog keys themselves (`field.<name>`, `reason.<name>`): they are
- * translated first so the message names the field as the dialog labels it.
+ * Where a message is in a catalog: `key`, the interpolation `params`, and `paramKeys`, the params whose text is a
+ * catalog key itself (name → key), translated first. Keys are relative to a node's namespace: the server
+ * translates them with RED._, the editor with its own RED._ (so a German editor reads German).
  */
-export function translateError(err: unknown, translate: (key: string, params?: ErrorParams) => string): string {
-  if (err instanceof OAuth2Error) {
-    const lookup = (key: string): string | undefined => {
-      const text = translate(key);
-      return text && !text.endsWith(key) ? text : undefined;
-    };
-    const params: ErrorParams = { ...err.params };
-    // A message naming a field always has a reason to say; an error that gave none says "is invalid".
-    if (params.field !== undefined && params.reason === undefined) params.reason = 'invalidValue';
-    for (const name of ['field', 'reason'] as const) {
-      const value = params[name];
-      if (typeof value === 'string' && /^[\w.-]+$/.test(value)) params[name] = lookup(`${name}.${value}`) ?? value;
-    }
-    const key = `errors.${err.code}`;
-    const text = translate(key, params);
-    return text && !text.endsWith(key) ? text : err.message;
+export interface CatalogEntry {
+  key: string;
+  params: ErrorParams;
+  paramKeys: Record<string, string>;
+}
+
+/**
+ * An engine error's catalog entry: `errors.<code>`, its params, and `field` → `field.<name>`, `reason` →
+ * `reason.<name>` as paramKeys, so the message names the field as the dialog labels it. A message naming a field
+ * always has a reason to say; an error that gave none says "is invalid".
+ */
+export function errorCatalogEntry(err: OAuth2Error): CatalogEntry {
+  const params: ErrorParams = { ...err.params };
+  if (params.field !== undefined && params.reason === undefined) params.reason = 'invalidValue';
+  const paramKeys: Record<string, string> = {};
+  for (const name of ['field', 'reason'] as const) {
+    const value = params[name];
+    if (typeof value === 'string' && /^[\w.-]+$/.test(value)) paramKeys[name] = `${name}.${value}`;
   }
+  return { key: `errors.${err.code}`, params, paramKeys };
+}
+
+/**
+ * A catalog entry's text through a Node-RED-style `_` function; undefined when the catalog has no such key (a
+ * param key it lacks keeps the param's own value).
+ */
+export function translateCatalogEntry(entry: CatalogEntry, translate: (key: string, params?: ErrorParams) => string): string | undefined {
+  const lookup = (key: string, params?: ErrorParams): string | undefined => {
+    const text = translate(key, params);
+    return text && !text.endsWith(key) ? text : undefined;
+  };
+  const params: ErrorParams = { ...entry.params };
+  for (const [name, key] of Object.entries(entry.paramKeys)) params[name] = lookup(key) ?? params[name];
+  return lookup(entry.key, params);
+}
+
+/** Translates an engine error (see errorCatalogEntry); falls back to the English message. */
+export function translateError(err: unknown, translate: (key: string, params?: ErrorParams) => string): string {
+  if (err instanceof OAuth2Error) return translateCatalogEntry(errorCatalogEntry(err), translate) ?? err.message;
   return err instanceof Error ? err.message : String(err);
 }

@@ -27,6 +27,7 @@ import {
   closeNodeDialog,
   helpHeadings,
   openConnectionDialog as openDialogOf,
+  openNodeDialog,
   sidebarHelp,
   waitConnectionDialog,
   type PackageNodes,
@@ -460,6 +461,27 @@ describe('browser: the editor login journey (chromium)', function () {
         assert.ok(tabs.some((t) => /Anbieter/.test(t)), `German tab names: ${tabs.join(', ')}`);
         await closeConnectionDialog(de.page);
       });
+    });
+
+    it('a failing "Preview next poll" says why in German (the editor translates the error, not the runtime)', async () => {
+      await step(de, 'de-preview-error', async () => {
+        records.failLists(true);
+        try {
+          await openNodeDialog(de.page, TRIGGER);
+          await de.page.click('#node-input-oauth2-rc-preview');
+          await de.page.waitForFunction(() => {
+            const text = document.querySelector('#node-input-oauth2-rc-preview-summary')?.textContent ?? '';
+            return text.trim() !== '' && !document.querySelector<HTMLButtonElement>('#node-input-oauth2-rc-preview')?.disabled && !/…/.test(text);
+          });
+          const text = (await de.page.locator('#node-input-oauth2-rc-preview-summary').innerText()).trim();
+          assert.equal(text, 'Vorschau fehlgeschlagen: Die API hat mit Status 500 geantwortet (OAUTH2_HTTP_STATUS)');
+          await de.shot('de-preview-error');
+        } finally {
+          records.failLists(false);
+          await closeNodeDialog(de.page);
+        }
+      });
+      assert.deepEqual(de.pageErrors, []);
     });
 
     it('every dialog in de: labels fit, nothing overflows, icons show, text is readable (screenshots)', async () => {

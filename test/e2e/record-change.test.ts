@@ -149,6 +149,21 @@ describe('e2e: oauth2-record-change emits each change exactly once', function ()
     assert.equal((res.body as { code: string }).code, 'OAUTH2_RECORDS_NOT_FOUND');
   });
 
+  it('a failing preview answers the catalog key and params (the editor translates), the runtime\'s text, and no secret', async () => {
+    const preview = await adminCall(runtime, 'oauth2-record-change/broken/preview', { method: 'POST', body: {} });
+    assert.equal(preview.status, 502, preview.text);
+    assert.deepEqual((preview.body as { error: unknown }).error, {
+      code: 'OAUTH2_RECORDS_NOT_FOUND',
+      key: 'node-red-contrib-http-oauth2/oauth2-connection:oauth2-connection.errors.OAUTH2_RECORDS_NOT_FOUND',
+      params: { path: 'nothing.here' },
+      message: 'No list of records was found in the response (looked at: nothing.here)',
+    });
+    const missing = await adminCall(runtime, 'oauth2-record-change/nope/preview', { method: 'POST', body: {} });
+    assert.equal(missing.status, 409);
+    assert.equal((missing.body as { error: { key: string } }).error.key, 'node-red-contrib-http-oauth2/oauth2-record-change:oauth2-record-change.errors.previewNotDeployed');
+    for (const answer of [preview.text, missing.text]) assert.equal(answer.includes(auth.clients.service.clientSecret), false, 'the client secret is in the answer');
+  });
+
   it('killed between fetch and send: the records arrive after the restart, once', async () => {
     api.pageSize = 2;
     // Let the poll that every (re)start runs after a second go by: a poll asked for meanwhile would be skipped.

@@ -83,7 +83,8 @@ function withCatalog(mod: NodeModule, file: string): NodeModule {
   // The helper hands every module the same RED object; the real loader gives each its own (and own `_`).
   return (RED) => {
     const own = Object.create(RED) as Record<string, unknown>;
-    own._ = (key: string, params?: Record<string, unknown>) => i18n._(`${namespaceOf(file)}:${key}`, params);
+    // As the loader's: a key that names its namespace (`module/set:key`) is taken as it is.
+    own._ = (key: string, params?: Record<string, unknown>) => i18n._(key.includes(':') ? key : `${namespaceOf(file)}:${key}`, params);
     return mod(own);
   };
 }
