@@ -22,6 +22,7 @@ import type { NodeAPI } from './node-red-types';
 import type { ConnectionNode } from './connection-node';
 import type { RuntimeTokenStore } from './shared-token-store';
 import { renderCallbackPage } from './oauth2-connection-callback-page';
+import { refuseCrossSite } from './admin-origin-guard';
 
 export interface RouteDeps {
   store: RuntimeTokenStore;
@@ -72,6 +73,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
   });
   const read = RED.auth.needsPermission('oauth2-connection.read');
   const write = RED.auth.needsPermission('oauth2-connection.write');
+  RED.httpAdmin.use('/oauth2-connection', refuseCrossSite(RED));
 
   function sendError(res: Response, err: unknown): void {
     const code = err instanceof OAuth2Error ? err.code : 'OAUTH2_INVALID_INPUT';

@@ -1,6 +1,7 @@
 import { OAuth2Error, errorCatalogEntry, translateCatalogEntry, type CatalogEntry, type ErrorParams } from './lib/errors';
 import type { NodeAPI } from './node-red-types';
 import type { RecordChangeNode } from './record-change-node';
+import { refuseCrossSite } from './admin-origin-guard';
 
 const NODE_ID = /^[0-9a-zA-Z._-]{1,64}$/;
 /** The dialog shows this many changes; the rest are counted. */
@@ -77,6 +78,7 @@ export function registerRecordChangeRoutes(
     return { code, message: err instanceof Error ? err.message : String(err) };
   };
 
+  RED.httpAdmin.use('/oauth2-record-change', refuseCrossSite(RED));
   // "Forget remembered records": the editor's msg.reset.
   RED.httpAdmin.post('/oauth2-record-change/:id/reset', RED.auth.needsPermission('oauth2-record-change.write'), (req, res) => {
     const node = deployedNode(req.params.id);

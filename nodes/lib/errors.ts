@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   'OAUTH2_RECORDS_NOT_FOUND',
   /** A trigger's remembered state could not be read or written. */
   'OAUTH2_TRIGGER_STATE_FAILED',
+  /** An admin route was called by a page of another origin (no admin login needed for that): nothing was done. */
+  'OAUTH2_CROSS_SITE_REFUSED',
 ] as const;
 
 export type OAuth2ErrorCode = (typeof ERROR_CODES)[number];
