@@ -3,6 +3,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import express from 'express';
+import { adminCrossSiteGuard, refuseCrossSiteUpgrades } from './admin-cross-site';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
@@ -31,7 +32,10 @@ export interface EmbeddedOptions {
   logLevel?: LogLevel;
   /** Receives every log record (tests use it to scan for secrets). */
   logHandler?: (record: { level: number; msg?: unknown; [key: string]: unknown }) => void;
-  /** Extra Node-RED settings. */
+  /**
+   * Extra Node-RED settings. The admin app answers its own editor and non-browser clients only, whatever
+   * httpAdminCors says (see admin-cross-site.ts).
+   */
   settings?: Record<string, unknown>;
   /** Mounted on the same server before Node-RED (the demo's pages would go here); not behind admin auth. */
   beforeNodeRed?: (app: express.Express) => void;
@@ -74,6 +78,9 @@ export interface EmbeddedRuntime {
   stop(): Promise<void>;
 }
 
+/** httpNodeRoot: the flows' own HTTP endpoints. */
+const NODE_ROOT = '/api';
+
 /** How long a stop waits for requests in flight (a login callback writing its tokens) before closing nodes. */
 const IN_FLIGHT_GRACE_MS = 5_000;
 
@@ -97,7 +104,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedR
     flowFile: options.flowFile ?? 'flows.json',
     nodesDir: [paletteRoot()],
     httpAdminRoot: adminRoot,
-    httpNodeRoot: '/api',
+    httpNodeRoot: NODE_ROOT,
     uiHost: options.host,
     uiPort: options.port,
     credentialSecret: options.credentialSecret,
@@ -143,8 +150,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedR
   options.beforeNodeRed?.(app);
 
   RED.init(server, settings);
-  app.use(adminRoot, RED.httpAdmin);
-  app.use('/api', RED.httpNode);
+  refuseCrossSiteUpgrades(server, { paletteRoot: paletteRoot(), commsPath: `/${adminRoot.replace(/^\/+|\/+$/g, '')}/comms`.replace(/^\/\//, '/') });
+  app.use(adminRoot, adminCrossSiteGuard({ paletteRoot: paletteRoot(), nodeRoot: NODE_ROOT }), RED.httpAdmin);
+  app.use(NODE_ROOT, RED.httpNode);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
