@@ -312,6 +312,16 @@ for (const [label, start] of [
       await page.goto(`http://localhost:${attacker.port}/`);
       await page.evaluate((href) => fetch(href, { mode: 'no-cors' }).then(() => undefined), new URL('records', target.nodeUrl).href);
       await waitFor(() => api.requests.length > before, 10_000, "the flow's http-in endpoint answering another site's page");
+      if (target.ours) {
+        // The runtime's admin API sends no CORS headers, so no answer is ever readable by another origin.
+        const flows = await admin(target, 'flows', { headers: { origin: target.adminUrl.replace(/\/$/, '') } });
+        assert.equal(flows.status, 200);
+        const cors: string[] = [];
+        flows.headers.forEach((_value, name) => {
+          if (name.startsWith('access-control-')) cors.push(name);
+        });
+        assert.deepEqual(cors, [], 'no CORS headers');
+      }
       // Without a browser: the inject button as a script presses it, which the page could not.
       const pressed = await admin(target, 'inject/inj1', { method: 'POST' });
       assert.equal(pressed.status, 200);
