@@ -203,8 +203,14 @@ export = function register(RED: NodeAPI): void {
       const result = await fetchPages(
         first,
         config.pagination,
-        // The records setting (JSONata included) also decides when a page is empty: one rule for both.
-        { maxPages: config.maxPages, findRecords: recordsOf, keepPages: false },
+        // A JSONata expression may filter the page's list: the list the automatic lookup finds, when it finds
+        // one, is what says the page is empty (lib/http/pagination.ts, listOf).
+        {
+          maxPages: config.maxPages,
+          findRecords: recordsOf,
+          keepPages: false,
+          ...(config.records.type === 'jsonata' ? { listOf: (body: unknown) => findRecords(body) } : {}),
+        },
         (req) => sendAuthorised(req, { authorizer: connection, agents: connection.agents }),
         async (page) => {
           const { response } = page;

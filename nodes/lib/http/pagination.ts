@@ -46,6 +46,14 @@ export interface PaginationOptions {
    */
   findRecords: (body: unknown) => unknown[] | undefined | Promise<unknown[] | undefined>;
   /**
+   * The page's whole list as the API pages it, when the records are a selection of it that may filter (a JSONata
+   * expression such as `data.tickets[status != "archived"]`): a page the expression filters to nothing is not
+   * the end of the list. Link, next-URL and cursor pagination stop on an empty page only when this list is
+   * empty (unknown: they go on to the next link); page and offset counting, whose only end is an empty page,
+   * use it when known and the records otherwise, and offset moves by its length. Absent: the records are the list.
+   */
+  listOf?: (body: unknown) => unknown[] | undefined;
+  /**
    * Default true. With false, `pages` comes back empty and only `last` is kept: memory stays flat however many
    * pages there are, and the caller handles each page in `onPage` as it arrives (the trigger's 100,000 records).
    */
@@ -116,6 +124,8 @@ export async function fetchPages(
     const response = await send(request);
     const ok = response.statusCode >= 200 && response.statusCode < 300;
     const records = ok ? await options.findRecords(response.body) : undefined;
+    // The list as the API pages it (PaginationOptions.listOf): the records themselves unless told otherwise.
+    const list = !ok ? undefined : options.listOf ? options.listOf(response.body) : records;
     const page: Page = { index, response, records, url: request.url };
     if (keep) pages.push(page);
     if (onPage) await onPage(page);
@@ -123,7 +133,8 @@ export async function fetchPages(
     const stop = (complete: boolean, reason: StopReason): PaginationResult => ({ pages, complete, stop: reason, count: index + 1, last: page });
     if (!ok) return stop(false, 'status');
     if (settings.kind === 'none') return stop(true, 'end');
-    if (records !== undefined && records.length === 0) return stop(true, 'empty');
+    const counted = settings.kind === 'page' || settings.kind === 'offset' ? (list ?? records) : list;
+    if (counted !== undefined && counted.length === 0) return stop(true, 'empty');
 
     let nextUrl: string;
     switch (settings.kind) {
@@ -154,8 +165,8 @@ export async function fetchPages(
         break;
       }
       case 'offset': {
-        if (records === undefined) return stop(false, 'records-not-found');
-        offset += records.length;
+        if (records === undefined || counted === undefined) return stop(false, 'records-not-found');
+        offset += counted.length;
         nextUrl = counterUrl(base.url, settings, offset);
         break;
       }

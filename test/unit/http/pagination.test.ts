@@ -409,6 +409,61 @@ describe('http/pagination', () => {
     });
   });
 
+  describe('a records rule that filters: the list the API pages decides the end', () => {
+    /** Records 1-25 under data, 10 a page; the open ones are the odd ids above 20, all on the last page. */
+    const OPEN = (r: { id: number }): boolean => r.id % 2 === 1 && r.id > 20;
+    /** A JSONata-like rule keeping only the open records: pages 1 and 2 filter to nothing. */
+    const openOnly = async (body: unknown): Promise<unknown[] | undefined> => {
+      await new Promise((r) => setImmediate(r));
+      const data = (body as { data?: unknown } | undefined)?.data;
+      return Array.isArray(data) ? (data as { id: number }[]).filter(OPEN) : undefined;
+    };
+    const list = (body: unknown): unknown[] | undefined => findRecords(body);
+
+    it('link pagination reads on past pages the rule filters to nothing when the list is not empty', async () => {
+      const s = await server((req, res) => {
+        const offset = Number(query(req).get('offset') ?? '0');
+        const next: Record<string, string> = offset + 10 < ALL.length ? { link: `</items?offset=${offset + 10}>; rel="next"` } : {};
+        json(res, { data: ALL.slice(offset, offset + 10) }, next);
+      });
+      const result = await run(`${s.origin}/items`, { kind: 'link' }, [s.origin], { findRecords: openOnly, listOf: list });
+      assert.equal(result.count, 3);
+      assert.equal(result.stop, 'end');
+      assert.equal(result.complete, true);
+      assert.deepEqual(ids(result.pages.flatMap((p) => p.records ?? [])), [21, 23, 25]);
+      // The rule alone would have called page 1 the end of the list: everything after it unseen (and, with
+      // deletions on, every remembered record there reported deleted).
+      const alone = await run(`${s.origin}/items`, { kind: 'link' }, [s.origin], { findRecords: openOnly });
+      assert.equal(alone.count, 1);
+      assert.equal(alone.complete, true);
+    });
+
+    it('link pagination with no list the lookup can see goes on to the next link instead of stopping on a filtered page', async () => {
+      const s = await server((req, res) => {
+        const offset = Number(query(req).get('offset') ?? '0');
+        const next: Record<string, string> = offset + 10 < ALL.length ? { link: `</items?offset=${offset + 10}>; rel="next"` } : {};
+        json(res, { result: { data: ALL.slice(offset, offset + 10) } }, next);
+      });
+      const nested = async (body: unknown): Promise<unknown[] | undefined> => openOnly((body as { result?: unknown }).result);
+      const result = await run(`${s.origin}/items`, { kind: 'link' }, [s.origin], { findRecords: nested, listOf: list });
+      assert.equal(result.count, 3);
+      assert.equal(result.complete, true);
+      assert.deepEqual(ids(result.pages.flatMap((p) => p.records ?? [])), [21, 23, 25]);
+    });
+
+    it('offset counting moves by the list, not by the records the rule kept, and ends on the empty list', async () => {
+      const s = await server((req, res) => {
+        const offset = Number(query(req).get('offset') ?? '0');
+        json(res, { data: ALL.slice(offset, offset + 10) });
+      });
+      const result = await run(`${s.origin}/items`, { kind: 'offset', param: 'offset' }, [s.origin], { findRecords: openOnly, listOf: list });
+      assert.deepEqual(paths(s), ['/items?offset=0', '/items?offset=10', '/items?offset=20', '/items?offset=25']);
+      assert.equal(result.stop, 'empty');
+      assert.equal(result.complete, true);
+      assert.deepEqual(ids(result.pages.flatMap((p) => p.records ?? [])), [21, 23, 25]);
+    });
+  });
+
   describe('memory: keepPages false and onPage', () => {
     it('returns no pages, hands each page to an awaited onPage in order, and keeps the last', async () => {
       let inFlight = 0;
