@@ -77,7 +77,11 @@ describe('oauth: secrets stay out of logs and errors (DEBUG=*)', function () {
       assert.equal(result.code, 0, result.stderr);
       const out = JSON.parse(result.stdout) as { accessToken: string };
       assert.match(result.stderr, /control-header-7d1e/, "NODE_DEBUG=http printed the options of Node's own agent, headers included");
-      assert.match(result.stderr, /createConnection/, 'the agents of the package went through the same debug lines');
+      // Node names each new socket "createConnection <host:port>:": the package's token requests (the
+      // provider's port) and its API request (a second socket to the API beside the control's) printed theirs.
+      const sockets = (hostPort: string): number => result.stderr.split(`createConnection ${hostPort}:`).length - 1;
+      assert.ok(sockets(new URL(server.issuer).host) >= 1, "the package's token requests went through Node's debug lines");
+      assert.ok(sockets(new URL(api.url).host) >= 2, "the package's API request went through Node's debug lines beside the control's");
       assert.ok(api.requests.some((r) => r.authorization === `Bearer ${out.accessToken}`), 'the token reached the API');
       const s = secretsOf(server);
       for (const [name, secret] of Object.entries({ ...s, accessToken: out.accessToken })) {
