@@ -51,6 +51,26 @@ const HTTP_STATUS_FOR: Partial<Record<string, number>> = {
 };
 
 /**
+ * Whether the user behind a request that passed a needsPermission guard may also `oauth2-connection.write`:
+ * Node-RED's rule (@node-red/editor-api/lib/auth/permissions.js, hasPermission) on the scope the guard's login
+ * left in req.authInfo. Asking the write guard itself would answer the same, but it writes a permission.fail
+ * line to the audit log each time a read-only user's dialog polls the status. No user: no adminAuth, all may.
+ */
+function mayWrite(req: Request): boolean {
+  if (!(req as Request & { user?: unknown }).user) return true;
+  return scopeAllows((req as Request & { authInfo?: { scope?: unknown } }).authInfo?.scope, 'oauth2-connection.write');
+}
+
+/** Node-RED's hasPermission for one permission: '*', the permission itself, or read / write for every type. */
+export function scopeAllows(scope: unknown, permission: string): boolean {
+  if (Array.isArray(scope)) return scope.some((one) => scopeAllows(one, permission));
+  if (scope === '*' || scope === permission) return true;
+  if (scope === 'read' || scope === '*.read') return /^((.+)\.)?read$/.test(permission);
+  if (scope === 'write' || scope === '*.write') return /^((.+)\.)?write$/.test(permission);
+  return false;
+}
+
+/**
  * The connection's admin routes, registered once per runtime (never in a node constructor). Every route that
  * reads or changes anything needs the `oauth2-connection.read` / `.write` permission; the callback is reached
  * by the provider's redirect (no admin token on a navigation) and is guarded by a single-use, expiring state
@@ -163,22 +183,6 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
   }
 
   /**
-   * Whether `guard` (a needsPermission middleware) lets this request through, asked without answering it: the
-   * guard's refusal is written to a stand-in response. Node-RED's own check, so it follows adminAuth exactly.
-   */
-  function allowed(guard: RequestHandler, req: Request): Promise<boolean> {
-    return new Promise((resolve) => {
-      const refused = (): void => resolve(false);
-      const standIn = { statusCode: 200, status: () => standIn, setHeader: () => standIn, end: refused, send: refused, json: refused };
-      try {
-        guard(req, standIn as unknown as Response, (err?: unknown) => resolve(err === undefined || err === null));
-      } catch {
-        resolve(false);
-      }
-    });
-  }
-
-  /**
    * A pending device login as the status shows it. The user code and the verification links let whoever holds
    * them approve the login with their own account: only a user who may log the connection in sees them.
    */
@@ -254,7 +258,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
       storeWhere: deps.redis?.where,
       storeUnavailable,
       storeMessage: storeUnavailable ? deps.translate('store.redisUnavailable', { where: deps.redis?.where ?? 'redis' }) : undefined,
-      device: deviceView(login.deviceStatus(id), await allowed(write, req)),
+      device: deviceView(login.deviceStatus(id), mayWrite(req)),
     });
   }));
 

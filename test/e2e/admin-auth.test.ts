@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { AuthServer } from '../support/auth-server';
 import { startApiServer, type ApiServer } from '../support/api-server';
-import { adminCall, callLane, connectionStatus, deployAndWait, startWatchedAuthServer, startWatchedRuntime, webConnection } from '../support/e2e';
+import { adminCall, callLane, connectionStatus, deployAndWait, startWatchedAuthServer, startWatchedRuntime, waitFor, webConnection } from '../support/e2e';
 import { CookieJar, loginFromEditor, openCallback, startLogin } from '../support/editor-login';
 import { connectionNode, dialogConfig, requestLane, tab } from '../support/flows';
 import { addSecret, watchText } from '../support/leaks';
@@ -132,6 +132,15 @@ describe('e2e: admin routes under adminAuth and httpAdminRoot /admin', function 
     assert.equal(readerView?.verificationUri, undefined, asReader.text);
     assert.equal(readerView?.verificationUriComplete, undefined, asReader.text);
     assert.ok(!asReader.text.includes(userCode), 'the user code is not in the answer');
+    // Deciding that writes no permission.fail to the audit log (the dialog polls the status every second).
+    const failures = (): number => runtime.logs.filter((l) => l.event === 'permission.fail').length;
+    const before = failures();
+    for (let i = 0; i < 3; i += 1) assert.equal((await adminCall(runtime, 'oauth2-connection/conn-device/status', { token: readerToken })).status, 200);
+    assert.equal(failures(), before, 'status polls by a read-only user left permission.fail audit lines');
+    // The control: a write route refused to the same user does write one.
+    const refused = await adminCall(runtime, 'oauth2-connection/conn-device/logout', { token: readerToken, body: {} });
+    assert.equal(refused.status, 401, refused.text);
+    await waitFor(() => failures() > before, 5000, 'the audit line of a refused write');
 
     const asAdmin = await adminCall(runtime, 'oauth2-connection/conn-device/status');
     const adminView = (asAdmin.body as { device?: Record<string, unknown> }).device;

@@ -15,7 +15,7 @@ startEmbedded({
   logLevel: options.logLevel || 'fatal',
   logHandler: (record) => {
     const text = typeof record.msg === 'string' ? record.msg : util.inspect(record.msg, { depth: 5 });
-    send({ type: 'log', level: record.level, text, node: record.type, id: record.id });
+    send({ type: 'log', level: record.level, text, node: record.type, id: record.id, event: typeof record.event === 'string' ? record.event : undefined });
   },
 }).then((runtime) => {
   send({ type: 'ready', url: runtime.url, adminUrl: runtime.adminUrl, port: runtime.port });

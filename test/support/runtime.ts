@@ -8,6 +8,8 @@ export interface LogLine {
   text: string;
   node?: string;
   id?: string;
+  /** Audit lines (level 98): Node-RED's event name, such as permission.fail. */
+  event?: string;
 }
 
 export interface RuntimeOptions {

@@ -177,7 +177,7 @@ function asFetchError(err: unknown): OAuth2Error {
 
 /** The API's time for this poll: its Date header when it sent a usable one, else this machine's at the start. */
 function apiTime(result: FetchResult, localNow: number): number {
-  const server = (result as Partial<FetchResult>).serverTime;
+  const server = result.serverTime;
   return typeof server === 'number' && Number.isFinite(server) ? server : localNow;
 }
 
