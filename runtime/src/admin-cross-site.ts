@@ -15,6 +15,7 @@ import type * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import * as path from 'node:path';
 import type { RequestHandler } from 'express';
+import { isLoopback } from './production-settings';
 
 interface RequestFacts {
   method?: string;
@@ -40,10 +41,42 @@ function refusal(paletteRoot: string): { code: string; message: string } {
 }
 
 /**
+ * The host name of a Host header ("name:port", "[::1]:port", "name"), lower-cased; undefined when there is none.
+ */
+function hostName(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  const host = value.trim().toLowerCase();
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1 || undefined);
+  const colon = host.lastIndexOf(':');
+  return colon === -1 || host.indexOf(':') !== colon ? host : host.slice(0, colon);
+}
+
+/**
+ * With no admin login on a loopback address, only a loopback name may be asked for (localhost, *.localhost,
+ * 127.x, [::1]). A page whose own name an attacker points at 127.0.0.1 (DNS rebinding) is same-origin to the
+ * browser, so neither Origin nor Sec-Fetch-Site gives it away; the name it asks for does.
+ */
+export function loopbackNameRequired(adminAuth: unknown, listenHost: string): boolean {
+  return adminAuth === undefined && isLoopback(listenHost);
+}
+
+function namesThisMachine(header: string | string[] | undefined): boolean {
+  const name = hostName(header);
+  return name !== undefined && isLoopback(name);
+}
+
+const NOT_A_LOOPBACK_NAME = {
+  code: 'OAUTH2_HOST_REFUSED',
+  message:
+    'Without an admin login this editor answers only under a loopback name (localhost, 127.0.0.1, [::1]); set an admin login to serve it under another name',
+};
+
+/**
  * Mounted on the server's app ahead of RED.httpAdmin. `nodeRoot` is httpNodeRoot: requests under it (when the
  * admin root is `/` they pass here too) belong to the user's flows and are left alone.
  */
-export function adminCrossSiteGuard(options: { paletteRoot: string; nodeRoot: string }): RequestHandler {
+export function adminCrossSiteGuard(options: { paletteRoot: string; nodeRoot: string; loopbackNamesOnly?: boolean }): RequestHandler {
   const verdictOf = loadVerdict(options.paletteRoot);
   const refused = refusal(options.paletteRoot);
   const nodeRoot = options.nodeRoot.replace(/\/+$/, '').toLowerCase();
@@ -55,6 +88,11 @@ export function adminCrossSiteGuard(options: { paletteRoot: string; nodeRoot: st
   return (req, res, next) => {
     if (underNodeRoot(req.originalUrl)) {
       next();
+      return;
+    }
+    if (options.loopbackNamesOnly && !namesThisMachine(req.headers.host)) {
+      res.set('cache-control', 'no-store');
+      res.status(403).json({ error: NOT_A_LOOPBACK_NAME });
       return;
     }
     const verdict = verdictOf(req);
@@ -76,11 +114,12 @@ export function adminCrossSiteGuard(options: { paletteRoot: string; nodeRoot: st
  * could follow the debug sidebar. Runs ahead of Node-RED's own upgrade listener, which then finds the socket
  * closed and leaves it.
  */
-export function refuseCrossSiteUpgrades(server: http.Server, options: { paletteRoot: string; commsPath: string }): void {
+export function refuseCrossSiteUpgrades(server: http.Server, options: { paletteRoot: string; commsPath: string; loopbackNamesOnly?: boolean }): void {
   const verdictOf = loadVerdict(options.paletteRoot);
   server.prependListener('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
     const pathname = (req.url ?? '').split('?')[0];
-    if (pathname !== options.commsPath || verdictOf(req).allowed) return;
+    if (pathname !== options.commsPath) return;
+    if ((!options.loopbackNamesOnly || namesThisMachine(req.headers.host)) && verdictOf(req).allowed) return;
     socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     socket.destroy();
   });

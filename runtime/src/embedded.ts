@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import express from 'express';
-import { adminCrossSiteGuard, refuseCrossSiteUpgrades } from './admin-cross-site';
+import { adminCrossSiteGuard, loopbackNameRequired, refuseCrossSiteUpgrades } from './admin-cross-site';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
@@ -150,8 +150,13 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedR
   options.beforeNodeRed?.(app);
 
   RED.init(server, settings);
-  refuseCrossSiteUpgrades(server, { paletteRoot: paletteRoot(), commsPath: `/${adminRoot.replace(/^\/+|\/+$/g, '')}/comms`.replace(/^\/\//, '/') });
-  app.use(adminRoot, adminCrossSiteGuard({ paletteRoot: paletteRoot(), nodeRoot: NODE_ROOT }), RED.httpAdmin);
+  const loopbackNamesOnly = loopbackNameRequired(settings.adminAuth, options.host);
+  refuseCrossSiteUpgrades(server, {
+    paletteRoot: paletteRoot(),
+    commsPath: `/${adminRoot.replace(/^\/+|\/+$/g, '')}/comms`.replace(/^\/\//, '/'),
+    loopbackNamesOnly,
+  });
+  app.use(adminRoot, adminCrossSiteGuard({ paletteRoot: paletteRoot(), nodeRoot: NODE_ROOT, loopbackNamesOnly }), RED.httpAdmin);
   app.use(NODE_ROOT, RED.httpNode);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
