@@ -7,22 +7,20 @@
  * connections on start and writes them again at the next refresh, and a trigger's state at its next poll, both
  * bound then. Only a value that is never written again stays unbound.
  */
-import { openJson } from '../tokens/crypto';
+import { openWithAny } from '../tokens/crypto';
 
 /**
- * Opens `blob` kept under `key` with the first of `secrets` that opens it: bound to `key`, else (a value from
- * before binding) unbound. Throws OAUTH2_TOKEN_STORE_FAILED (from crypto.ts) when none does.
+ * Opens `blob` kept under `key` with one of `secrets`: bound to `key`, else (a value from before binding)
+ * unbound. Throws OAUTH2_TOKEN_STORE_FAILED (from crypto.ts) when none does.
  */
 export function openUnderKey(blob: Buffer, secrets: readonly string[], key: string): unknown {
-  let failure: unknown;
-  for (const secret of secrets) {
-    for (const aad of [key, undefined]) {
-      try {
-        return openJson(blob, secret, aad);
-      } catch (err) {
-        failure = err;
-      }
+  try {
+    return openWithAny(blob, secrets, key).value;
+  } catch (bound) {
+    try {
+      return openWithAny(blob, secrets).value;
+    } catch {
+      throw bound; // the failure of the form every value is written in now
     }
   }
-  throw failure;
 }

@@ -110,3 +110,20 @@ export function openJson(blob: Buffer, secret: string, aad?: string): unknown {
     throw storeError('Token store: the decrypted content is not valid JSON.');
   }
 }
+
+/**
+ * Opens `blob` with the first of `secrets` that opens it (bound to `aad` when given) and says which one did:
+ * a file or value sealed before a change of secret opens with an older one. Throws the first secret's failure
+ * (the one that should have worked) when none does.
+ */
+export function openWithAny(blob: Buffer, secrets: readonly string[], aad?: string): { value: unknown; secret: string } {
+  let failure: unknown;
+  for (const secret of secrets) {
+    try {
+      return { value: openJson(blob, secret, aad), secret };
+    } catch (err) {
+      failure ??= err;
+    }
+  }
+  throw failure ?? storeError('Token store: no encryption secret was provided.');
+}

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { Adapter, Low as LowClass } from 'lowdb' with { 'resolution-mode': 'import' };
 import { OAuth2Error } from '../errors';
 import type { TokenSet } from '../types';
-import { openJson, sealJson } from './crypto';
+import { openWithAny, sealJson } from './crypto';
 import type { StoredTokens, TokenStore } from './token-store';
 
 type LowdbModule = typeof import('lowdb', { with: { 'resolution-mode': 'import' } });
@@ -115,14 +115,11 @@ async function readJournal(filePath: string, secrets: readonly string[]): Promis
   } catch {
     return undefined;
   }
-  for (const secret of secrets) {
-    try {
-      return openJson(blob, secret);
-    } catch {
-      // torn, or sealed with another secret
-    }
+  try {
+    return openWithAny(blob, secrets).value;
+  } catch {
+    return undefined; // torn, or sealed with another secret
   }
-  return undefined;
 }
 
 /** lowdb adapter: sealed with ./crypto, written with `writeFileAtomic`. `read` gives null for a missing file. */
@@ -144,18 +141,10 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
       if (isErrno(err, 'ENOENT')) return null;
       throw storeError(`Token store: cannot read ${this.filePath} (${fsReason(err)}).`);
     }
+    let opened: ReturnType<typeof openWithAny>;
     try {
-      return openJson(blob, this.secret) as T;
+      opened = openWithAny(blob, [this.secret, ...this.fallbackSecrets]);
     } catch (first) {
-      for (const fallback of this.fallbackSecrets) {
-        try {
-          const value = openJson(blob, fallback) as T;
-          this.openedWithFallback = true;
-          return value;
-        } catch {
-          // try the next one
-        }
-      }
       const reason = first instanceof Error ? first.message : 'unreadable';
       // Never overwrite it silently: another secret's file still holds logins someone may want back.
       throw storeError(
@@ -163,6 +152,8 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
           'move the file away to start with an empty store (connections will need a new login).',
       );
     }
+    this.openedWithFallback = opened.secret !== this.secret;
+    return opened.value as T;
   }
 
   async write(data: T): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { OAuth2Error } from '../errors';
-import { openJson, sealJson } from './crypto';
+import { openWithAny, sealJson } from './crypto';
 import { writeFileAtomic } from './file-token-store';
 
 /**
@@ -27,30 +27,18 @@ export async function resealFile(filePath: string, secret: string, previousSecre
     if (code === 'ENOENT') return 'absent';
     throw new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Cannot read ${filePath} (${code ?? 'unknown error'}).`);
   }
-  if (opens(blob, secret)) return 'current';
-  for (const previous of previousSecrets) {
-    let value: unknown;
-    try {
-      value = openJson(blob, previous);
-    } catch {
-      continue; // sealed with another secret, or damaged
-    }
-    try {
-      await writeFileAtomic(filePath, sealJson(value, secret));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException | undefined)?.code;
-      throw new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Cannot write ${filePath} (${code ?? 'unknown error'}).`);
-    }
-    return 'resealed';
-  }
-  return 'unreadable';
-}
-
-function opens(blob: Buffer, secret: string): boolean {
+  let opened: ReturnType<typeof openWithAny>;
   try {
-    openJson(blob, secret);
-    return true;
+    opened = openWithAny(blob, [secret, ...previousSecrets]);
   } catch {
-    return false;
+    return 'unreadable'; // sealed with a secret not known here, or damaged
   }
+  if (opened.secret === secret) return 'current';
+  try {
+    await writeFileAtomic(filePath, sealJson(opened.value, secret));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    throw new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Cannot write ${filePath} (${code ?? 'unknown error'}).`);
+  }
+  return 'resealed';
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { isOAuth2Error } from '../../../nodes/lib/errors';
-import { SEALED_FORMAT_VERSION, looksSealed, openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
+import { SEALED_FORMAT_VERSION, looksSealed, openJson, openWithAny, sealJson } from '../../../nodes/lib/tokens/crypto';
 
 const SECRET = 'instance-credential-secret';
 const VALUE = { connections: { a: { accessToken: 'at-PLAINTEXT-MARKER', refreshToken: 'rt-PLAINTEXT-MARKER' } } };
@@ -62,5 +62,13 @@ describe('tokens/crypto (AES-256-GCM, HKDF-SHA256)', () => {
 
   it('refuses an empty secret', () => {
     assertStoreFailure(() => sealJson(VALUE, ''));
+  });
+
+  it('openWithAny: says which secret opened the blob, and fails with the first secret\'s reason', () => {
+    const blob = sealJson(VALUE, 'older-secret', 'key-a');
+    assert.deepEqual(openWithAny(blob, [SECRET, 'older-secret'], 'key-a'), { value: VALUE, secret: 'older-secret' });
+    assertStoreFailure(() => openWithAny(blob, [SECRET, 'older-secret']), /could not be decrypted/);
+    assertStoreFailure(() => openWithAny(Buffer.from('{}'), [SECRET, 'older-secret']), /not an encrypted token store/);
+    assertStoreFailure(() => openWithAny(blob, []), /no encryption secret/);
   });
 });
