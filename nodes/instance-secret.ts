@@ -43,7 +43,12 @@ function readSecretFile(filePath: string): string | undefined {
   }
 }
 
-/** Migrations running now, by user directory and target secret: two stores opening at once share one. */
+/**
+ * One migration per user directory and target secret for the life of the process: a store opens only once it
+ * is complete, and none runs again while a store is open and writing (a re-seal then could write back content
+ * older than the store's, a spent refresh token or a journal the store had removed). A file left sealed with
+ * an old secret is re-sealed by its own store, which opens it with `fallbackSecrets` and writes it at once.
+ */
 const migrations = new Map<string, Promise<StoreKeys>>();
 
 /**
@@ -68,12 +73,14 @@ export function storeKeys(userDir: string, secrets: InstanceSecrets): Promise<St
     return Promise.reject(err);
   }
   const key = `${path.resolve(userDir)}\0${createHash('sha256').update(current.secret).digest('hex')}`;
-  let running = migrations.get(key);
-  if (!running) {
-    running = migrate(userDir, current, settings.generatedSecret).finally(() => migrations.delete(key));
-    migrations.set(key, running);
+  let migration = migrations.get(key);
+  if (!migration) {
+    migration = migrate(userDir, current, settings.generatedSecret);
+    migrations.set(key, migration);
+    // Nothing opened on a migration that failed as a whole: the next open may try again.
+    migration.catch(() => migrations.delete(key));
   }
-  return running;
+  return migration;
 }
 
 async function migrate(

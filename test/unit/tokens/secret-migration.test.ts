@@ -58,6 +58,41 @@ describe('tokens: a change of credential secret re-seals the stores', () => {
     assert.deepEqual(await triggers.get('trig1'), state(1));
   }
 
+  /**
+   * Makes `filePath` fail to read, as an I/O error would, until the returned function puts it back (the tests
+   * may run as root, which reads a file whatever its mode: a directory in its place gives EISDIR).
+   */
+  async function failingToRead(filePath: string): Promise<() => Promise<void>> {
+    const aside = `${filePath}.aside`;
+    await fsp.rename(filePath, aside);
+    await fsp.mkdir(filePath);
+    return async () => {
+      await fsp.rmdir(filePath);
+      await fsp.rename(aside, filePath);
+    };
+  }
+
+  /**
+   * The next start of Node-RED, a new process: it migrates again. One process migrates a user directory once;
+   * the same directory under a new path is one it has not seen.
+   */
+  async function nextStart(): Promise<void> {
+    const moved = `${dir}-next`;
+    await fsp.rename(dir, moved);
+    dir = moved;
+  }
+
+  /** Every file in the user directory with its bytes and modification time. */
+  async function snapshot(): Promise<Record<string, string>> {
+    const files: Record<string, string> = {};
+    for (const name of (await fsp.readdir(dir)).sort()) {
+      const filePath = path.join(dir, name);
+      const stat = await fsp.stat(filePath);
+      files[name] = stat.isFile() ? `${stat.mtimeMs} ${(await fsp.readFile(filePath)).toString('base64')}` : 'not a file';
+    }
+    return files;
+  }
+
   beforeEach(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'oauth2-secret-'));
     generated = randomBytes(32).toString('hex');
@@ -166,6 +201,27 @@ describe('tokens: a change of credential secret re-seals the stores', () => {
     await storeKeys(dir, settings(NEW_SECRET));
     sealedWith(tokensPath(), NEW_SECRET);
     assert.ok(existsSync(copyPath()), 'the copy stays while a file is not sealed with the current secret');
+  });
+
+  it('a store opening after the other is open and writing re-seals nothing but its own file', async () => {
+    await runOnGeneratedSecret();
+    const putBack = await failingToRead(triggersPath());
+    const tokens = await openFileTokenStore({ filePath: tokensPath(), ...(await storeKeys(dir, settings(NEW_SECRET, generated))) });
+    await putBack(); // the trigger file, still sealed with the generated secret, readable again
+    await tokens.set('conn1', entry(2)); // a rotated refresh token
+    await tokens.flush();
+    const before = await snapshot();
+    const keys = await storeKeys(dir, settings(NEW_SECRET, generated));
+    assert.deepEqual(await snapshot(), before, 'no file rewritten while the token store is open');
+    const triggers = await openTriggerStateStore({ filePath: triggersPath(), ...keys });
+    // The trigger store opened its file with the old secret and re-sealed it with the new one itself.
+    sealedWith(triggersPath(), NEW_SECRET);
+    assert.deepEqual(await triggers.get('trig1'), state(1));
+    assert.deepEqual(sealedWith(tokensPath(), NEW_SECRET), { version: 1, connections: { conn1: entry(2) } });
+    assert.ok(existsSync(copyPath()), 'kept until a start finds every file sealed with the new secret');
+    await nextStart();
+    await storeKeys(dir, settings(NEW_SECRET));
+    assert.equal(existsSync(copyPath()), false);
   });
 
   it('two stores opening at once share one migration', async () => {
