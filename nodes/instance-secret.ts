@@ -11,6 +11,8 @@ export const STORE_KEY_FILE = '.http-oauth2-tokens.key';
  * An owner-only copy of Node-RED's generated `_credentialSecret`, kept while that secret seals the package's
  * files. Node-RED deletes its own copy from .config.runtime.json when `credentialSecret` is set (at the first
  * deploy after the restart); this one lets the files be re-sealed with the new secret whenever they next open.
+ * One secret a line: the current generated one first, then older generated ones while a file that one of them
+ * may seal could not be re-sealed yet (.config.runtime.json lost and generated again).
  */
 export const GENERATED_SECRET_COPY_FILE = '.http-oauth2-generated-secret.key';
 export const TOKEN_STORE_FILE = '.http-oauth2-tokens.json';
@@ -33,13 +35,16 @@ function sealedFiles(userDir: string): string[] {
   });
 }
 
-/** A secret kept in a file of ours, or undefined when there is none or it cannot be read. */
-function readSecretFile(filePath: string): string | undefined {
+/** The secrets kept in a file of ours, one a line; none when there is no file or it cannot be read. */
+function readSecretFile(filePath: string): string[] {
   try {
-    const text = fs.readFileSync(filePath, 'utf8').trim();
-    return text.length > 0 ? text : undefined;
+    return fs
+      .readFileSync(filePath, 'utf8')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.length > 0);
   } catch {
-    return undefined;
+    return [];
   }
 }
 
@@ -58,10 +63,10 @@ const migrations = new Map<string, Promise<StoreKeys>>();
  * Secrets known from before: Node-RED's generated secret while settings still hold it (Node-RED deletes it
  * only at the first deploy after `credentialSecret` was set), the package's copy of it, and the owner-only key
  * file used while the instance had `credentialSecret: false`. Each file is re-sealed atomically, so a crash
- * leaves it sealed with the old or the new secret, and the old one stays known until every file opens with
- * the new: only then are the copy and the key file deleted. A file no known secret opens is left as it is
- * (its store reports it). While the generated secret is the current one it is copied, before any store writes
- * with it (after the re-sealing: a copy of an older generated secret must outlive the files it opens).
+ * leaves it sealed with the old or the new secret, and the old ones stay known until no file that could not
+ * be read or written is left: only then are they dropped from the copy, and the copy and the key file deleted.
+ * A file no known secret opens is left as it is (its store reports it) and keeps no old secret: none opens
+ * it. While the generated secret is the current one it is in the copy, before any store writes with it.
  */
 export function storeKeys(userDir: string, secrets: InstanceSecrets): Promise<StoreKeys> {
   let settings: ReturnType<InstanceSecrets>;
@@ -90,26 +95,33 @@ async function migrate(
 ): Promise<StoreKeys> {
   const copyPath = path.join(userDir, GENERATED_SECRET_COPY_FILE);
   const keyFilePath = path.join(userDir, STORE_KEY_FILE);
-  const known = [generatedSecret, readSecretFile(copyPath), current.source === 'unencrypted-instance' ? undefined : readSecretFile(keyFilePath)];
+  const copied = readSecretFile(copyPath);
+  const keyFileSecrets = current.source === 'unencrypted-instance' ? [] : readSecretFile(keyFilePath);
+  const known = [generatedSecret, ...copied, ...keyFileSecrets];
   const fallbackSecrets = [...new Set(known.filter((s): s is string => typeof s === 'string' && s.length > 0 && s !== current.secret))];
 
-  let allCurrent = true;
-  if (fallbackSecrets.length > 0) {
-    for (const filePath of sealedFiles(userDir)) {
-      // A file that cannot be re-sealed now keeps its old secret known; its store opens it with the fallbacks.
-      const outcome = await resealFile(filePath, current.secret, fallbackSecrets).catch(() => 'failed' as const);
-      if (outcome === 'unreadable' || outcome === 'failed') allCurrent = false;
-    }
+  // Only a file that could not be read or written now needs the old secrets later. One none of them opens
+  // (another secret's, damaged, or a journal torn by a power loss, which its store discards) gains nothing.
+  let pending = false;
+  for (const filePath of fallbackSecrets.length > 0 ? sealedFiles(userDir) : []) {
+    const outcome = await resealFile(filePath, current.secret, fallbackSecrets).catch(() => 'failed' as const);
+    if (outcome === 'failed') pending = true;
   }
 
-  if (current.source === 'generated' && readSecretFile(copyPath) !== current.secret) {
-    // The same secret Node-RED keeps in .config.runtime.json (and its .backup), owner-only here.
-    await writeFileAtomic(copyPath, Buffer.from(`${current.secret}\n`)).catch(() => undefined);
+  // The copy holds the current secret when it is the generated one (the same secret Node-RED keeps in
+  // .config.runtime.json and its .backup, owner-only here), and the generated ones from before while a file
+  // that could not be re-sealed may need them: Node-RED may delete its own before that file is re-sealed.
+  const generatedOnes = [generatedSecret, ...copied].filter((s): s is string => typeof s === 'string' && s.length > 0);
+  const keep = [
+    ...(current.source === 'generated' ? [current.secret] : []),
+    ...(pending ? generatedOnes.filter((s) => s !== current.secret) : []),
+  ].filter((s, i, all) => all.indexOf(s) === i);
+  if (keep.length === 0) {
+    await fs.promises.unlink(copyPath).catch(() => undefined);
+  } else if (keep.join('\n') !== copied.join('\n')) {
+    await writeFileAtomic(copyPath, Buffer.from(`${keep.join('\n')}\n`)).catch(() => undefined);
   }
-  if (allCurrent) {
-    if (current.source !== 'generated') await fs.promises.unlink(copyPath).catch(() => undefined);
-    if (current.source !== 'unencrypted-instance') await fs.promises.unlink(keyFilePath).catch(() => undefined);
-  }
+  if (!pending && current.source !== 'unencrypted-instance') await fs.promises.unlink(keyFilePath).catch(() => undefined);
   return { secret: current.secret, fallbackSecrets };
 }
 

@@ -195,12 +195,53 @@ describe('tokens: a change of credential secret re-seals the stores', () => {
     assert.deepEqual(await back.tokens.get('conn1'), entry(1));
   });
 
-  it('a file no known secret opens keeps the old secret known; the others are re-sealed', async () => {
+  it('a file no known secret opens keeps no old secret (none opens it); the others are re-sealed', async () => {
     await runOnGeneratedSecret();
-    await fsp.writeFile(triggersPath(), sealJson({ version: 1, triggers: {} }, 'some-other-secret'));
+    const foreign = sealJson({ version: 1, triggers: {} }, 'some-other-secret');
+    await fsp.writeFile(triggersPath(), foreign);
     await storeKeys(dir, settings(NEW_SECRET));
     sealedWith(tokensPath(), NEW_SECRET);
-    assert.ok(existsSync(copyPath()), 'the copy stays while a file is not sealed with the current secret');
+    assert.deepEqual(readFileSync(triggersPath()), foreign, 'left as it is');
+    assert.equal(existsSync(copyPath()), false);
+  });
+
+  it('a journal torn by a power loss keeps no old secret either: the token store discards it and opens', async () => {
+    await runOnGeneratedSecret();
+    const half = sealJson(sealedWith(tokensPath(), generated), generated);
+    await fsp.writeFile(journalPath(tokensPath()), half.subarray(0, half.length - 5));
+    await storeKeys(dir, settings(NEW_SECRET));
+    assert.equal(existsSync(copyPath()), false);
+    await assertKeptUnder(settings(NEW_SECRET));
+    assert.equal(existsSync(journalPath(tokensPath())), false);
+  });
+
+  it('a file that cannot be read now keeps the generated secret known, even once Node-RED deleted its own', async () => {
+    await runOnGeneratedSecret();
+    await fsp.unlink(copyPath()); // an older version kept no copy: only Node-RED still holds the secret
+    const putBack = await failingToRead(triggersPath());
+    await storeKeys(dir, settings(NEW_SECRET, generated));
+    sealedWith(tokensPath(), NEW_SECRET);
+    assert.equal(readFileSync(copyPath(), 'utf8').trim(), generated);
+    await putBack();
+    await nextStart(); // after a deploy: Node-RED has deleted its generated secret
+    await assertKeptUnder(settings(NEW_SECRET));
+    sealedWith(triggersPath(), NEW_SECRET);
+    assert.equal(existsSync(copyPath()), false);
+  });
+
+  it('.config.runtime.json generated again while a file cannot be read: the copy keeps the older generated secret too', async () => {
+    await runOnGeneratedSecret();
+    const regenerated = randomBytes(32).toString('hex');
+    const putBack = await failingToRead(triggersPath());
+    const keys = await storeKeys(dir, settings(undefined, regenerated));
+    assert.deepEqual(keys, { secret: regenerated, fallbackSecrets: [generated] });
+    sealedWith(tokensPath(), regenerated);
+    assert.deepEqual(readFileSync(copyPath(), 'utf8').trim().split('\n'), [regenerated, generated]);
+    await putBack();
+    await nextStart();
+    await assertKeptUnder(settings(undefined, regenerated));
+    sealedWith(triggersPath(), regenerated);
+    assert.equal(readFileSync(copyPath(), 'utf8').trim(), regenerated);
   });
 
   it('a store opening after the other is open and writing re-seals nothing but its own file', async () => {
