@@ -17,6 +17,9 @@ import { instanceSecrets, safeSetting, storeDir } from './instance-secret';
 /** Token-store failure reasons with a text of their own in the catalog (reason.<name>). */
 const STORE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'lockBusy', 'lockLost', 'superseded', 'undecryptable']);
 
+/** Login-required reasons with a text of their own in the catalog (loginRequired.<name>). */
+const LOGIN_REQUIRED_REASONS = new Set(['refreshAnswerLost', 'providerChanged', 'awaitsDeploy']);
+
 /** Redis connections whose outages are already logged (one log line per outage, not one per connection node). */
 const watchedRedis = new WeakSet<RedisConnection>();
 
@@ -51,8 +54,8 @@ export = function register(RED: NodeAPI): void {
     const out = toNodeError(err, translate);
     if (isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED') && STORE_REASONS.has(String(err.params.reason))) {
       out.message = translate('store.failedWithReason', { reason: translate(`reason.${String(err.params.reason)}`) });
-    } else if (isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED') && err.params.reason === 'refreshAnswerLost') {
-      out.message = translate('loginRequired.refreshAnswerLost');
+    } else if (isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED') && LOGIN_REQUIRED_REASONS.has(String(err.params.reason))) {
+      out.message = translate(`loginRequired.${String(err.params.reason)}`);
     }
     return out;
   };

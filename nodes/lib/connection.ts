@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Authorizer } from './http/authorizer';
 import { OriginAllowlist, parseOriginList } from './http/origin';
 import { createAgents } from './http/agents';
-import type { ConnectionSettings } from './connection-settings';
+import { credentialTarget, type ConnectionSettings } from './connection-settings';
 import { OAuth2Error } from './errors';
 import { discoverProvider } from './oauth/discovery';
 import { createTokenEndpointClient } from './oauth/simple-oauth2-client';
@@ -120,6 +120,7 @@ export class Connection extends EventEmitter implements Authorizer {
       store: options.store,
       coordination: options.coordination,
       skewMs: options.settings.refreshSkewMs,
+      target: credentialTarget(options.settings),
     });
     this.manager.on('state', (state: ConnectionState) => this.emit('state', state));
   }
@@ -155,8 +156,12 @@ export class Connection extends EventEmitter implements Authorizer {
     return this.manager.snapshot();
   }
 
-  /** Tokens from a completed login (authorization code or device grant). */
-  adoptTokens(tokens: TokenSet): Promise<void> {
+  /**
+   * Tokens from a completed login (authorization code or device grant), stored for this connection. Resolves
+   * whether this connection uses them: not when they were issued to other authorization-server settings than
+   * its own (a login made with the dialog's values), which wait for a deploy of those settings.
+   */
+  adoptTokens(tokens: TokenSet): Promise<boolean> {
     return this.manager.setTokens(tokens);
   }
 

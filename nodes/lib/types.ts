@@ -63,8 +63,9 @@ export interface TokenSet {
   /** Account or subject when the provider told us (id_token `sub` / `email` / `preferred_username`). */
   subject?: string;
   /**
-   * Where a login made from the editor was made: the tokens go back (revocation) only to these endpoints.
-   * Kept through refreshes; absent for client-credentials tokens and logins stored by older versions.
+   * The authorization-server settings the tokens were obtained with (a login, a device login, a client-credentials
+   * fetch), kept through refreshes. Only a connection with these settings uses, refreshes or revokes them.
+   * Absent for tokens stored by older versions (used as before, and stamped at their next refresh).
    */
   issuedTo?: CredentialTarget;
 }

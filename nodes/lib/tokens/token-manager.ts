@@ -8,6 +8,11 @@
  * - Invariant 8: renewed tokens are written to the store before the renewal resolves to anyone.
  * - Invariant 9: invalid_grant (OAUTH2_LOGIN_REQUIRED from the client) stops all token-endpoint calls until
  *   `setTokens` brings a new login.
+ * - Stored tokens issued to another target than the connection's (`target`: other issuer, endpoints, client or
+ *   client authentication) are never sent anywhere from here: not used, refreshed or marked. Authorization code
+ *   and device code are "login required" (a deploy changed the provider since the login, or a login made with
+ *   the dialog's settings waits for their deploy); client credentials fetch a token of their own, and keep it
+ *   out of the store while the other target's tokens there still work (they belong to that login or instance).
  * - A refusal (OAUTH2_TOKEN_REQUEST_REJECTED: invalid_client, unauthorized_client...) is not retried: the state
  *   says 'refused', and renewals fail at once with the same error until a backoff passes (doubling per refusal
  *   in a row), a login, or a new manager (a deploy with corrected settings).
@@ -42,7 +47,8 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { OAuth2Error, isOAuth2Error } from '../errors';
-import type { GrantType, TokenSet } from '../types';
+import { sameCredentialTarget } from '../connection-settings';
+import type { CredentialTarget, GrantType, TokenSet } from '../types';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
 import type { RenewalCoordination, RenewalLease, StoredTokens, TokenStore } from './token-store';
 
@@ -94,7 +100,20 @@ export interface TokenManagerOptions {
    * the store and write under the lock's fence; other processes' changes are adopted. Absent for the file store.
    */
   coordination?: RenewalCoordination;
+  /**
+   * Where this connection sends its client secret and tokens (credentialTarget of its settings). Stored tokens
+   * issued to another target are never used, renewed, marked or overwritten here (see `foreign`); tokens issued
+   * here are stamped with it. Absent: every stored entry is taken as this connection's own.
+   */
+  target?: CredentialTarget;
 }
+
+/**
+ * Why stored tokens are not used: `providerChanged`, they were there when the connection started with other
+ * authorization-server settings (a deploy changed them since the login); `awaitsDeploy`, a login with other
+ * settings replaced them while it ran (made in the dialog, or by another instance sharing the store).
+ */
+export type OtherSettingsReason = 'providerChanged' | 'awaitsDeploy';
 
 export interface TokenSnapshot {
   state: ConnectionState;
@@ -157,9 +176,24 @@ export class TokenManager extends EventEmitter {
   private readonly random: () => number;
   private readonly refusalBackoff: RefusalBackoff;
   private readonly lostAnswerPauseMs: number;
+  private readonly target: CredentialTarget | undefined;
 
-  /** Tokens in use; durable in the store (or in Node-RED's credentials, for `init`'s initial tokens). */
+  /**
+   * Tokens in use, always issued to this connection's target; durable in the store (or in Node-RED's
+   * credentials, for `init`'s initial tokens), except with `localOnly`.
+   */
   private current: StoredTokens | undefined;
+  /**
+   * The store's entry when it was issued to another target (another issuer, endpoint, client or client
+   * authentication): its tokens must not go to this connection's endpoints, and it belongs to whoever made it
+   * (the settings of a login waiting for Deploy, or another instance), so it is neither renewed nor replaced.
+   */
+  private foreign: { entry: StoredTokens; reason: OtherSettingsReason } | undefined;
+  /**
+   * Client credentials only: `current` was fetched here and not written, because the store holds another
+   * target's live tokens (see `foreignLive`). Used until it expires; the next fetch writes when that entry died.
+   */
+  private localOnly = false;
   /**
    * Tokens the server issued but the store failed to write. With rotating refresh tokens the previous refresh
    * token is already dead, so these are the only live ones: keep them, never hand them out, and write them
@@ -211,6 +245,7 @@ export class TokenManager extends EventEmitter {
     this.refusalBackoff = { ...DEFAULT_REFUSAL_BACKOFF, ...opts.refusalBackoff };
     this.lostAnswerPauseMs = Math.max(0, opts.lostAnswerPauseMs ?? DEFAULT_LOST_ANSWER_PAUSE_MS);
     this.coordination = opts.coordination;
+    this.target = opts.target;
     this.stopListening = opts.coordination?.onChange((connectionId) => {
       if (connectionId === undefined || connectionId === this.id) this.onStoreChange();
     });
@@ -236,14 +271,12 @@ export class TokenManager extends EventEmitter {
       await this.initPromise;
     }
     if (this.coordination) return this.seedShared(initial, this.coordination);
-    const known = this.unsaved ?? this.current;
+    const known = this.unsaved ?? this.storedEntry();
     if (!initial || (known && initial.updatedAt <= known.updatedAt)) return;
     // A different (newer) login than the one in use: a renewal still running for the old one is discarded.
     this.generation++;
-    this.localChanges++;
-    this.current = initial;
     this.unsaved = undefined;
-    this.setState({ kind: 'ready' });
+    this.applyStored(initial, 'providerChanged');
     try {
       await this.store.set(this.id, initial);
     } catch (err) {
@@ -253,7 +286,7 @@ export class TokenManager extends EventEmitter {
 
   /** `init` with a shared store: `initial` only seeds a store that never held this connection. */
   private async seedShared(initial: StoredTokens | undefined, coordination: RenewalCoordination): Promise<void> {
-    if (!initial || this.current || this.unsaved) return;
+    if (!initial || this.current || this.unsaved || this.foreign) return;
     let written: boolean;
     try {
       written = await coordination.seedIfNeverStored(this.id, initial);
@@ -262,7 +295,7 @@ export class TokenManager extends EventEmitter {
     }
     // Not written: a login, renewal or logout happened (here or elsewhere); the store's state stands and its
     // announcement brings it here. Written: it is the stored entry now, unless something replaced it meanwhile.
-    if (written && !this.current && !this.unsaved && !this.closed) this.applyStored(initial);
+    if (written && !this.current && !this.unsaved && !this.foreign && !this.closed) this.applyStored(initial, 'providerChanged');
   }
 
   private async load(): Promise<void> {
@@ -274,13 +307,17 @@ export class TokenManager extends EventEmitter {
       this.setState({ kind: 'unavailable', error });
       throw error;
     }
-    this.current = stored;
     this.initialised = true;
-    this.setState(this.stateFor(stored));
+    this.applyStored(stored, 'providerChanged');
   }
 
   /** The state stored tokens (or their absence) stand for. */
   private stateFor(stored: StoredTokens | undefined): ConnectionState {
+    if (stored && !this.owns(stored)) {
+      // Client credentials need no login: a token of this connection's own is fetched when needed.
+      if (this.grant === 'client_credentials') return { kind: 'ready' };
+      return { kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', error: this.otherSettingsError() };
+    }
     if (stored?.loginRequired) return { kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' };
     return stored || this.grant === 'client_credentials' ? { kind: 'ready' } : { kind: 'logged-out' };
   }
@@ -325,31 +362,38 @@ export class TokenManager extends EventEmitter {
     return this.startRenewal({ kind: 'rejected', accessToken: rejectedAccessToken });
   }
 
-  /** Tokens from a completed login: persisted, then in use; clears login-required. */
-  async setTokens(tokens: TokenSet): Promise<void> {
+  /**
+   * Tokens from a completed login: persisted, then in use; clears login-required. A login issued to another
+   * target than this connection's (made with the dialog's settings) is persisted and replaces the one in use,
+   * but is not used here: resolves false, and the state says the login waits for a deploy of its settings.
+   */
+  async setTokens(tokens: TokenSet): Promise<boolean> {
     this.assertOpen();
     this.generation++;
     this.localChanges++;
     this.proactiveCooldownUntil = 0;
     this.forgetFailures();
     const entry: StoredTokens = { tokens, updatedAt: this.now() };
+    const own = this.owns(entry);
     try {
       await this.store.set(this.id, entry);
     } catch (err) {
-      // Not handed out until durable (a fresh login's refresh token is the only one), but kept for a retry.
-      this.localChanges++;
-      this.unsaved = entry;
-      this.unsavedLease = undefined;
       const error = storeFailure(err, 'write');
-      this.setState({ kind: 'unavailable', error });
+      // Not handed out until durable (a fresh login's refresh token is the only one), but kept for a retry;
+      // a login for other settings is not this connection's to write later.
+      if (own) {
+        this.localChanges++;
+        this.unsaved = entry;
+        this.unsavedLease = undefined;
+        this.setState({ kind: 'unavailable', error });
+      }
       throw error;
     }
-    this.localChanges++;
     this.unsaved = undefined;
     this.unsavedLease = undefined;
-    this.current = entry;
     this.initialised = true;
-    this.setState({ kind: 'ready' });
+    this.applyStored(entry, 'awaitsDeploy');
+    return own;
   }
 
   /** Logout: forgets the tokens here and in the store. */
@@ -357,6 +401,8 @@ export class TokenManager extends EventEmitter {
     this.generation++;
     this.localChanges++;
     this.current = undefined;
+    this.foreign = undefined;
+    this.localOnly = false;
     this.unsaved = undefined;
     this.unsavedLease = undefined;
     this.proactiveCooldownUntil = 0;
@@ -437,9 +483,41 @@ export class TokenManager extends EventEmitter {
 
   /** Authorization code / device code with no refresh token to use: a person must log in. */
   private noRenewalPossible(tokens: TokenSet | undefined): OAuth2Error {
+    if (this.foreign && !tokens) {
+      const error = this.otherSettingsError();
+      this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', error });
+      return error;
+    }
     // Never logged in stays "logged-out"; a login that ran out becomes "login-required".
     if (tokens) this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' });
     return loginRequired(this.id);
+  }
+
+  /**
+   * Whether stored tokens may be used and renewed by this connection: issued to its target, or saying nothing
+   * of where they were issued (stored by versions before tokens recorded it: used as before).
+   */
+  private owns(entry: StoredTokens): boolean {
+    const issuedTo = entry.tokens.issuedTo;
+    return !this.target || !issuedTo || sameCredentialTarget(issuedTo, this.target);
+  }
+
+  /** What the store holds as far as this manager knows (`current` unless it was kept out of the store). */
+  private storedEntry(): StoredTokens | undefined {
+    return this.foreign?.entry ?? (this.localOnly ? undefined : this.current);
+  }
+
+  /**
+   * The store holds another target's tokens that still work for it (a refresh token, or an unexpired access
+   * token): writing over them would end a login waiting for its deploy, or another instance's tokens.
+   */
+  private foreignLive(): boolean {
+    const entry = this.foreign?.entry;
+    return Boolean(entry && !entry.loginRequired && (entry.tokens.refreshToken || this.isUnexpired(entry.tokens)));
+  }
+
+  private otherSettingsError(): OAuth2Error {
+    return loginRequired(this.id, undefined, this.foreign?.reason ?? 'providerChanged');
   }
 
   /** A failure stays shown while the next attempt runs: a status flickering through 'refreshing' says nothing. */
@@ -478,6 +556,8 @@ export class TokenManager extends EventEmitter {
       if (generation !== this.generation) return this.superseded();
       if (this.unsaved === pending) this.unsaved = undefined;
       this.current = pending;
+      this.foreign = undefined;
+      this.localOnly = false;
       this.setState({ kind: 'ready' });
       const good =
         reason.kind === 'rejected' ? pending.tokens.accessToken !== reason.accessToken : this.isFresh(pending.tokens);
@@ -587,13 +667,27 @@ export class TokenManager extends EventEmitter {
    * can close it.
    */
   private async adopt(
-    issued: TokenSet,
+    received: TokenSet,
     generation: number,
     write: (entry: StoredTokens) => Promise<void>,
     lease?: RenewalLease,
   ): Promise<TokenSet> {
+    // Issued by this connection's endpoints to its client: they say so (a refresh keeps the login's own stamp).
+    const issued: TokenSet = this.target && !received.issuedTo ? { ...received, issuedTo: this.target } : received;
     const entry: StoredTokens = { tokens: issued, updatedAt: this.now() };
     if (generation !== this.generation) return this.superseded();
+    if (this.foreignLive()) {
+      // Only client credentials renew without tokens of their own (see callTokenEndpoint): used here, not stored.
+      this.localChanges++;
+      this.current = entry;
+      this.localOnly = true;
+      this.unsaved = undefined;
+      this.unsavedLease = undefined;
+      this.proactiveCooldownUntil = 0;
+      this.forgetFailures();
+      this.setState({ kind: 'ready' });
+      return issued;
+    }
     try {
       await (lease ? this.writeUnderLease(lease, entry) : write(entry));
     } catch (err) {
@@ -611,6 +705,8 @@ export class TokenManager extends EventEmitter {
     if (generation !== this.generation) return this.superseded();
     this.localChanges++;
     this.current = entry;
+    this.foreign = undefined;
+    this.localOnly = false;
     this.unsaved = undefined;
     this.unsavedLease = undefined;
     this.proactiveCooldownUntil = 0;
@@ -647,6 +743,8 @@ export class TokenManager extends EventEmitter {
       this.unsavedLease = undefined;
     }
     this.current = pending;
+    this.foreign = undefined;
+    this.localOnly = false;
     this.proactiveCooldownUntil = 0;
     this.setState({ kind: 'ready' });
   }
@@ -709,7 +807,7 @@ export class TokenManager extends EventEmitter {
 
     if (this.unsaved) {
       const pending = this.unsaved;
-      if (!sameEntry(stored, this.current)) {
+      if (!sameEntry(stored, this.storedEntry())) {
         // Someone wrote since these were issued (a login, a logout, another instance that renewed after our
         // lock was lost): the store's entry is newer than the tokens we got, and ours are dropped.
         this.localChanges++;
@@ -733,7 +831,7 @@ export class TokenManager extends EventEmitter {
 
     // The store holds the latest tokens of the whole cluster (writes are ordered by the lock's fence; the
     // updatedAt of different machines' clocks cannot order them): whatever differs from ours is newer.
-    if (!sameEntry(stored, this.current)) this.applyStored(stored);
+    if (!sameEntry(stored, this.storedEntry())) this.applyStored(stored, 'awaitsDeploy');
     const tokens = this.current?.tokens;
     if (this.current?.loginRequired) throw loginRequired(this.id);
     if (tokens && (reason.kind === 'rejected' ? tokens.accessToken !== reason.accessToken : this.isFresh(tokens))) {
@@ -747,7 +845,8 @@ export class TokenManager extends EventEmitter {
       // invalid_grant: every instance must learn it, so the entry is marked rather than left for others to
       // refresh with (they would only hammer the endpoint with a dead refresh token).
       const base = this.current;
-      if (!base) return undefined;
+      // Tokens kept out of the store mark nothing there: the entry is another target's.
+      if (!base || this.localOnly) return undefined;
       const { refreshToken: _dead, ...rest } = base.tokens;
       const marked: StoredTokens = { tokens: rest, updatedAt: this.now(), loginRequired: true };
       try {
@@ -780,18 +879,36 @@ export class TokenManager extends EventEmitter {
     this.localChanges++;
     this.unsaved = undefined;
     this.unsavedLease = undefined;
-    this.applyStored(stored);
-    const tokens = stored?.tokens;
-    if (!tokens || stored?.loginRequired || !this.isUnexpired(tokens)) throw loginRequired(this.id);
+    this.applyStored(stored, 'awaitsDeploy');
+    const tokens = this.current?.tokens;
+    if (!tokens || this.current?.loginRequired || !this.isUnexpired(tokens)) {
+      throw this.foreign && this.grant !== 'client_credentials' ? this.otherSettingsError() : loginRequired(this.id);
+    }
     return tokens;
   }
 
-  /** Makes a stored entry (or its absence: logged out elsewhere) the one in use. */
-  private applyStored(stored: StoredTokens | undefined): void {
+  /**
+   * Makes a stored entry (or its absence: logged out elsewhere) the one in use, unless it was issued to another
+   * target: then it is only remembered as the store's (`reason` says how it came), and nothing of it is used.
+   */
+  private applyStored(stored: StoredTokens | undefined, reason: OtherSettingsReason = 'awaitsDeploy'): void {
     this.localChanges++;
-    this.current = stored;
     this.proactiveCooldownUntil = 0;
     this.refreshAnswerLost = false;
+    if (!stored || this.owns(stored)) {
+      this.current = stored;
+      this.foreign = undefined;
+      this.localOnly = false;
+    } else {
+      this.foreign = { entry: stored, reason };
+      // A client-credentials token of our own still works for our endpoints; a login of our own was replaced.
+      if (this.grant === 'client_credentials' && this.current) {
+        this.localOnly = true;
+      } else {
+        this.current = undefined;
+        this.localOnly = false;
+      }
+    }
     this.setState(this.stateFor(stored));
   }
 
@@ -815,8 +932,8 @@ export class TokenManager extends EventEmitter {
         if (this.closed || this.flight || seen !== this.localChanges) return;
         // Tokens issued here but not yet stored are the newest ones: the renewal started for them decides.
         if (this.unsaved) return;
-        if (!sameEntry(stored, this.current)) {
-          this.applyStored(stored);
+        if (!sameEntry(stored, this.storedEntry())) {
+          this.applyStored(stored, 'awaitsDeploy');
         } else if (this.currentState.kind === 'unavailable' && this.currentState.error.code === 'OAUTH2_TOKEN_STORE_FAILED') {
           // The store answers again and nothing changed meanwhile.
           this.setState(this.stateFor(stored));
@@ -830,7 +947,7 @@ export class TokenManager extends EventEmitter {
   private superseded(): TokenSet {
     const tokens = this.current?.tokens;
     if (tokens && this.isUnexpired(tokens) && this.currentState.kind !== 'login-required') return tokens;
-    throw loginRequired(this.id);
+    throw this.foreign && this.grant !== 'client_credentials' ? this.otherSettingsError() : loginRequired(this.id);
   }
 
   /** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
@@ -893,11 +1010,17 @@ function mayHaveReachedServer(error: OAuth2Error): boolean {
   return !NEVER_SENT.has(reason) && !/CERT|TLS|SSL|SIGNATURE/.test(reason);
 }
 
-function loginRequired(connectionId: string, cause?: OAuth2Error, reason?: 'refreshAnswerLost'): OAuth2Error {
-  const message =
-    reason === 'refreshAnswerLost'
-      ? 'Login required: the provider refused the refresh token (invalid_grant) after the answer to a refresh was lost (a timeout or a cut connection after the request was sent); the provider most likely rotated the refresh token in that lost answer. Log in again from the editor.'
-      : 'Login required: the connection has no usable tokens; log in again from the editor.';
+const LOGIN_REQUIRED_MESSAGES: Record<'refreshAnswerLost' | OtherSettingsReason, string> = {
+  refreshAnswerLost:
+    'Login required: the provider refused the refresh token (invalid_grant) after the answer to a refresh was lost (a timeout or a cut connection after the request was sent); the provider most likely rotated the refresh token in that lost answer. Log in again from the editor.',
+  providerChanged:
+    "Login required: the connection's authorization-server settings (issuer, endpoints, client id or client authentication) changed since the login; the stored tokens are not sent to the new ones. Log in again from the editor.",
+  awaitsDeploy:
+    'Login required here: the stored login was made with other authorization-server settings than the deployed ones (in the dialog, or by another Node-RED instance sharing the token store). Deploy those settings to use it, or log in again.',
+};
+
+function loginRequired(connectionId: string, cause?: OAuth2Error, reason?: 'refreshAnswerLost' | OtherSettingsReason): OAuth2Error {
+  const message = reason ? LOGIN_REQUIRED_MESSAGES[reason] : 'Login required: the connection has no usable tokens; log in again from the editor.';
   return new OAuth2Error('OAUTH2_LOGIN_REQUIRED', message, {
     params: reason ? { connection: connectionId, reason } : { connection: connectionId },
     oauthError: cause?.oauthError,

@@ -14,7 +14,7 @@ import { createTokenEndpointClient } from '../../../nodes/lib/oauth/simple-oauth
 import type { RedisConnection } from '../../../nodes/lib/redis/client';
 import { RedisTokenStore } from '../../../nodes/lib/redis/token-store';
 import { TokenManager, type ConnectionState } from '../../../nodes/lib/tokens/token-manager';
-import type { ClientSettings, ProviderMetadata, TokenSet } from '../../../nodes/lib/types';
+import type { ClientSettings, CredentialTarget, GrantType, ProviderMetadata, TokenSet } from '../../../nodes/lib/types';
 import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
 import { loginThroughProvider, startAuthServer, type AuthServer } from '../../support/auth-server';
 import { startFaultProxy, faults, type FaultProxy } from '../../support/fault-proxy';
@@ -89,18 +89,27 @@ describe('redis: token managers of several instances share one login', function 
     lockTtlMs?: number;
     tokenEndpoint?: string;
     retry?: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+    /** The instance's authorization-server settings (as Connection passes them) and grant. */
+    target?: CredentialTarget;
+    grant?: GrantType;
+    client?: ClientSettings;
   }): Promise<Instance> {
     const connection = await connectInstance(opts.redisUrl ?? redis.url, prefix, { commandTimeoutMs: 500, lockTtlMs: opts.lockTtlMs ?? 30_000 });
     const store = new RedisTokenStore({ connection, secret: SECRET });
     const manager = new TokenManager({
       connectionId: ID,
-      grant: 'authorization_code',
-      client: createTokenEndpointClient({ metadata: { ...metadata, tokenEndpoint: opts.tokenEndpoint ?? metadata.tokenEndpoint }, client, timeoutMs: 5000 }),
+      grant: opts.grant ?? 'authorization_code',
+      client: createTokenEndpointClient({
+        metadata: { ...metadata, tokenEndpoint: opts.tokenEndpoint ?? metadata.tokenEndpoint },
+        client: opts.client ?? client,
+        timeoutMs: 5000,
+      }),
       store,
       coordination: store,
       skewMs: 60_000,
       retry: opts.retry ?? { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
       random: () => 1,
+      target: opts.target,
     });
     const states: ConnectionState[] = [];
     manager.on('state', (st: ConnectionState) => states.push(st));
@@ -462,6 +471,77 @@ describe('redis: token managers of several instances share one login', function 
       await first.manager.init(copy);
       assert.equal((await first.store.get(ID))?.tokens.accessToken, login.accessToken);
       assert.equal((await first.manager.getAccessToken()).accessToken, login.accessToken);
+    });
+  });
+  describe('instances with other authorization-server settings (a rolling deploy that moves the token endpoint)', () => {
+    const targetOf = (settings: ClientSettings, tokenEndpoint: string): CredentialTarget => ({
+      clientId: settings.clientId,
+      authMethod: settings.authMethod,
+      issuer: metadata.issuer,
+      authorizationEndpoint: metadata.authorizationEndpoint,
+      tokenEndpoint,
+    });
+
+    it("an instance with another token endpoint neither uses, refreshes nor overwrites the others' login; a login made there is not used by them", async () => {
+      const moved = await httpProxy();
+      const oldTarget = targetOf(client, metadata.tokenEndpoint);
+      const newTarget = targetOf(client, `${moved.url}${new URL(metadata.tokenEndpoint).pathname}`);
+      const login = { ...(await logIn()), issuedTo: oldTarget };
+      const x = await startInstance({ target: oldTarget });
+      await x.manager.setTokens(login);
+
+      const y = await startInstance({ target: newTarget, tokenEndpoint: newTarget.tokenEndpoint });
+      const refused = await Promise.allSettled([y.manager.getAccessToken(), y.manager.renewAfterRejection(login.accessToken)]);
+      for (const r of refused) {
+        assert.equal(r.status, 'rejected');
+        assert.ok(isOAuth2Error(r.reason, 'OAUTH2_LOGIN_REQUIRED'), String(r.reason));
+        assert.equal((r.reason as OAuth2Error).params.reason, 'providerChanged');
+      }
+      assert.equal(moved.requests.length, 0, "the other instances' tokens reached the moved token endpoint");
+      const stored = await x.store.get(ID);
+      assert.equal(stored?.tokens.accessToken, login.accessToken);
+      assert.equal(stored?.loginRequired, undefined, "the other instances' login was marked");
+
+      // The old instances go on refreshing their login (it is alive: nobody spent its refresh token).
+      const renewed = await x.manager.renewAfterRejection(login.accessToken);
+      assert.notEqual(renewed.accessToken, login.accessToken);
+      assert.deepEqual(renewed.issuedTo, oldTarget);
+      await sleep(300);
+      await assert.rejects(y.manager.getAccessToken(), (err: unknown) => isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED'));
+      assert.equal(moved.requests.length, 0);
+
+      // A login made with the new settings replaces the entry; the old instances stop sending theirs anywhere.
+      const refreshesBefore = auth.counts().token.refresh_token ?? 0;
+      const second = { ...(await logIn()), issuedTo: newTarget };
+      assert.equal(await y.manager.setTokens(second), true);
+      await eventually(() => x.manager.state().kind === 'login-required');
+      const state = x.manager.state();
+      assert.equal(state.kind === 'login-required' ? state.error?.params.reason : undefined, 'awaitsDeploy');
+      await assert.rejects(x.manager.renewAfterRejection(second.accessToken), (err: unknown) => isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED'));
+      assert.equal(auth.counts().token.refresh_token ?? 0, refreshesBefore, 'an old instance refreshed the new login');
+      assert.equal((await y.manager.getAccessToken()).accessToken, second.accessToken);
+      assert.equal((await x.store.get(ID))?.tokens.accessToken, second.accessToken);
+    });
+
+    it('client credentials: an instance with another token endpoint fetches its own token there and leaves the shared one alone', async () => {
+      const moved = await httpProxy();
+      const service = clientSettings({ clientId: auth.clients.service.clientId, clientSecret: auth.clients.service.clientSecret, scopes: ['api:read'] });
+      const oldTarget = targetOf(service, metadata.tokenEndpoint);
+      const newTarget = targetOf(service, `${moved.url}${new URL(metadata.tokenEndpoint).pathname}`);
+      const x = await startInstance({ target: oldTarget, grant: 'client_credentials', client: service });
+      const y = await startInstance({ target: newTarget, grant: 'client_credentials', client: service, tokenEndpoint: newTarget.tokenEndpoint });
+      const shared = await x.manager.getAccessToken();
+
+      const own = await y.manager.getAccessToken();
+      assert.notEqual(own.accessToken, shared.accessToken, 'the token fetched at the other endpoint was used');
+      assert.equal(moved.requests.length, 1);
+      assert.deepEqual(shared.issuedTo, oldTarget, 'a client-credentials token says where it was fetched');
+      assert.deepEqual(own.issuedTo, newTarget);
+      assert.equal((await x.store.get(ID))?.tokens.accessToken, shared.accessToken, "the other instances' token was overwritten");
+      await sleep(200);
+      assert.equal((await x.manager.getAccessToken()).accessToken, shared.accessToken);
+      assert.equal((await y.manager.getAccessToken()).accessToken, own.accessToken);
+      assert.equal(moved.requests.length, 1, 'the moved instance fetched again');
     });
   });
 });
