@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
 import type { ErrorParams } from './lib/errors';
 
-export type CallbackOutcome = { ok: true; id: string } | { ok: false; id?: string; code: string; message: string };
+/** `awaitsDeploy`: the login was made with the dialog's settings, not the deployed ones, and is used once they are. */
+export type CallbackOutcome = { ok: true; id: string; awaitsDeploy?: boolean } | { ok: false; id?: string; code: string; message: string };
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 

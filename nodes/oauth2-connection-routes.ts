@@ -174,12 +174,19 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     return { revoker: temp.client, close: () => temp.close() };
   }
 
-  async function adoptLogin(id: string, tokens: TokenSet): Promise<void> {
+  /**
+   * Stores a completed login for the connection. The deployed connection uses it only when it was made with the
+   * deployed authorization-server settings; otherwise it is kept for the deploy of the settings it was made
+   * with, and the deployed connection sends its tokens nowhere. Resolves whether the login waits for Deploy.
+   */
+  async function adoptLogin(id: string, tokens: TokenSet): Promise<boolean> {
     const stored: StoredTokens = { tokens, updatedAt: Date.now() };
     const connection = liveConnection(id);
-    if (connection) await connection.adoptTokens(tokens);
+    let awaitsDeploy = false;
+    if (connection) awaitsDeploy = !(await connection.adoptTokens(tokens));
     else await deps.store.set(id, stored);
     deps.mirrorToCredentials(id, stored);
+    return awaitsDeploy;
   }
 
   /**
@@ -252,6 +259,8 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
       ...snapshot,
       state: snapshot.state.kind,
       stateCode: why?.code,
+      // Why a login is required when more is known: 'awaitsDeploy' lets the dialog say its login waits for Deploy.
+      stateReason: typeof why?.params.reason === 'string' ? why.params.reason : undefined,
       stateMessage: why ? (deps.errorText ?? ((e: unknown) => translateError(e, deps.translate)))(why) : undefined,
       store: deps.store.kind,
       // Redis only: host:port (never the URL, which may hold a password), and whether it can be reached now.
@@ -287,8 +296,8 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     login
       .complete(query, req.session ? req.sessionID : '')
       .then(async ({ connectionId, tokens }) => {
-        await adoptLogin(connectionId, tokens);
-        renderCallbackPage(res, 200, { ok: true, id: connectionId }, deps.translate);
+        const awaitsDeploy = await adoptLogin(connectionId, tokens);
+        renderCallbackPage(res, 200, { ok: true, id: connectionId, ...(awaitsDeploy ? { awaitsDeploy } : {}) }, deps.translate);
       })
       .catch((failure: unknown) => {
         const id = failure instanceof LoginFailure ? failure.connectionId : undefined;
@@ -304,7 +313,9 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     if (settings.grant !== 'device_code') {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: grantType', { params: { field: 'grantType', reason: 'invalidValue' } });
     }
-    const started = await login.startDevice({ connectionId: id, settings }, (tokens) => adoptLogin(id, tokens));
+    const started = await login.startDevice({ connectionId: id, settings }, async (tokens) => {
+      await adoptLogin(id, tokens);
+    });
     res.set('cache-control', 'no-store');
     res.json(started);
   }));

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { loginThroughProvider, type AuthServer } from '../support/auth-server';
 import { startApiServer, type ApiServer, type SeenRequest } from '../support/api-server';
 import { CookieJar, loginFromEditor, openCallback, startLogin } from '../support/editor-login';
-import { adminCall, callLane, deployAndWait, serviceConnection, startWatchedAuthServer, startWatchedRuntime, webConnection } from '../support/e2e';
-import { connectionNode, dialogConfig, tab, triggerLane } from '../support/flows';
+import { adminCall, callLane, caught, connectionStatus, deployAndWait, serviceConnection, startWatchedAuthServer, startWatchedRuntime, webConnection } from '../support/e2e';
+import { connectionNode, dialogConfig, requestLane, tab, triggerLane } from '../support/flows';
 import { startRecordsApi, type RecordsApi } from '../support/records-api';
 import type { TestRuntime } from '../support/runtime';
 
@@ -232,6 +232,125 @@ describe('adversarial: the admin routes never send a stored secret or token to a
     // The deployed node's poll still works through the deployed connection.
     assert.equal((await callLane(runtime, '/poll/rc')).status, 200);
     assert.deepEqual(other.requests, []);
+  });
+
+  it('nothing crashed', () => {
+    assert.deepEqual(runtime.crashes, []);
+  });
+});
+
+/**
+ * Tokens belong to the authorization-server settings they were obtained with. Two real providers: B is the one
+ * deployed, A the one a user types into the dialog (another issuer, so every endpoint moves, the token endpoint
+ * among them). Each side's API checks tokens against its own provider, so a token of A reaching B's API (or the
+ * other way round) shows in what the APIs saw.
+ */
+describe('adversarial: a connection uses only tokens obtained with its deployed authorization-server settings', function () {
+  this.timeout(90_000);
+  let authA: AuthServer;
+  let authB: AuthServer;
+  let apiA: ApiServer;
+  let apiB: ApiServer;
+  /** A recording server standing in for a moved token (and revocation) endpoint: it must receive nothing. */
+  let other: ApiServer;
+  let runtime: TestRuntime;
+
+  before(async () => {
+    [authA, authB] = await Promise.all([startWatchedAuthServer(), startWatchedAuthServer()]);
+    [apiA, apiB, other] = await Promise.all([startApiServer(authA), startApiServer(authB), startApiServer(undefined, { checkTokens: false })]);
+    runtime = await startWatchedRuntime();
+  });
+
+  after(async () => {
+    await runtime?.stop();
+    await Promise.all([other?.close(), apiA?.close(), apiB?.close()]);
+    await Promise.all([authA?.close(), authB?.close()]);
+  });
+
+  const bearerOf = (r: SeenRequest): string | undefined => (r.authorization?.startsWith('Bearer ') ? r.authorization.slice(7) : undefined);
+
+  /** Bearer tokens `api` received that `auth` issued (and still knows). */
+  async function tokensOf(auth: AuthServer, api: ApiServer): Promise<string[]> {
+    const found: string[] = [];
+    for (const r of api.requests) {
+      const bearer = bearerOf(r);
+      if (bearer && (await auth.validateAccessToken(bearer)).active) found.push(`${r.method} ${r.path}`);
+    }
+    return found;
+  }
+
+  const lane = (id: string): Record<string, unknown>[] => requestLane({ path: `/${id}`, requestNodeId: `req-${id}`, connectionId: id, url: '/records' });
+
+  it("a dialog login with another provider's settings is not used by the deployed connection, and works once they are deployed", async () => {
+    const deployedB = webConnection(authB, apiB, runtime, 'bound');
+    await deployAndWait(runtime, [tab(), deployedB, ...lane('bound')]);
+    const dialogA = webConnection(authA, apiA, runtime, 'bound');
+
+    const page = await loginFromEditor(runtime, 'bound', dialogConfig(dialogA), authA.clients.web.clientSecret);
+    assert.equal(page.status, 200, page.html);
+    assert.equal(authA.counts().token.authorization_code, 1);
+
+    apiB.reset();
+    authB.resetCounts();
+    const res = await callLane(runtime, '/bound');
+    assert.deepEqual(await tokensOf(authA, apiB), [], "B's API received a token of A");
+    assert.deepEqual(authB.counts().token, {}, "A's refresh token (or anything) reached B's token endpoint");
+    assert.equal(authB.counts().revocation, 0);
+    assert.deepEqual(apiB.requests, [], 'the deployed connection sent a request without a token of its own');
+    assert.equal(caught(res).code, 'OAUTH2_LOGIN_REQUIRED', res.text);
+    // The dialog says the login waits for Deploy, and so does the status.
+    assert.match(page.html, /"awaitsDeploy":true/);
+    const status = await connectionStatus(runtime, 'bound');
+    assert.equal(status.state, 'login-required');
+    assert.equal(status.stateReason, 'awaitsDeploy');
+    assert.match(String(status.stateMessage), /Deploy/);
+
+    // Deploying the dialog's settings uses the login at once: no second login.
+    await deployAndWait(runtime, [tab(), { ...dialogA }, ...lane('bound')]);
+    const used = await callLane(runtime, '/bound');
+    assert.equal(used.status, 200, used.text);
+    assert.ok(apiA.requests.length >= 1 && apiA.requests.every((r) => r.authorised), 'A\'s API got A\'s token');
+    assert.equal(authA.counts().token.authorization_code, 1, 'the user had to log in again');
+    assert.equal((await connectionStatus(runtime, 'bound')).state, 'ready');
+  });
+
+  it('a deploy that moves the token endpoint: login required, and the login is sent neither to it nor revoked there', async () => {
+    const before = webConnection(authA, apiA, runtime, 'moved');
+    await deployAndWait(runtime, [tab(), before, ...lane('moved')]);
+    const page = await loginFromEditor(runtime, 'moved', dialogConfig(before));
+    assert.equal(page.status, 200, page.html);
+    assert.doesNotMatch(page.html, /awaitsDeploy/);
+    assert.equal((await callLane(runtime, '/moved')).status, 200);
+
+    const after = { ...before, tokenEndpoint: `${other.url}/token`, revocationEndpoint: `${other.url}/revoke` };
+    await deployAndWait(runtime, [tab(), after, ...lane('moved')]);
+    other.reset();
+    apiA.reset();
+    const res = await callLane(runtime, '/moved');
+    assert.equal(caught(res).code, 'OAUTH2_LOGIN_REQUIRED', res.text);
+    assert.match(caught(res).message, /changed since the login/);
+    const status = await connectionStatus(runtime, 'moved');
+    assert.equal(status.state, 'login-required');
+    assert.equal(status.stateReason, 'providerChanged');
+    assert.deepEqual(apiA.requests, [], 'the old login was used after the provider settings changed');
+
+    const out = await adminCall(runtime, 'oauth2-connection/moved/logout', { body: { config: dialogConfig(after) } });
+    assert.equal(out.status, 200, out.text);
+    assert.deepEqual(out.body, { refreshTokenRevoked: false, accessTokenRevoked: false });
+    assert.deepEqual(other.requests.map((r) => `${r.method} ${r.path}`), [], 'the stored tokens reached the new endpoints');
+  });
+
+  it('client credentials after a deploy that changes the provider: a new token is fetched there, the old one goes nowhere', async () => {
+    await deployAndWait(runtime, [tab(), serviceConnection(authB, apiB, 'svc'), ...lane('svc')]);
+    assert.equal((await callLane(runtime, '/svc')).status, 200);
+    await deployAndWait(runtime, [tab(), serviceConnection(authA, apiA, 'svc'), ...lane('svc')]);
+    apiA.reset();
+    authA.resetCounts();
+    const res = await callLane(runtime, '/svc');
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(await tokensOf(authB, apiA), [], "A's API received the token fetched from B");
+    assert.ok(apiA.requests.length === 1 && apiA.requests[0].authorised, 'the first request carried a token of A');
+    assert.equal(authA.counts().token.client_credentials, 1);
   });
 
   it('nothing crashed', () => {
