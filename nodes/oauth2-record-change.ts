@@ -2,7 +2,8 @@ import { OAuth2Error, errorCatalogEntry, isOAuth2Error, translateCatalogEntry, t
 import { RecordPoller, type FetchResult, type PollOutcome } from './lib/changes/poller';
 import type { DetectedChange } from './lib/changes/types';
 import type { ConnectionState } from './lib/tokens/token-manager';
-import { fetchPages } from './lib/http/pagination';
+import { createHash } from 'node:crypto';
+import { fetchPages, type ResumePoint } from './lib/http/pagination';
 import { findRecords } from './lib/http/records';
 import { resolveRequestUrl, sendAuthorised, type AuthorisedRequest } from './lib/http/request';
 import { parseHttpDate, parseRetryAfter, retryPolicy } from './lib/http/retry';
@@ -181,7 +182,7 @@ export = function register(RED: NodeAPI): void {
     };
 
     /** One poll's fetch: the list, every page of it, through the connection. Throws OAuth2Error. */
-    const fetchList = async (query: Record<string, string>, signal: AbortSignal): Promise<FetchResult> => {
+    const fetchList = async (query: Record<string, string>, signal: AbortSignal, resume?: ResumePoint): Promise<FetchResult> => {
       const url = resolveRequestUrl(config.url, connection.settings.apiBaseUrl);
       for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
       const first: AuthorisedRequest = {
@@ -209,6 +210,7 @@ export = function register(RED: NodeAPI): void {
           maxPages: config.maxPages,
           findRecords: recordsOf,
           keepPages: false,
+          ...(resume ? { resume } : {}),
           ...(config.records.type === 'jsonata' ? { listOf: (body: unknown) => findRecords(body) } : {}),
         },
         (req) => sendAuthorised(req, { authorizer: connection, agents: connection.agents }),
@@ -236,7 +238,10 @@ export = function register(RED: NodeAPI): void {
           for (const record of found) records.push(record);
         },
       );
-      return serverTime === undefined ? { records, complete: result.complete } : { records, complete: result.complete, serverTime };
+      const out: FetchResult = { records, complete: result.complete, pages: result.count };
+      if (serverTime !== undefined) out.serverTime = serverTime;
+      if (result.next) out.next = result.next;
+      return out;
     };
 
     const emit = (changes: DetectedChange[]): void => {
@@ -269,6 +274,8 @@ export = function register(RED: NodeAPI): void {
     const poller = new RecordPoller({
       nodeId: node.id,
       configKey: config.configKey,
+      // A list being read over several polls goes on only with the same paging (the URL is in configKey).
+      continuationKey: createHash('sha256').update(JSON.stringify(config.pagination)).digest('base64url').slice(0, 16),
       previousConfigKeys,
       settings: config.settings,
       store,
@@ -285,6 +292,8 @@ export = function register(RED: NodeAPI): void {
     let inputPolls = 0;
     /** A future updated-at was reported in this run (status and log say it once). */
     let futureSaid = false;
+    /** A list read over several polls (cut at Max pages) was reported in this episode (the log says it once). */
+    let continuingSaid = false;
     const standbyStatus = (): void => node.status({ fill: 'grey', shape: 'ring', text: t('status.standby') });
     const showOutcome = (outcome: PollOutcome): void => {
       if (outcome.skipped && outcome.otherConfig) {
@@ -311,6 +320,22 @@ export = function register(RED: NodeAPI): void {
       for (const c of outcome.emitted ?? []) counts[c] += 1;
       const summary =
         outcome.firstPoll && outcome.changes === 0 ? t('status.first', { count: outcome.stats.records, time: time() }) : t('status.idle', { ...counts, time: time() });
+      const continuing = outcome.continuing;
+      if (!continuing) continuingSaid = false;
+      if (outcome.incomplete) {
+        // A poll started by a message reports through its done() (see the input handler).
+        if (!inputPolls) node.error(toNodeError(outcome.incomplete, t), { payload: undefined, topic: 'poll' });
+        node.status({ fill: 'yellow', shape: 'ring', text: t('status.incomplete', { summary, code: outcome.incomplete.code }) });
+        return;
+      }
+      if (continuing) {
+        if (!continuingSaid) {
+          continuingSaid = true;
+          node.warn(t('errors.continuing', { pages: continuing.pages }));
+        }
+        node.status({ fill: 'green', shape: 'ring', text: t('status.continuing', { summary, pages: continuing.total }) });
+        return;
+      }
       if (outcome.future && !futureSaid) {
         // Once per run of the node: a record already remembered is never reported again (see detectChanges),
         // and an API whose clock is off would otherwise report its new records on every poll.
@@ -363,7 +388,10 @@ export = function register(RED: NodeAPI): void {
       poller
         .pollNow()
         .then(
-          (outcome) => done(!outcome.skipped && 'error' in outcome ? translate(outcome.error) : undefined),
+          (outcome) =>
+            done(
+              outcome.skipped ? undefined : 'error' in outcome ? translate(outcome.error) : outcome.incomplete ? toNodeError(outcome.incomplete, t) : undefined,
+            ),
           (err: unknown) => done(translate(isOAuth2Error(err) ? err : new OAuth2Error('OAUTH2_TRIGGER_STATE_FAILED', String(err)))),
         )
         .finally(() => {

@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   'OAUTH2_RECORDS_NOT_FOUND',
   /** A trigger's remembered state could not be read or written. */
   'OAUTH2_TRIGGER_STATE_FAILED',
+  /** A record trigger's polls, cut at Max pages, stopped reading anything new of the list (params.polls). */
+  'OAUTH2_TRIGGER_INCOMPLETE',
   /** An admin route was called by a page of another origin (no admin login needed for that): nothing was done. */
   'OAUTH2_CROSS_SITE_REFUSED',
 ] as const;
@@ -75,6 +77,7 @@ export const ERROR_PLACEHOLDERS = {
   OAUTH2_REQUEST_TIMEOUT: ['host', 'attempts'],
   OAUTH2_RECORDS_NOT_FOUND: ['path'],
   OAUTH2_RESPONSE_TOO_LARGE: ['host', 'limit'],
+  OAUTH2_TRIGGER_INCOMPLETE: ['polls'],
 } as const satisfies Partial<Record<OAuth2ErrorCode, readonly string[]>>;
 
 type Placeholders<C extends OAuth2ErrorCode> = C extends keyof typeof ERROR_PLACEHOLDERS ? (typeof ERROR_PLACEHOLDERS)[C][number] : never;

@@ -18,15 +18,17 @@
  * starts from the shared state, which holds everything the previous holder committed. The at-least-once cases
  * above (a holder dies, or loses the lease, between sending and committing) are the only repeats.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { ResumePoint } from '../http/pagination';
 import { DEFAULT_RECORD_PROPERTIES } from '../http/records';
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import { backoffDelay } from '../http/retry';
 import { detectChanges, type DetectStats } from './detect';
 import type { PollLease } from './poll-lease';
 import type { TriggerStateStore } from './state-store';
-import type { ChangeEvent, DetectedChange, FutureTimestamps, TriggerSettings, TriggerState } from './types';
-import { watermarkQuery } from './watermark';
+import type { ChangeEvent, Continuation, DetectedChange, FutureTimestamps, TriggerSettings, TriggerState } from './types';
+import { watermarkCeiling, watermarkQuery } from './watermark';
 
 export interface FetchResult {
   records: unknown[];
@@ -37,13 +39,32 @@ export interface FetchResult {
    * is bounded by it (watermark.ts); without it, this machine's clock when the poll started stands in.
    */
   serverTime?: number;
+  /** Cut at Max pages: where the next poll reads on (fetchPages' `next`). */
+  next?: ResumePoint;
+  /** Pages read. */
+  pages?: number;
 }
 
 /**
  * One poll's list. Throws OAuth2Error (`retryable`, and `params.retryAfterMs` when the server sent Retry-After).
- * `signal` aborts when the poller stops; the result of an aborted fetch is thrown away either way.
+ * `signal` aborts when the poller stops; the result of an aborted fetch is thrown away either way. `resume`: read
+ * on from there (an earlier poll's `next`) rather than from the first page, with the same `query`.
  */
-export type RecordFetch = (query: Record<string, string>, signal: AbortSignal) => Promise<FetchResult>;
+export type RecordFetch = (query: Record<string, string>, signal: AbortSignal, resume?: ResumePoint) => Promise<FetchResult>;
+
+/** Polls in a row that read nothing new before a cut-short list is reported as OAUTH2_TRIGGER_INCOMPLETE. */
+export const STALLED_POLLS = 3;
+/** Continuation points remembered per episode to recognise a loop across polls (older ones are let go). */
+const CONTINUATION_POINTS = 200;
+
+/** A short digest of a continuation point: the state stores these, never the URLs of a whole episode. */
+function pointDigest(point: ResumePoint): string {
+  return createHash('sha256').update(`${point.url}\n${point.pages}\n${point.offset}`).digest('base64url').slice(0, 16);
+}
+
+function maxOf(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+}
 
 export interface PollStats extends DetectStats {
   /** Whether the list was complete (see FetchResult). */
@@ -68,6 +89,13 @@ export type PollOutcome =
       durationMs: number;
       /** Records newly remembered with an updated-at ahead of the API's clock (watermark polling only). */
       future?: FutureTimestamps;
+      /**
+       * The poll was cut at Max pages: the next poll reads on. `pages`: read by this poll; `total`: by the polls of
+       * this episode so far; `first`: this poll began the episode.
+       */
+      continuing?: { pages: number; total: number; first: boolean };
+      /** STALLED_POLLS or more polls in a row read nothing new: OAUTH2_TRIGGER_INCOMPLETE (the poll itself worked). */
+      incomplete?: OAuth2Error;
     }
   | { skipped: false; error: OAuth2Error };
 
@@ -102,6 +130,11 @@ export interface RecordPollerOptions {
   nodeId: string;
   /** Digest of what is watched; a stored state with another one is ignored (first-poll semantics). */
   configKey: string;
+  /**
+   * Digest of how the list is paged: a stored continuation (a list being read over several polls) made with
+   * another one is discarded, and the next poll starts from the first page. Default ''.
+   */
+  continuationKey?: string;
   settings: TriggerSettings;
   store: TriggerStateStore;
   fetch: RecordFetch;
@@ -206,6 +239,7 @@ function worthCommitting(state: TriggerState, next: TriggerState): boolean {
     state.initialised !== next.initialised ||
     state.configKey !== next.configKey ||
     state.watermark !== next.watermark ||
+    JSON.stringify(state.continuation) !== JSON.stringify(next.continuation) ||
     !sameEntries(state.seen, next.seen)
   );
 }
@@ -310,16 +344,18 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
    */
   async preview(): Promise<PollPreview> {
     const state = await this.loadState();
-    const query = watermarkQuery(state, this.opts.settings);
+    const continuation = this.continuationOf(state);
+    const query = continuation ? continuation.query : watermarkQuery(state, this.opts.settings);
     const localNow = this.now();
     let result: FetchResult;
     try {
-      result = await this.opts.fetch(query, new AbortController().signal);
+      result = await this.opts.fetch(query, new AbortController().signal, continuation?.next);
     } catch (err) {
       throw asFetchError(err);
     }
     const records = this.checkRecords(result);
-    const detected = detectChanges(state, records, this.opts.settings, { fullList: result.complete === true, apiNow: apiTime(result, localNow) });
+    const fullList = result.complete === true && continuation === undefined;
+    const detected = detectChanges(state, records, this.opts.settings, { fullList, apiNow: apiTime(result, localNow) });
     const changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
     const preview: PollPreview = { changes, stats: { ...detected.stats, complete: result.complete === true }, firstPoll: !state.initialised };
     if (detected.future) preview.future = detected.future;
@@ -466,9 +502,12 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     const firstPoll = !state.initialised;
     const settings = this.opts.settings;
     const localNow = this.now();
+    // A list cut at Max pages by the last poll: read on from where it stopped, with the same query.
+    const continuation = this.continuationOf(state);
+    const query = continuation ? continuation.query : watermarkQuery(state, settings);
     let result: FetchResult;
     try {
-      result = await this.opts.fetch(watermarkQuery(state, settings), signal);
+      result = await this.opts.fetch(query, signal, continuation?.next);
     } catch (err) {
       if (abandoned()) return ABANDONED;
       if (leaseLost()) return STANDBY;
@@ -479,7 +518,10 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
 
     const records = this.checkRecords(result);
     const complete = result.complete === true;
-    const detected = detectChanges(state, records, settings, { fullList: complete, apiNow: apiTime(result, localNow) });
+    const apiNow = apiTime(result, localNow);
+    // Deletions only from one poll that read the whole list: a list read over several polls was never seen whole
+    // at one time (records move between pages while the polls wait), so a missing id there proves nothing.
+    const detected = detectChanges(state, records, settings, { fullList: complete && continuation === undefined, apiNow });
     let next = detected.next;
     if (!complete && settings.watermark) {
       // Pages were left unread (maxPages): records on them may be older than the newest one read, and moving the
@@ -488,6 +530,27 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       next = { ...next };
       if (state.watermark === undefined) delete next.watermark;
       else next.watermark = Math.min(state.watermark, detected.next.watermark ?? state.watermark);
+    }
+    let continuing: { pages: number; total: number; first: boolean } | undefined;
+    let incomplete: OAuth2Error | undefined;
+    if (!complete) {
+      next = { ...next, continuation: this.continueAfter(continuation, result, query, apiNow, detected.next.watermark) };
+      // A first poll read over several polls stays a first poll to its end: what the later pages hold existed
+      // before the trigger did, and is remembered, not sent as created.
+      if (!state.initialised) next.initialised = false;
+      const { pages, stalled } = next.continuation!;
+      continuing = { pages: result.pages ?? 0, total: pages, first: continuation === undefined };
+      if (stalled >= STALLED_POLLS) {
+        incomplete = new OAuth2Error('OAUTH2_TRIGGER_INCOMPLETE', `The list was not read to its end: ${stalled} polls in a row read no new page.`, {
+          params: { polls: stalled },
+        });
+      }
+    } else if (continuation && settings.watermark) {
+      // The window is read to its end: the watermark moves to the newest updated-at of the whole episode, but not
+      // past the API's time when the episode began, so a record changed on a page already read while the later
+      // polls waited is listed again by the next poll (and sent once: its new version is not remembered yet).
+      const newest = maxOf(continuation.watermark, detected.next.watermark);
+      if (newest !== undefined) next = { ...next, watermark: Math.min(newest, watermarkCeiling(continuation.apiStart, settings)) };
     }
 
     const changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
@@ -514,7 +577,45 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       durationMs: Math.max(0, this.now() - startedAt),
     };
     if (detected.future) outcome.future = detected.future;
+    if (continuing) outcome.continuing = continuing;
+    if (incomplete) outcome.incomplete = incomplete;
     return outcome;
+  }
+
+  /** The stored continuation, when it was made with this pagination (another one discards it). */
+  private continuationOf(state: TriggerState): Continuation | undefined {
+    const continuation = state.continuation;
+    return continuation && continuation.key === (this.opts.continuationKey ?? '') ? continuation : undefined;
+  }
+
+  /**
+   * The continuation after a poll cut short. Progress is a new continuation point, one this episode has not
+   * stopped at before; without one (a next link that never advances, a cursor that loops, a list the API ends
+   * nowhere) the poll counts as stalled and the point stays where it was, so nothing is skipped.
+   */
+  private continueAfter(
+    before: Continuation | undefined,
+    result: FetchResult,
+    query: Record<string, string>,
+    apiNow: number,
+    newest: number | undefined,
+  ): Continuation {
+    const points = before?.points ?? [];
+    const point = result.next ? pointDigest(result.next) : undefined;
+    const progress = point !== undefined && !points.includes(point);
+    const after: Continuation = {
+      key: this.opts.continuationKey ?? '',
+      query: { ...query },
+      pages: (before?.pages ?? 0) + (result.pages ?? 0),
+      stalled: progress ? 0 : (before?.stalled ?? 0) + 1,
+      apiStart: before?.apiStart ?? apiNow,
+      points: progress ? [...points, point].slice(-CONTINUATION_POINTS) : points,
+    };
+    const next = result.next ?? before?.next;
+    if (next) after.next = { url: next.url, pages: next.pages, offset: next.offset };
+    const watermark = maxOf(before?.watermark, newest);
+    if (watermark !== undefined) after.watermark = watermark;
+    return after;
   }
 
   /** The stored state, or a fresh one (first-poll semantics) when there is none or it watched something else. */

@@ -78,7 +78,17 @@ export function isTriggerState(value: unknown): value is TriggerState {
   for (const entry of seen) {
     if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string' || typeof entry[1] !== 'string') return false;
   }
-  return true;
+  return value.continuation === undefined || isContinuation(value.continuation);
+}
+
+function isContinuation(value: unknown): boolean {
+  const finite = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n);
+  if (!isRecord(value) || typeof value.key !== 'string' || !isRecord(value.query) || !finite(value.pages) || !finite(value.stalled)) return false;
+  if (!finite(value.apiStart) || (value.watermark !== undefined && !finite(value.watermark))) return false;
+  if (!Object.values(value.query).every((v) => typeof v === 'string')) return false;
+  if (!Array.isArray(value.points) || !value.points.every((p) => typeof p === 'string')) return false;
+  const next = value.next;
+  return next === undefined || (isRecord(next) && typeof next.url === 'string' && finite(next.pages) && finite(next.offset));
 }
 
 /** A copy sharing nothing mutable with `state` (ids and versions are strings, which are immutable). */
@@ -90,6 +100,7 @@ export function copyState(state: TriggerState): TriggerState {
     seen: state.seen.map(([id, version]): [string, string] => [id, version]),
   };
   if (state.watermark !== undefined) copy.watermark = state.watermark;
+  if (state.continuation !== undefined) copy.continuation = structuredClone(state.continuation);
   return copy;
 }
 

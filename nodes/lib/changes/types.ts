@@ -95,4 +95,29 @@ export interface TriggerState {
   /** Newest updated-at seen (epoch ms), for incremental polling. */
   watermark?: number;
   seen: Array<[string, string]>;
+  /** A list read over several polls: set while polls are cut at Max pages, gone once one reaches the list's end. */
+  continuation?: Continuation;
+}
+
+/**
+ * Where a poll cut at Max pages stopped, so the next poll reads on from there (poller.ts). Plain data: it is
+ * stored with the rest of the state, so a restart goes on from the same point.
+ */
+export interface Continuation {
+  /** Digest of the pagination settings it was made with: another pagination discards it. */
+  key: string;
+  /** The query of the episode's first poll (its `since`): every poll of the episode asks with it. */
+  query: Record<string, string>;
+  /** The next page to read (pagination.ts ResumePoint); absent: from the first page again (the list looped). */
+  next?: { url: string; pages: number; offset: number };
+  /** Pages read in this episode so far. */
+  pages: number;
+  /** Polls in a row that read nothing new: the same continuation point, or a next link already followed. */
+  stalled: number;
+  /** The API's time at the episode's first poll (epoch ms): bounds the watermark once the list is read. */
+  apiStart: number;
+  /** Newest updated-at read in this episode (epoch ms), bounded as detectChanges bounds it. */
+  watermark?: number;
+  /** Digests of the continuation points of this episode (at most CONTINUATION_POINTS), to see a loop across polls. */
+  points: string[];
 }

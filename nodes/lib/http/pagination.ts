@@ -58,6 +58,25 @@ export interface PaginationOptions {
    * pages there are, and the caller handles each page in `onPage` as it arrives (the trigger's 100,000 records).
    */
   keepPages?: boolean;
+  /**
+   * Go on from where an earlier fetch stopped at maxPages (its `next`), instead of from `first`'s first page.
+   * `first` must be the request that earlier fetch started from: cursor, page and offset parameters are set on
+   * its URL as before, and page and offset counting go on from the counts carried here.
+   */
+  resume?: ResumePoint;
+}
+
+/**
+ * Where a fetch cut at maxPages would have gone on: the request it would have sent next. Plain data, so a
+ * caller can keep it (the record trigger stores it) and hand it to a later fetchPages as `resume`.
+ */
+export interface ResumePoint {
+  /** The next page's URL (a next link or URL as resolved, or the first URL with the cursor / counter set). */
+  url: string;
+  /** Pages read before this point, since the first page (page counting numbers the next page from it). */
+  pages: number;
+  /** Offset counting: records counted before this point. */
+  offset: number;
 }
 
 /**
@@ -79,6 +98,8 @@ export interface PaginationResult {
   count: number;
   /** The last page fetched, kept even when the pages are not. */
   last: Page;
+  /** With stop `max-pages`: where a later fetch can go on (PaginationOptions.resume). */
+  next?: ResumePoint;
 }
 
 /** How many cursors / URLs the loop guard remembers; beyond it only the previous one is compared. */
@@ -112,13 +133,16 @@ export async function fetchPages(
   const pages: Page[] = [];
 
   const base = settings.kind === 'none' ? first : await withQueryPayload(first);
-  let request =
-    settings.kind === 'page' || settings.kind === 'offset'
+  const resume = settings.kind === 'none' ? undefined : options.resume;
+  let request = resume
+    ? { ...base, url: resume.url }
+    : settings.kind === 'page' || settings.kind === 'offset'
       ? { ...base, url: counterUrl(base.url, settings, settings.kind === 'page' ? settings.start : 0) }
       : base;
   const guard = new LoopGuard();
-  guard.check(settings.kind === 'cursor' ? cursorIn(base.url, settings.param) : resolveAgainst(request.url, request.url));
-  let offset = 0;
+  guard.check(settings.kind === 'cursor' ? cursorIn(request.url, settings.param) : resolveAgainst(request.url, request.url));
+  const pagesBefore = resume?.pages ?? 0;
+  let offset = resume?.offset ?? 0;
 
   for (let index = 0; ; index += 1) {
     const response = await send(request);
@@ -130,7 +154,11 @@ export async function fetchPages(
     if (keep) pages.push(page);
     if (onPage) await onPage(page);
 
-    const stop = (complete: boolean, reason: StopReason): PaginationResult => ({ pages, complete, stop: reason, count: index + 1, last: page });
+    const stop = (complete: boolean, reason: StopReason, next?: ResumePoint): PaginationResult => {
+      const result: PaginationResult = { pages, complete, stop: reason, count: index + 1, last: page };
+      if (next) result.next = next;
+      return result;
+    };
     if (!ok) return stop(false, 'status');
     if (settings.kind === 'none') return stop(true, 'end');
     const counted = settings.kind === 'page' || settings.kind === 'offset' ? (list ?? records) : list;
@@ -161,7 +189,7 @@ export async function fetchPages(
       }
       case 'page': {
         if (records === undefined) return stop(false, 'records-not-found');
-        nextUrl = counterUrl(base.url, settings, settings.start + index + 1);
+        nextUrl = counterUrl(base.url, settings, settings.start + pagesBefore + index + 1);
         break;
       }
       case 'offset': {
@@ -171,7 +199,7 @@ export async function fetchPages(
         break;
       }
     }
-    if (index + 1 >= maxPages) return stop(false, 'max-pages');
+    if (index + 1 >= maxPages) return stop(false, 'max-pages', { url: nextUrl, pages: pagesBefore + index + 1, offset });
     request = { ...base, url: nextUrl };
   }
 }

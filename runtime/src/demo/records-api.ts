@@ -17,6 +17,11 @@ export interface RecordsApi {
   /** GET requests to any /records route, with their query. */
   listRequests: Array<{ path: string; query: Record<string, string>; at: number }>;
   pageSize: number;
+  /**
+   * How lists are ordered: by id (default), by updated_at oldest or newest first (ties by id), or in no order
+   * (a fixed shuffle of the ids, the same on every request, as a database without ORDER BY gives).
+   */
+  order: 'id' | 'oldest' | 'newest' | 'none';
   add(name: string, at?: Date): ApiRecord;
   update(id: number, changes: Partial<ApiRecord>, at?: Date): ApiRecord;
   remove(id: number): void;
@@ -49,8 +54,20 @@ export interface RecordsApiOptions {
  *   POST /sink                                 -> 204, body kept in `sink`
  *   GET /received                              -> {count, items: the last 50 bodies POSTed to /sink}; no token
  *                                                 needed: it lets a person or a test watch what arrived
- * Lists are ordered by id; `updated_since` filters updated_at >= since (inclusive, as most APIs).
+ * Lists are ordered by id unless `order` says otherwise; `updated_since` filters updated_at >= since (inclusive, as most APIs).
  */
+/** A fixed, id-derived position for `order: 'none'` (Knuth's multiplicative hash: spreads ids without sorting them). */
+const scrambled = (id: number): number => Math.imul(id, 2654435761) >>> 0;
+
+function ordered(records: ApiRecord[], order: RecordsApi['order']): ApiRecord[] {
+  if (order === 'id') return records;
+  const at = (r: ApiRecord): number => Date.parse(r.updated_at);
+  const sorted = [...records];
+  if (order === 'none') return sorted.sort((a, b) => scrambled(a.id) - scrambled(b.id));
+  const sign = order === 'oldest' ? 1 : -1;
+  return sorted.sort((a, b) => sign * (at(a) - at(b) || a.id - b.id));
+}
+
 export async function startRecordsApi(options: RecordsApiOptions): Promise<RecordsApi> {
   let nextId = 1;
   const api: RecordsApi = {
@@ -59,6 +76,7 @@ export async function startRecordsApi(options: RecordsApiOptions): Promise<Recor
     sink: [],
     listRequests: [],
     pageSize: 2,
+    order: 'id',
     add(name, at = new Date()) {
       const record: ApiRecord = { id: nextId++, name, updated_at: isoSecond(at) };
       api.records.push(record);
@@ -118,7 +136,7 @@ export async function startRecordsApi(options: RecordsApiOptions): Promise<Recor
         api.listRequests.push({ path: url.pathname, query, at: Date.now() });
         const since = url.searchParams.get('updated_since');
         const sinceMs = since ? Date.parse(since) : NaN;
-        const list = since ? api.records.filter((r) => Date.parse(r.updated_at) >= sinceMs) : api.records;
+        const list = ordered(since ? api.records.filter((r) => Date.parse(r.updated_at) >= sinceMs) : api.records, api.order);
         const size = Number(url.searchParams.get('per_page') ?? url.searchParams.get('limit') ?? api.pageSize);
         const style = url.pathname.slice('/records'.length).replace(/^\//, '');
         let start = 0;
