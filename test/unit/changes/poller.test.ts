@@ -385,6 +385,56 @@ describe('changes/poller', () => {
     assert.deepEqual(sent.all(), ['created:b'], 'b is remembered: not sent twice');
   });
 
+  /** A list read two records a page, at most `maxPages` pages a poll, resumable like fetchPages (page counting). */
+  function pagedList(records: unknown[], maxPages: number): { fetch: RecordPollerOptions['fetch']; starts: number[] } {
+    const starts: number[] = [];
+    const fetch: RecordPollerOptions['fetch'] = async (_query, _signal, resume) => {
+      const first = resume?.pages ?? 0;
+      starts.push(first);
+      const out: unknown[] = [];
+      for (let page = first; page < first + maxPages; page += 1) {
+        const rows = records.slice(page * 2, page * 2 + 2);
+        if (rows.length === 0) return { records: out, complete: true, pages: page - first + 1 };
+        out.push(...rows);
+      }
+      const pages = first + maxPages;
+      return { records: out, complete: false, pages: maxPages, next: { url: `http://api/list?page=${pages + 1}`, pages, offset: 0 } };
+    };
+    return { fetch, starts };
+  }
+
+  it('a list cut at Max pages: the next polls read on from the stored point; another pagination starts again from page 1; no deletion inferred from a list read over several polls', async () => {
+    const s = settings({ events: { created: true, updated: true, deleted: true } });
+    const records = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => rec(`r${n}`, T0));
+    const paged = pagedList(records, 2);
+    let poller = makePoller({ settings: s, fetch: paged.fetch, continuationKey: 'paging-1' });
+    // A first poll read over three polls stays a first poll: nothing is sent as created.
+    assert.deepEqual(success(await poller.pollNow()).continuing, { pages: 2, total: 2, first: true });
+    assert.equal((await store.get('node-1'))?.initialised, false);
+    assert.deepEqual(success(await poller.pollNow()).continuing, { pages: 2, total: 4, first: false });
+    const end = success(await poller.pollNow());
+    assert.equal(end.continuing, undefined);
+    assert.deepEqual(paged.starts, [0, 2, 4]);
+    assert.deepEqual(sent.all(), []);
+    assert.equal((await store.get('node-1'))?.initialised, true);
+    assert.equal((await store.get('node-1'))?.continuation, undefined);
+
+    // r1 is gone: the next list is again read over several polls, so r1's absence proves nothing.
+    records.shift();
+    records.push(rec('r11', T0));
+    success(await poller.pollNow());
+    success(await poller.pollNow());
+    assert.deepEqual(paged.starts.slice(3), [0, 2]);
+    await poller.stop();
+    // Another pagination (a new deploy): the stored point is discarded, the list starts again from its first page.
+    poller = makePoller({ settings: s, fetch: paged.fetch, continuationKey: 'paging-2' });
+    success(await poller.pollNow());
+    success(await poller.pollNow());
+    success(await poller.pollNow());
+    assert.deepEqual(paged.starts.slice(5), [0, 2, 4]);
+    assert.deepEqual(sent.all(), ['created:r11'], 'r11 once; no deleted:r1 from a list read over several polls');
+  });
+
   it("a record from the future is sent once; the watermark stays at the API's time (its Date, else this machine's clock)", async () => {
     const s = settings({ watermark: { param: 'since', overlapMs: 0, format: 'epoch-ms' } });
     const poller = makePoller({ settings: s });
