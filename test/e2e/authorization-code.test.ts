@@ -149,12 +149,16 @@ describe('e2e: authorization code login and authorised requests', function () {
     jar.store(res);
     const { authorizeUrl } = (await res.json()) as { authorizeUrl: string };
     assert.equal(new URL(authorizeUrl).searchParams.get('redirect_uri'), conn.redirectUri);
-    // A raw request with a spoofed Host header.
+    // A raw request with a spoofed Host header (a loopback name: the runtime without a login refuses any other,
+    // see dns-rebinding.test.ts) and a spoofed X-Forwarded-Host.
     const raw = await new Promise<string>((resolve, reject) => {
       const body = JSON.stringify({ config: dialogConfig({ ...conn, id: 'conn-host' }), clientSecret: auth.clients.web.clientSecret });
       const req = http.request(
         new URL('oauth2-connection/conn-host/login', runtime.adminUrl),
-        { method: 'POST', headers: { host: 'evil.example:1880', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          method: 'POST',
+          headers: { host: 'spoofed.localhost:1880', 'x-forwarded-host': 'evil.example', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (r) => {
           let text = '';
           r.on('data', (d: Buffer) => (text += d.toString()));
@@ -164,7 +168,8 @@ describe('e2e: authorization code login and authorised requests', function () {
       req.on('error', reject);
       req.end(body);
     });
-    const spoofed = JSON.parse(raw) as { authorizeUrl: string };
+    const spoofed = JSON.parse(raw) as { authorizeUrl?: string };
+    assert.ok(spoofed.authorizeUrl, raw);
     assert.equal(new URL(spoofed.authorizeUrl).searchParams.get('redirect_uri'), conn.redirectUri);
   });
 
