@@ -368,6 +368,7 @@ describe('adversarial: fuzzing (fast-check)', function () {
         initialised: fc.boolean(),
         watermark: fc.option(fc.oneof(fc.integer(), fc.double()), { nil: undefined }),
         seen: fc.array(fc.tuple(fc.constantFrom('0', '1', 'a', 'b', ''), fc.string({ maxLength: 12 })), { maxLength: 6 }),
+        missing: fc.option(fc.array(fc.constantFrom('0', '1', 'a', 'b', 'c'), { maxLength: 4 }), { nil: undefined }),
       });
       fc.assert(
         fc.property(stateArb, fc.array(record, { maxLength: 8 }), settingsArb, fc.boolean(), fc.option(fc.oneof(fc.integer(), fc.double()), { nil: undefined }), (state, list, settings, fullList, apiNow) => {
@@ -375,7 +376,11 @@ describe('adversarial: fuzzing (fast-check)', function () {
           const result = detectChanges(state, list, settings, { fullList, apiNow });
           const ids = result.changes.map((c) => `${c.event}:${c.id}`);
           assert.equal(new Set(ids).size, ids.length, `an id emitted twice: ${ids.join(',')}`);
-          assert.ok(result.next.seen.length <= settings.maxRemembered);
+          // Records missing once are kept beyond the cap until the next complete list decides about them.
+          const missing = result.next.missing ?? [];
+          assert.ok(result.next.seen.length - missing.length <= settings.maxRemembered);
+          const remembered = new Set(result.next.seen.map(([id]) => id));
+          assert.ok(missing.every((id) => remembered.has(id)), 'a missing mark for an id not remembered');
           JSON.stringify(result.next);
         }),
         { numRuns: runs(1500) },

@@ -1,7 +1,8 @@
 /**
  * The record trigger in a real Node-RED runtime (node-red-node-test-helper, the compiled nodes, the shipped
  * catalogs), against the real authorization server and a real records API on loopback: a record dated ahead of
- * the API's clock with watermark polling, and a JSONata records setting over paginated object pages.
+ * the API's clock with watermark polling, a JSONata records setting over paginated object pages, and a list
+ * that changes while it is read page by page.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -34,6 +35,18 @@ const DAY_MS = 86_400_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A small seeded generator (mulberry32): every run replays the same changes. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /**
@@ -176,6 +189,102 @@ describe('record trigger node (node-red-node-test-helper)', function () {
     });
   }
 
+  // A list read page by page while records on pages already read are deleted or updated (moved to the end):
+  // the records after them move up, and the first ones of the next page are never read in that poll. Each poll
+  // changes the list at one page boundary, up to 3 records of 7 a page, and at most one record goes between
+  // polls: a record hidden by one poll's shift is then always read by the next poll (hiding it again would
+  // need 7 changes in front of it), so every `deleted` is for a record really gone.
+  const shifting = [
+    { style: 'page', config: { pagination: 'page', paginationParam: 'page', pageStart: 1 } },
+    { style: 'offset', config: { pagination: 'offset', paginationParam: 'offset' } },
+    { style: 'link', config: { pagination: 'link' } },
+  ] as const;
+  for (const [index, { style, config }] of shifting.entries()) {
+    it(`a list that changes while it is read (${style} pagination): over 200 polls no record still there is sent deleted or created again, no version twice, every delete within two polls`, async function () {
+      this.timeout(180_000);
+      const POLLS = 200;
+      const SIZE = 35;
+      const random = seededRandom(7919 * (index + 1));
+      const pageSize = api.pageSize;
+      api.pageSize = 7;
+      api.shifts.length = 0;
+      try {
+        for (let i = 0; i < SIZE; i += 1) api.add(`record ${i}`).rev = 0;
+        const trig = await load(recordChangeNode('trig', { url: `/records/${style}`, detection: 'version', versionPath: 'rev', emitDeleted: true, ...config }));
+        const sent: Array<{ event: string; id: string; version: string | undefined }> = [];
+        helper.getNode('out').on('input', (msg: Msg) => sent.push({ event: String(msg.event), id: String(msg.topic), version: msg.version as string | undefined }));
+        await firstPollDone(trig);
+
+        /** Ids that exist or existed: created for one of them is a record sent as created a second time. */
+        const known = new Set(api.records.map((r) => String(r.id)));
+        const versions = new Set<string>();
+        /** Record gone → the poll during (or before) which it went. */
+        const goneAt = new Map<string, number>();
+        const deletedSent = new Map<string, number>();
+        const faults = { falseDeleted: [] as string[], falseCreated: [] as string[], twice: [] as string[], late: [] as string[] };
+
+        const pollDelivered = async (): Promise<void> => {
+          const from = sent.length;
+          const ended = new Promise<PollOutcome>((resolve) => poller(trig).once('poll-end', resolve));
+          trig.receive({});
+          const outcome = await ended;
+          assert.ok(!outcome.skipped && !('error' in outcome) && outcome.stats.complete, JSON.stringify(outcome));
+          await eventually(() => sent.length >= from + outcome.changes, 5000, 'the messages of a poll');
+          for (const change of sent.slice(from)) {
+            if (change.event === 'deleted') {
+              if (api.records.some((r) => String(r.id) === change.id)) faults.falseDeleted.push(change.id);
+              deletedSent.set(change.id, (deletedSent.get(change.id) ?? 0) + 1);
+              continue;
+            }
+            if (change.event === 'created') {
+              if (known.has(change.id)) faults.falseCreated.push(change.id);
+              known.add(change.id);
+            }
+            const key = `${change.id}@${String(change.version)}`;
+            if (versions.has(key)) faults.twice.push(`${change.event} ${key}`);
+            versions.add(key);
+          }
+        };
+
+        api.shiftLists({ random, maxChanges: 3 });
+        for (let poll = 0; poll < POLLS; poll += 1) {
+          // Between polls: a real delete now and then, and new records to keep the list about SIZE long.
+          if (random() < 0.2 && api.records.length > 0) {
+            const [gone] = api.records.splice(Math.floor(random() * api.records.length), 1);
+            goneAt.set(String(gone.id), poll);
+          }
+          while (api.records.length < SIZE) api.add(`new ${poll}`).rev = 0;
+          const shiftsBefore = api.shifts.length;
+          await pollDelivered();
+          for (const shift of api.shifts.slice(shiftsBefore)) if (shift.event === 'deleted') goneAt.set(String(shift.id), poll);
+          for (const [id, at] of goneAt) if (poll >= at + 2 && !deletedSent.has(id) && !faults.late.includes(id)) faults.late.push(id);
+        }
+        api.shiftLists(undefined);
+        await pollDelivered();
+        await pollDelivered();
+
+        const updates = api.shifts.filter((c) => c.event === 'updated').length;
+        console.log(
+          `      ${style}: ${POLLS} polls, ${api.shifts.length} changes between page requests (${updates} updates), ${goneAt.size} deletes; ` +
+            `false deleted ${faults.falseDeleted.length}, false created ${faults.falseCreated.length}, versions sent twice ${faults.twice.length}, ` +
+            `deletes later than two polls ${faults.late.length}`,
+        );
+        assert.ok(updates > 50 && goneAt.size > 50, 'the list really changed while it was read');
+        assert.deepEqual(faults, { falseDeleted: [], falseCreated: [], twice: [], late: [] });
+        // Every delete sent once, and only those; every record's last version sent (or remembered at the start).
+        assert.deepEqual([...deletedSent.keys()].sort(), [...goneAt.keys()].sort());
+        assert.ok([...deletedSent.values()].every((n) => n === 1));
+        for (const record of api.records) {
+          const last = sent.filter((c) => c.id === String(record.id) && c.event !== 'deleted').at(-1);
+          assert.equal(last?.version ?? '0', String(record.rev), `record ${record.id}`);
+        }
+      } finally {
+        api.shiftLists(undefined);
+        api.pageSize = pageSize;
+      }
+    });
+  }
+
   it('JSONata records over object pages: the expression\'s records decide the empty page, so every page is read and each record sent once', async () => {
     const pagesApi = await startObjectPagesApi(auth);
     try {
@@ -201,7 +310,10 @@ describe('record trigger node (node-red-node-test-helper)', function () {
       pagesApi.rows.splice(0, 1);
       const outcome = await poll(trig);
       assert.ok(!outcome.skipped && !('error' in outcome) && outcome.stats.complete, JSON.stringify(outcome));
-      // A complete list: record 1, gone from it, is deleted; 6, on the last page, is created.
+      // A complete list: 6, on the last page, is created; record 1, gone from it, is deleted once the next
+      // complete list lacks it too.
+      assert.deepEqual([...arrivals].sort(), ['created 6']);
+      await poll(trig);
       assert.deepEqual([...arrivals].sort(), ['created 6', 'deleted 1']);
       await poll(trig);
       assert.deepEqual([...arrivals].sort(), ['created 6', 'deleted 1']);

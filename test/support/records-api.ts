@@ -8,6 +8,16 @@ export interface RecordsApi extends RecordsApiServer {
   holdPage(index: number): { reached: Promise<void>; release: () => void };
   /** While on, every list GET (any route) answers 500, as a failing API would. */
   failLists(on: boolean): void;
+  /**
+   * While set, the list changes while it is read, as a busy API's does: in each read of a page, offset or Link
+   * list, between two page requests (one boundary per read, picked at random among those with records still
+   * unread), 1 to `maxChanges` records on the pages already served are deleted or updated. An update bumps
+   * `rev`, renames the record and moves it to the end, as in a list ordered by last change. Either way the
+   * records after it move up, and the first ones of the next page land on a page already read. Undefined: off.
+   */
+  shiftLists(mode: { random: () => number; maxChanges: number } | undefined): void;
+  /** What the shifting mode changed, in order. */
+  shifts: Array<{ event: 'deleted' | 'updated'; id: number; rev: number }>;
 }
 
 /**
@@ -17,11 +27,42 @@ export interface RecordsApi extends RecordsApiServer {
 export async function startRecordsApi(auth: AuthServer): Promise<RecordsApi> {
   const holds = new Map<number, { reachedResolve: () => void; gate: Promise<void> }>();
   let failing = false;
+  let shifting: { random: () => number; maxChanges: number } | undefined;
+  /** The page index before which the current read's list changes. */
+  let shiftBefore = 0;
+  const shifts: RecordsApi['shifts'] = [];
+  const shift = (index: number): void => {
+    if (!shifting) return;
+    const records = server.records;
+    if (index === 0) {
+      const boundaries = Math.ceil(records.length / server.pageSize) - 1;
+      shiftBefore = boundaries > 0 ? 1 + Math.floor(shifting.random() * boundaries) : 0;
+      return;
+    }
+    if (index !== shiftBefore) return;
+    // Once a read: an offset read can ask for two pages of the same index (a short page moves the offset less).
+    shiftBefore = 0;
+    // In place: the demo handler already holds this array for the page it is answering.
+    let served = Math.min(index * server.pageSize, records.length);
+    const count = 1 + Math.floor(shifting.random() * shifting.maxChanges);
+    for (let i = 0; i < count && served > 0; i += 1, served -= 1) {
+      const [record] = records.splice(Math.floor(shifting.random() * served), 1);
+      if (shifting.random() < 0.5) {
+        shifts.push({ event: 'deleted', id: record.id, rev: Number(record.rev ?? 0) });
+        continue;
+      }
+      const rev = Number(record.rev ?? 0) + 1;
+      Object.assign(record, { rev, name: `${record.name.replace(/ v\d+$/, '')} v${rev}`, updated_at: new Date().toISOString() });
+      records.push(record);
+      shifts.push({ event: 'updated', id: record.id, rev });
+    }
+  };
   const server = await startRecordsApiServer({
     validateToken: async (token) => (await auth.validateAccessToken(token)).active,
     beforePage: async (index) => {
       // The demo API answers 500 when its handler throws.
       if (failing) throw new Error('the list fails (test toggle)');
+      shift(index);
       const hold = holds.get(index);
       if (!hold) return;
       holds.delete(index);
@@ -42,6 +83,11 @@ export async function startRecordsApi(auth: AuthServer): Promise<RecordsApi> {
     failLists(on: boolean) {
       failing = on;
     },
+    shiftLists(mode: { random: () => number; maxChanges: number } | undefined) {
+      shifting = mode;
+      shiftBefore = 0;
+    },
+    shifts,
     close: () => {
       for (const hold of holds.values()) hold.reachedResolve();
       return close();

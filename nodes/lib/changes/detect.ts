@@ -59,9 +59,15 @@ const UNREADABLE = undefined;
  *   read replica, a cache, the watermark overlap returning a stale page) is ignored and the newer time stays
  *   remembered: emitting it would send the flow an old state after a new one, and the newer version would then
  *   be emitted a second time when it reappears.
- * - Deleted → remembered ids missing from the list, only when settings.events.deleted, opts.fullList and no
- *   watermark. With a full list and no watermark, missing ids are forgotten even when deleted events are off,
- *   so turning them on later does not report long-gone records.
+ * - Deleted → remembered ids missing from two complete lists in a row, only when settings.events.deleted,
+ *   opts.fullList and no watermark. A list read page by page while it changes shifts under the reader (a record
+ *   deleted or moved on a page already read pulls the next page's first record onto it), so one complete list
+ *   without an id does not prove it gone: the first miss only marks the id (next.missing) and keeps it; listed
+ *   again, the mark is cleared and nothing is sent unless its version changed; missing from the next complete
+ *   list as well, it is deleted. With a full list and no watermark, ids missing twice are forgotten even when
+ *   deleted events are off, so turning them on later does not report long-gone records. A list that is not
+ *   complete (or filtered by a watermark) neither marks nor deletes: marks of ids it does not list stay as
+ *   they are, marks of ids it lists are cleared.
  * - First poll (state.initialised false): everything is remembered; nothing is emitted unless
  *   emitExistingOnFirstPoll, then every record is created.
  * - Events that are turned off are still remembered, so turning them on later does not flood.
@@ -69,7 +75,8 @@ const UNREADABLE = undefined;
  *   deleted); it is counted in stats.invalidVersion and emitted once its version can be read.
  * - The same id twice in one list: the last occurrence wins, counted in stats.duplicates.
  * - next.seen is least recently seen first (ids absent from this list keep their order, then this list's ids in
- *   list order), capped at maxRemembered by forgetting the oldest.
+ *   list order), capped at maxRemembered by forgetting the oldest; ids missing once (next.missing) are kept
+ *   beyond the cap until the next complete list, so their deletion is not lost.
  * - next.watermark (updatedAt detection) = max(state.watermark, newest updated-at in this list), with a
  *   watermark and opts.apiNow at most watermarkCeiling(apiNow) (watermark.ts): a stored watermark beyond it comes
  *   back down to it. A record from the future is still created or updated, once, like any other: it is
@@ -109,6 +116,8 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
   }
 
   const remembered = new Map(state.seen);
+  const missedBefore = new Set(state.missing);
+  const missing: string[] = [];
   const firstPoll = !state.initialised;
   const inferDeletes = opts.fullList && settings.watermark === undefined;
   const changes: DetectedChange[] = [];
@@ -124,11 +133,14 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
     else future = { count: 1, id, updatedAt: ms, apiNow: opts.apiNow as number };
   };
 
-  // Pass 2a: what this list did not include keeps its place at the old end, or is gone.
+  // Pass 2a: what this list did not include keeps its place at the old end (marked when this complete list is
+  // the first in a row without it), or is gone.
   for (const [id, before] of remembered) {
     if (position.has(id)) continue;
-    if (!inferDeletes) {
+    const missedLastTime = missedBefore.has(id);
+    if (!inferDeletes || (!firstPoll && !missedLastTime)) {
       seen.push([id, before]);
+      if (inferDeletes || missedLastTime) missing.push(id);
     } else if (events.deleted && !firstPoll) {
       deletions.push({ event: 'deleted', id, record: deletedRecord(idPath, id) });
     }
@@ -183,19 +195,35 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
     }
   }
 
-  // Cap: least recently seen first, so the first entries are the ones to forget.
+  // Cap: least recently seen first, so the first entries are the ones to forget. Records missing once are
+  // outside it: the next complete list decides about them (forgetting one now would lose its `deleted`), and
+  // there are never more of them than the last poll remembered.
   const cap = rememberCap(settings.maxRemembered);
-  if (seen.length > cap) {
-    stats.forgotten = seen.length - cap;
-    seen = seen.slice(stats.forgotten);
+  if (seen.length - missing.length > cap) {
+    stats.forgotten = seen.length - missing.length - cap;
+    if (missing.length === 0) {
+      seen = seen.slice(stats.forgotten);
+    } else {
+      const marked = new Set(missing);
+      let excess = stats.forgotten;
+      seen = seen.filter(([id]) => excess === 0 || marked.has(id) || (excess -= 1) < 0);
+    }
   }
 
   if (bounded && watermark !== undefined) watermark = Math.min(watermark, watermarkCeiling(opts.apiNow as number, settings));
   const nextState: TriggerState = { version: 1, configKey: state.configKey, initialised: true, seen };
   if (watermark !== undefined) nextState.watermark = watermark;
+  if (missing.length > 0) nextState.missing = missing;
   const result: DetectResult = { changes: changes.concat(deletions), next: nextState, stats };
   if (future) result.future = future;
   return result;
+}
+
+/** Whether two states mark the same ids as missing once (order does not matter). */
+export function sameMissing(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  const left = a ?? [];
+  const right = new Set(b);
+  return left.length === right.size && left.every((id) => right.has(id));
 }
 
 /**

@@ -24,7 +24,7 @@ import type { ResumePoint } from '../http/pagination';
 import { DEFAULT_RECORD_PROPERTIES } from '../http/records';
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import { backoffDelay } from '../http/retry';
-import { detectChanges, type DetectStats } from './detect';
+import { detectChanges, sameMissing, type DetectStats } from './detect';
 import type { PollLease } from './poll-lease';
 import type { TriggerStateStore } from './state-store';
 import type { ChangeEvent, Continuation, DetectedChange, FutureTimestamps, TriggerSettings, TriggerState } from './types';
@@ -240,7 +240,8 @@ function worthCommitting(state: TriggerState, next: TriggerState): boolean {
     state.configKey !== next.configKey ||
     state.watermark !== next.watermark ||
     JSON.stringify(state.continuation) !== JSON.stringify(next.continuation) ||
-    !sameEntries(state.seen, next.seen)
+    !sameEntries(state.seen, next.seen) ||
+    !sameMissing(state.missing, next.missing)
   );
 }
 

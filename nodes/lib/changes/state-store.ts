@@ -78,6 +78,8 @@ export function isTriggerState(value: unknown): value is TriggerState {
   for (const entry of seen) {
     if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string' || typeof entry[1] !== 'string') return false;
   }
+  // Absent in memories written before records had to be missing twice: nothing is marked then.
+  if (value.missing !== undefined && !(Array.isArray(value.missing) && value.missing.every((id) => typeof id === 'string'))) return false;
   return value.continuation === undefined || isContinuation(value.continuation);
 }
 
@@ -101,6 +103,7 @@ export function copyState(state: TriggerState): TriggerState {
   };
   if (state.watermark !== undefined) copy.watermark = state.watermark;
   if (state.continuation !== undefined) copy.continuation = structuredClone(state.continuation);
+  if (state.missing !== undefined) copy.missing = state.missing.slice();
   return copy;
 }
 

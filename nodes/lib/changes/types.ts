@@ -97,6 +97,11 @@ export interface TriggerState {
   seen: Array<[string, string]>;
   /** A list read over several polls: set while polls are cut at Max pages, gone once one reaches the list's end. */
   continuation?: Continuation;
+  /**
+   * Ids in `seen` that the last complete list did not include (detect.ts): one more complete list without them
+   * and they are deleted. Absent when none is missing, so a memory costs nothing more while no record is.
+   */
+  missing?: string[];
 }
 
 /**

@@ -36,26 +36,92 @@ describe('changes/detect', () => {
     assert.equal(changes[0].version, String(T0));
   });
 
-  it('created, updated, unchanged and deleted', () => {
+  it('created, updated, unchanged and deleted (deleted once missing from two complete lists in a row)', () => {
     const s = settings({ events: { created: true, updated: true, deleted: true }, includePrevious: true });
     const state = remembered([rec('a', T0), rec('b', T0), rec('c', T0)], s);
-    const { changes, next } = detectChanges(state, [rec('a', T0), rec('b', T0 + 1000), rec('d', T0)], s, { fullList: true });
-    assert.deepEqual(events(changes), ['updated:b', 'created:d', 'deleted:c']);
+    const list = [rec('a', T0), rec('b', T0 + 1000), rec('d', T0)];
+    const { changes, next } = detectChanges(state, list, s, { fullList: true });
+    assert.deepEqual(events(changes), ['updated:b', 'created:d']);
     assert.equal(changes[0].previous, String(T0));
     assert.equal(changes[0].version, String(T0 + 1000));
-    assert.deepEqual(changes[2].record, { id: 'c' });
-    assert.deepEqual(
-      next.seen.map(([id]) => id),
-      ['a', 'b', 'd'],
-    );
-    // The same list again: nothing.
-    assert.deepEqual(detectChanges(next, [rec('a', T0), rec('b', T0 + 1000), rec('d', T0)], s, { fullList: true }).changes, []);
+    assert.deepEqual(next.seen.map(([id]) => id), ['c', 'a', 'b', 'd'], 'c missing once: kept');
+    assert.deepEqual(next.missing, ['c']);
+    // The same list again: c is missing a second time, so it is gone.
+    const again = detectChanges(next, list, s, { fullList: true });
+    assert.deepEqual(again.changes, [{ event: 'deleted', id: 'c', record: { id: 'c' } }]);
+    assert.deepEqual(again.next.seen.map(([id]) => id), ['a', 'b', 'd']);
+    assert.equal(again.next.missing, undefined);
+    // And again: nothing.
+    const third = detectChanges(again.next, list, s, { fullList: true });
+    assert.deepEqual(third.changes, []);
+    assert.deepEqual(third.next, again.next);
+  });
+
+  it('a record missing from one complete list and listed again is neither deleted nor created', () => {
+    const s = settings({ events: { created: true, updated: true, deleted: true } });
+    const state = remembered([rec('a', T0), rec('b', T0), rec('c', T0)], s);
+    // b slipped between two pages of a list that shifted while it was read.
+    const shifted = detectChanges(state, [rec('a', T0), rec('c', T0)], s, { fullList: true });
+    assert.deepEqual(shifted.changes, []);
+    assert.deepEqual(shifted.next.missing, ['b']);
+    const back = detectChanges(shifted.next, [rec('a', T0), rec('b', T0), rec('c', T0)], s, { fullList: true });
+    assert.deepEqual(back.changes, [], 'same version: nothing');
+    assert.equal(back.next.missing, undefined, 'mark cleared');
+    // The mark is cleared: the next miss is again a first one.
+    assert.deepEqual(detectChanges(back.next, [rec('a', T0), rec('c', T0)], s, { fullList: true }).changes, []);
+    // Listed again with a new version: an update, once.
+    const updated = detectChanges(shifted.next, [rec('a', T0), rec('b', T0 + 1000), rec('c', T0)], s, { fullList: true });
+    assert.deepEqual(events(updated.changes), ['updated:b']);
+    assert.deepEqual(detectChanges(updated.next, [rec('a', T0), rec('b', T0 + 1000), rec('c', T0)], s, { fullList: true }).changes, []);
+  });
+
+  it('a list that is not complete neither counts as a miss nor ends one; it clears the marks of what it lists', () => {
+    const s = settings({ events: { created: true, updated: true, deleted: true } });
+    const state = remembered([rec('a', T0), rec('b', T0), rec('c', T0)], s);
+    const cut = detectChanges(state, [rec('a', T0)], s, { fullList: false });
+    assert.equal(cut.next.missing, undefined, 'Max pages cut the list: no miss');
+    const once = detectChanges(cut.next, [rec('a', T0)], s, { fullList: true });
+    assert.deepEqual(once.changes, []);
+    assert.deepEqual([...(once.next.missing ?? [])].sort(), ['b', 'c']);
+    const between = detectChanges(once.next, [rec('b', T0)], s, { fullList: false });
+    assert.deepEqual(between.changes, []);
+    assert.deepEqual(between.next.missing, ['c'], 'b listed: cleared; c not listed: still marked');
+    const twice = detectChanges(between.next, [rec('a', T0), rec('b', T0)], s, { fullList: true });
+    assert.deepEqual(events(twice.changes), ['deleted:c']);
+  });
+
+  it('a memory written without marks (older format) reads as nothing missing yet', () => {
+    const s = settings({ events: { created: true, updated: true, deleted: true } });
+    const old = { version: 1 as const, configKey: 'key', initialised: true, seen: [['a', String(T0)], ['b', String(T0)]] as Array<[string, string]> };
+    const first = detectChanges(old, [rec('a', T0)], s, { fullList: true });
+    assert.deepEqual(first.changes, []);
+    assert.deepEqual(first.next.seen, [['b', String(T0)], ['a', String(T0)]], 'nothing lost');
+    assert.deepEqual(events(detectChanges(first.next, [rec('a', T0)], s, { fullList: true }).changes), ['deleted:b']);
+  });
+
+  it('records missing once are kept beyond the cap, so a full memory still sends their deletion', () => {
+    const s = settings({ events: { created: true, updated: true, deleted: true }, maxRemembered: 3 });
+    const state = remembered([rec('a', T0), rec('b', T0), rec('c', T0)], s);
+    const { next, stats } = detectChanges(state, [rec('c', T0), rec('d', T0), rec('e', T0)], s, { fullList: true });
+    assert.equal(stats.forgotten, 0);
+    assert.deepEqual(next.seen.map(([id]) => id), ['a', 'b', 'c', 'd', 'e']);
+    assert.deepEqual(next.missing, ['a', 'b']);
+    const again = detectChanges(next, [rec('c', T0), rec('d', T0), rec('e', T0)], s, { fullList: true });
+    assert.deepEqual(events(again.changes), ['deleted:a', 'deleted:b']);
+    assert.deepEqual(again.next.seen.map(([id]) => id), ['c', 'd', 'e']);
+    // Over the cap among the others: the oldest unmarked one goes, the marked ones stay.
+    const over = detectChanges(next, [rec('a', T0), rec('f', T0), rec('g', T0)], { ...s, maxRemembered: 2 }, { fullList: false });
+    assert.equal(over.stats.forgotten, 4);
+    assert.deepEqual(over.next.seen.map(([id]) => id), ['b', 'f', 'g']);
+    assert.deepEqual(over.next.missing, ['b']);
   });
 
   it('a deleted record is described by its id at a nested id path', () => {
     const s = settings({ idPath: 'data.key', events: { created: true, updated: true, deleted: true } });
     const state = remembered([{ data: { key: 'k1' }, updatedAt: T0 }], s);
-    const { changes } = detectChanges(state, [], s, { fullList: true });
+    const once = detectChanges(state, [], s, { fullList: true });
+    assert.deepEqual(once.changes, []);
+    const { changes } = detectChanges(once.next, [], s, { fullList: true });
     assert.deepEqual(changes, [{ event: 'deleted', id: 'k1', record: { data: { key: 'k1' } } }]);
   });
 
@@ -69,11 +135,16 @@ describe('changes/detect', () => {
     assert.deepEqual(detectChanges(state, [rec('a', T0)], withWatermark, { fullList: true }).changes, []);
   });
 
-  it('deleted events off: missing records are forgotten, so turning deletions on later reports nothing old', () => {
+  it('deleted events off: records missing twice are forgotten, so turning deletions on later reports nothing old', () => {
     const off = settings();
     const state = remembered([rec('a', T0), rec('b', T0)], off);
-    const { changes, next } = detectChanges(state, [rec('a', T0)], off, { fullList: true });
+    const once = detectChanges(state, [rec('a', T0)], off, { fullList: true });
+    assert.deepEqual(once.next.seen.map(([id]) => id), ['b', 'a'], 'missing once: not forgotten');
+    // Listed again after one miss: not created.
+    assert.deepEqual(detectChanges(once.next, [rec('a', T0), rec('b', T0)], off, { fullList: true }).changes, []);
+    const { changes, next } = detectChanges(once.next, [rec('a', T0)], off, { fullList: true });
     assert.deepEqual(changes, []);
+    assert.deepEqual(next.seen.map(([id]) => id), ['a']);
     const on = settings({ events: { created: true, updated: true, deleted: true } });
     assert.deepEqual(detectChanges(next, [rec('a', T0)], on, { fullList: true }).changes, []);
   });

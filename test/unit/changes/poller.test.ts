@@ -160,6 +160,21 @@ describe('changes/poller', () => {
     assert.deepEqual(sent.all(), ['created:b']);
   });
 
+  it('a record missing from one complete list is marked on disk, and deleted by the next complete list without it, also after a restart', async () => {
+    const withDeletes = settings({ events: { created: true, updated: true, deleted: true } });
+    list.records = [rec('a', T0), rec('b', T0)];
+    success(await makePoller({ settings: withDeletes }).pollNow());
+    list.records = [rec('a', T0)];
+    // Nothing but the mark changes in this poll: it must still reach the file.
+    assert.equal(success(await makePoller({ settings: withDeletes }).pollNow()).changes, 0);
+    await store.flush();
+    const restartedStore = await openTriggerStateStore({ filePath, secret: SECRET });
+    assert.deepEqual((await restartedStore.get('node-1'))?.missing, ['b']);
+    success(await makePoller({ settings: withDeletes, store: restartedStore }).pollNow());
+    assert.deepEqual(sent.all(), ['deleted:b']);
+    await restartedStore.flush();
+  });
+
   it('a failed fetch commits nothing, and the next poll starts from the same state', async () => {
     const poller = makePoller();
     list.records = [rec('a', T0)];

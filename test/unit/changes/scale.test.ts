@@ -81,24 +81,34 @@ describe('changes at 100,000 records', function () {
       const count = (event: string): number => second.changes.filter((c) => c.event === event).length;
       assert.equal(count('updated'), Math.ceil((N - 250) / 100));
       assert.equal(count('created'), 250);
-      assert.equal(count('deleted'), 250);
-      assert.equal(second.next.seen.length, N);
+      assert.equal(count('deleted'), 0, 'missing from one complete list: only marked');
+      assert.equal(second.next.seen.length, N + 250);
+      assert.equal(second.next.missing?.length, 250);
+      const markJson = (JSON.stringify(second.next.missing).length - 2) / 250;
 
-      // Unchanged third poll: nothing.
-      t = performance.now();
+      // The same list again: the 250 are missing a second time, so they are deleted.
       const third = detectChanges(second.next, secondList, s, { fullList: true });
-      const thirdMs = performance.now() - t;
-      assert.equal(third.changes.length, 0);
+      assert.equal(third.changes.length, 250);
+      assert.ok(third.changes.every((c) => c.event === 'deleted'));
+      assert.equal(third.next.seen.length, N);
+      assert.equal(third.next.missing, undefined);
 
-      const entryJson = JSON.stringify(second.next.seen).length / N;
+      // Unchanged fourth poll: nothing.
+      t = performance.now();
+      const fourth = detectChanges(third.next, secondList, s, { fullList: true });
+      const thirdMs = performance.now() - t;
+      assert.equal(fourth.changes.length, 0);
+
+      const entryJson = JSON.stringify(third.next.seen).length / N;
       // Fresh strings (JSON.parse), as after a restart: the ids are not shared with the records list.
-      const json = JSON.stringify(second.next.seen);
+      const json = JSON.stringify(third.next.seen);
       const heap = heapDeltaPerEntry(() => JSON.parse(json) as unknown, N);
       const heapAsMap = heapDeltaPerEntry(() => new Map(JSON.parse(json) as Array<[string, string]>), N);
       figures.push(
         `${label}: first poll ${ms(firstMs)} (${Math.round(N / (firstMs / 1000)).toLocaleString('en')} records/s), ` +
           `1% changed ${ms(secondMs)} (${Math.round(N / (secondMs / 1000)).toLocaleString('en')} records/s), unchanged ${ms(thirdMs)}; ` +
-          `seen entry ${entryJson.toFixed(1)} B JSON, ~${heap.toFixed(0)} B heap as stored (array of pairs), ` +
+          `seen entry ${entryJson.toFixed(1)} B JSON (a record missing once adds ${markJson.toFixed(1)} B), ` +
+          `~${heap.toFixed(0)} B heap as stored (array of pairs), ` +
           `~${heapAsMap.toFixed(0)} B heap as the Map a diff builds`,
       );
     });
