@@ -678,14 +678,7 @@ export class TokenManager extends EventEmitter {
     if (generation !== this.generation) return this.superseded();
     if (this.foreignLive()) {
       // Only client credentials renew without tokens of their own (see callTokenEndpoint): used here, not stored.
-      this.localChanges++;
-      this.current = entry;
-      this.localOnly = true;
-      this.unsaved = undefined;
-      this.unsavedLease = undefined;
-      this.proactiveCooldownUntil = 0;
-      this.forgetFailures();
-      this.setState({ kind: 'ready' });
+      this.useRenewed(entry, { localOnly: true });
       return issued;
     }
     try {
@@ -703,16 +696,24 @@ export class TokenManager extends EventEmitter {
       throw error;
     }
     if (generation !== this.generation) return this.superseded();
+    this.useRenewed(entry, { localOnly: false });
+    return issued;
+  }
+
+  /**
+   * Tokens renewed here are the ones in use: written to the store, or (`localOnly`) kept here only, beside the
+   * store's live entry of other settings, which stays remembered as such.
+   */
+  private useRenewed(entry: StoredTokens, { localOnly }: { localOnly: boolean }): void {
     this.localChanges++;
     this.current = entry;
-    this.foreign = undefined;
-    this.localOnly = false;
+    if (!localOnly) this.foreign = undefined;
+    this.localOnly = localOnly;
     this.unsaved = undefined;
     this.unsavedLease = undefined;
     this.proactiveCooldownUntil = 0;
     this.forgetFailures();
     this.setState({ kind: 'ready' });
-    return issued;
   }
 
   // --- Several instances sharing the store (coordination) ----------------------------------------------------
