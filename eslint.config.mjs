@@ -12,7 +12,7 @@ export default tseslint.config(
   },
   {
     // The editor's shared script runs in the browser, beside Node-RED's editor globals.
-    files: ['resources/**/*.js'],
+    files: ['resources/**/*.js', 'runtime/assets/**/*.js'],
     languageOptions: { sourceType: 'script', globals: { window: 'readonly', RED: 'readonly' } },
   },
   {

@@ -4,20 +4,34 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import express from 'express';
 import { adminCrossSiteGuard, loopbackNameRequired, refuseCrossSiteUpgrades } from './admin-cross-site';
+import { isWildcard } from './production-settings';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
 /**
  * Root of the palette package (its package.json has the `node-red` section Node-RED loads the nodes from).
- * Installed, the runtime has it as a dependency; in a clone whose node_modules are not installed yet, it is the
- * clone's root, two levels above runtime/dist.
+ * Packed (scripts/pack.js), the runtime carries it in its `palette/` folder; in a clone it is the workspace
+ * dependency, or, when node_modules are not installed yet, the clone's root two levels above runtime/dist.
  */
 export function paletteRoot(): string {
+  // Its own copy first: never another version found on the way up.
+  const carried = path.resolve(__dirname, '..', 'palette');
+  if (fs.existsSync(path.join(carried, 'package.json'))) return carried;
   try {
     return path.dirname(require.resolve('node-red-contrib-http-oauth2/package.json'));
   } catch {
     return path.resolve(__dirname, '..', '..');
+  }
+}
+
+function nodeRedPackageVersion(): string | undefined {
+  try {
+    const file = require.resolve('node-red/package.json');
+    const version = (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }).version;
+    return typeof version === 'string' ? version : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -37,6 +51,8 @@ export interface EmbeddedOptions {
    * httpAdminCors says (see admin-cross-site.ts).
    */
   settings?: Record<string, unknown>;
+  /** Files the editor page loads as scripts (editorTheme.page.scripts), before the editor starts. */
+  editorScripts?: string[];
   /** Mounted on the same server before Node-RED (the demo's pages would go here); not behind admin auth. */
   beforeNodeRed?: (app: express.Express) => void;
 }
@@ -112,7 +128,12 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedR
     functionGlobalContext: {},
     // The packaged runtime does not phone home, and so never asks the user about it.
     telemetry: { enabled: false },
-    editorTheme: { tours: false, palette: {}, projects: { enabled: false } },
+    editorTheme: {
+      tours: false,
+      palette: {},
+      projects: { enabled: false },
+      ...(options.editorScripts?.length ? { page: { scripts: options.editorScripts } } : {}),
+    },
     logging: {
       console: { level: options.logLevel ?? 'info', metrics: false, audit: false },
       ...(options.logHandler
@@ -126,7 +147,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedR
 
   let phase: 'starting' | 'started' | 'stopping' = 'starting';
   const startedAt = Date.now();
-  const nodeRedVersion = typeof RED.version === 'function' ? RED.version() : String(RED.version);
+  // The released version from Node-RED's package.json: RED.version() adds "-git" whenever a .git folder sits four
+  // levels above its runtime, which a clone of this repository has.
+  const nodeRedVersion = nodeRedPackageVersion() ?? (typeof RED.version === 'function' ? RED.version() : String(RED.version));
 
   // Requests in flight, so a stop lets a login callback finish writing its tokens before the nodes close.
   let inFlight = 0;
@@ -187,7 +210,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedR
     RED.events.removeListener('runtime-event', onRuntimeEvent);
   }
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+  // Listening on every address (0.0.0.0, ::), the URL a person on this machine can open is loopback's.
+  const shown = isWildcard(options.host) ? '127.0.0.1' : options.host;
+  const url = `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
 
   let stopping: Promise<void> | undefined;
   const stop = async (): Promise<void> => {

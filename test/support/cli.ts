@@ -16,12 +16,15 @@ export interface CliRun {
   exited: Promise<number | string>;
 }
 
-/** Runs the CLI with `args`; the environment is the test's minus our variables, plus `env`. */
-export function runCli(args: string[], env: Record<string, string> = {}, input?: string): CliRun {
+/**
+ * Runs the CLI with `args`; the environment is the test's minus our variables, plus `env`. `program` is another
+ * copy of the command (an installed bin), run with this Node.js.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}, input?: string, program = CLI): CliRun {
   const base = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('NR_OAUTH2_') && !k.startsWith('HTTP_OAUTH2_') && k !== 'NODE_RED_CREDENTIAL_SECRET'),
   );
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...base, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [program, ...args], { env: { ...base, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -44,8 +47,8 @@ export interface StartedCli extends CliRun {
 }
 
 /** Starts `node-red-http-oauth2 start <args>` and resolves once it printed "Press Ctrl+C to stop." */
-export async function startCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<StartedCli> {
-  const run = runCli(['start', ...args], env);
+export async function startCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, program = CLI): Promise<StartedCli> {
+  const run = runCli(['start', ...args], env, undefined, program);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       run.child.kill('SIGKILL');
