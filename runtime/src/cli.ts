@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { LOG_LEVELS, paletteRoot, startEmbedded, type EmbeddedRuntime, type LogLevel } from './embedded';
-import { adminLogin, credentialSecret, isLoopback, StartupRefused } from './production-settings';
+import { adminLogin, credentialSecret, isLoopback, isWildcard, MIN_SECRET_LENGTH, newCredentialSecret, ownerOnlyUserDir, StartupRefused } from './production-settings';
 import { ioredisLoadable, redisHostPort, redisStoreSetting, type RedisStoreSetting } from './redis-settings';
 import { startDemoServices, type DemoServices } from './demo/demo';
 
 const HELP = `Usage: node-red-http-oauth2 start [options]
        node-red-http-oauth2 hash-password
+       node-red-http-oauth2 new-secret
        node-red-http-oauth2 --help
 
 start          Starts Node-RED (embedded, no separate install) with the nodes of node-red-contrib-http-oauth2.
 hash-password  Reads a password from the terminal (not shown) or from stdin and prints its bcrypt hash, the
                value of NR_OAUTH2_ADMIN_PASSWORD_HASH.
+new-secret     Prints a new random value for NODE_RED_CREDENTIAL_SECRET (32 random bytes, hex).
 
 Options of start (each has an environment variable; the option wins):
   --port <n>                  HTTP port of the editor, the admin API and /api.  NR_OAUTH2_PORT, default 1880
@@ -47,6 +50,8 @@ Environment only:
   NODE_RED_CREDENTIAL_SECRET     key of Node-RED's credential file and of this package's token and trigger
                                  stores. Without it, on loopback only, a generated key is kept owner-only in
                                  <user-dir>/.credential-secret; keep the same key for the life of the user dir.
+                                 Beyond loopback or with Redis it must have at least ${MIN_SECRET_LENGTH} characters and not be
+                                 a placeholder such as "changeme" (make one with node-red-http-oauth2 new-secret).
   NR_OAUTH2_ADMIN_USER           admin login: user name ...
   NR_OAUTH2_ADMIN_PASSWORD_HASH  ... and bcrypt hash of its password (node-red-http-oauth2 hash-password).
                                  With both set, the editor and the admin API require that login.
@@ -54,6 +59,8 @@ Environment only:
                                  another within this time. Default 15000.
   HTTP_OAUTH2_REDIS_LOCK_TTL_MS  with Redis: how long a refresh lock outlives an instance that died holding it.
                                  Default 30000.
+
+The user directory and the files Node-RED and the nodes write there are kept owner-only (mode 0700 / 0600).
 
 GET /healthz answers 200 {"status":"ok","nodeRed":"<version>","uptimeSec":n} once the flows run, 503 before
 and while stopping; it needs no login and tells nothing else. SIGINT or SIGTERM stops cleanly: the nodes close
@@ -116,8 +123,11 @@ function hasFlows(userDir: string, flowFile: string): boolean {
 
 async function start(options: StartOptions): Promise<void> {
   const env = process.env;
-  const secret = credentialSecret(env, options.host, options.userDir);
+  const secret = credentialSecret(env, options.host, options.userDir, options.redis !== undefined);
   const admin = adminLogin(env, options.host, options.insecureNoAdminAuth);
+  // Flows, credentials, the editor's sessions (.sessions.json) and the stores: owner-only, now and when rewritten.
+  process.umask(0o077);
+  ownerOnlyUserDir(options.userDir);
   const say = (line = ''): boolean => process.stdout.write(`${line}\n`);
   const warn = (line: string): boolean => process.stderr.write(`Warning: ${line}\n`);
 
@@ -127,6 +137,9 @@ async function start(options: StartOptions): Promise<void> {
         'Fine on this machine; in production set the variable (and keep it), since losing the key loses the ' +
         'stored credentials and logins.',
     );
+  }
+  if (secret.weakness) {
+    warn(`NODE_RED_CREDENTIAL_SECRET is weak (${secret.weakness}): allowed on loopback only. Make a strong one with \`node-red-http-oauth2 new-secret\`.`);
   }
   if (!admin.adminAuth) {
     warn(
@@ -157,6 +170,8 @@ async function start(options: StartOptions): Promise<void> {
       adminAuth: admin.adminAuth,
       logLevel: options.logLevel,
       settings: options.redis ? { httpOAuth2: { store: options.redis } } : undefined,
+      // The demo opens on the Debug sidebar, where its messages appear.
+      editorScripts: demo ? [path.join(__dirname, '..', 'assets', 'demo-editor.js')] : undefined,
     });
   } catch (err) {
     await demo?.close();
@@ -172,6 +187,11 @@ async function start(options: StartOptions): Promise<void> {
 
   say();
   say(`Node-RED editor: ${runtime.adminUrl}${admin.username ? `  (log in as ${admin.username})` : ''}`);
+  if (isWildcard(options.host)) {
+    const elsewhere = new URL(runtime.adminUrl);
+    elsewhere.hostname = os.hostname();
+    say(`                 listening on all addresses (${options.host}); from another machine: ${elsewhere.href}`);
+  }
   say(`Health:          ${runtime.url}/healthz`);
   say(`User directory:  ${options.userDir}`);
   if (options.redis) {
@@ -186,7 +206,8 @@ async function start(options: StartOptions): Promise<void> {
     say(`  demo account          username: ${demo.account.id}   password: ${demo.account.password}`);
     say(
       deployDemo
-        ? '  The "OAuth2 demo" flow is deployed. Open the editor, double-click the "Demo provider" connection, press Log in, then Deploy.'
+        ? '  The "OAuth2 demo" flow is deployed. Open the editor, double-click the "demo records changed" node, press the ' +
+            'pencil next to its Connection ("Demo provider"), press Log in, sign in, then Update, Done and Deploy.'
         : '  The user directory has flows already: they were left as they are.',
     );
   }
@@ -293,6 +314,10 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'hash-password') return hashPassword();
+  if (command === 'new-secret') {
+    process.stdout.write(`${newCredentialSecret()}\n`);
+    return;
+  }
   if (command !== 'start' || positionals.length > 1) {
     process.stderr.write(`Unknown command: ${positionals.join(' ')}\n\n${HELP}`);
     process.exitCode = 2;

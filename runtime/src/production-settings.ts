@@ -22,11 +22,19 @@ export function isLoopback(host: string): boolean {
   return false;
 }
 
+/** An address meaning "every interface" (0.0.0.0, ::): one to listen on, not one a browser can open. */
+export function isWildcard(host: string): boolean {
+  const h = host.trim().replace(/^\[|\]$/g, '');
+  return h === '0.0.0.0' || h === '::' || /^(0{1,4}:){7}0{1,4}$/.test(h);
+}
+
 /** Where a generated credential secret is kept, owner-only, in the user directory. */
 export const GENERATED_SECRET_FILE = '.credential-secret';
 
 export interface CredentialSecret {
   secret: string;
+  /** Why NODE_RED_CREDENTIAL_SECRET is weak, when it is and the runtime allowed it (loopback, no Redis). */
+  weakness?: string;
   /** Set when the secret was generated (or read back from the file a previous start generated). */
   generatedFile?: string;
 }
@@ -35,13 +43,24 @@ export interface CredentialSecret {
  * NODE_RED_CREDENTIAL_SECRET when set. Otherwise, on loopback only, a generated secret kept in
  * <userDir>/.credential-secret (mode 0600), so credentials and logins survive restarts; elsewhere, refused.
  */
-export function credentialSecret(env: NodeJS.ProcessEnv, host: string, userDir: string): CredentialSecret {
+export function credentialSecret(env: NodeJS.ProcessEnv, host: string, userDir: string, shared = false): CredentialSecret {
   const fromEnv = env.NODE_RED_CREDENTIAL_SECRET;
-  if (fromEnv) return { secret: fromEnv };
+  if (fromEnv) {
+    const weakness = secretWeakness(fromEnv);
+    if (!weakness) return { secret: fromEnv };
+    if (!isLoopback(host) || shared) {
+      throw new StartupRefused(
+        `Refusing to ${shared ? 'share tokens through Redis' : `listen on ${host}`} with a weak NODE_RED_CREDENTIAL_SECRET: ` +
+          `${weakness}. It encrypts the stored credentials and logins; make one with \`node-red-http-oauth2 new-secret\` ` +
+          '(or `openssl rand -hex 32`) and keep it.',
+      );
+    }
+    return { secret: fromEnv, weakness };
+  }
   if (!isLoopback(host)) {
     throw new StartupRefused(
       `Refusing to listen on ${host} without NODE_RED_CREDENTIAL_SECRET. Set it to a long random string (for ` +
-        'example the output of `openssl rand -hex 32`) and keep it: it encrypts the stored credentials and ' +
+        'example the output of `node-red-http-oauth2 new-secret` or `openssl rand -hex 32`) and keep it: it encrypts the stored credentials and ' +
         'logins. A generated secret is only allowed on a loopback address (127.0.0.1).',
     );
   }
@@ -54,12 +73,52 @@ export function credentialSecret(env: NodeJS.ProcessEnv, host: string, userDir: 
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (!secret) {
-    secret = randomBytes(32).toString('hex');
+    secret = newCredentialSecret();
     fs.writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'w' });
   }
   // Owner-only even if the file was created by hand or copied with wider permissions.
   fs.chmodSync(file, 0o600);
   return { secret, generatedFile: file };
+}
+
+/** The shortest credential secret accepted where it matters (a public address, or shared through Redis). */
+export const MIN_SECRET_LENGTH = 16;
+
+/** Values people paste from examples; compared in lower case without separators, digits at the end ignored. */
+const PLACEHOLDER_SECRETS = new Set([
+  'changeme', 'changethis', 'changeit', 'replaceme', 'secret', 'mysecret', 'yoursecret', 'yoursecrethere', 'supersecret',
+  'password', 'mypassword', 'credentialsecret', 'mycredentialsecret', 'yourcredentialsecret', 'noderedcredentialsecret',
+  'nodered', 'noderedsecret', 'default', 'example', 'examplesecret', 'test', 'testsecret', 'letmein', 'qwerty',
+  'abcdefghijklmnop', 'abcdefghijklmnopqrstuvwxyz', 'aaaaaaaaaaaaaaaa',
+]);
+
+/** Why `secret` is too weak to encrypt credentials on a public address, or undefined when it is not. */
+export function secretWeakness(secret: string): string | undefined {
+  if (secret.length < MIN_SECRET_LENGTH) return `it has ${secret.length} characters, at least ${MIN_SECRET_LENGTH} are needed`;
+  const normalized = secret.toLowerCase().replace(/[^a-z0-9]/g, '').replace(/\d+$/, '');
+  if (PLACEHOLDER_SECRETS.has(normalized)) return 'it is a well-known placeholder value';
+  if (new Set(secret).size < 8) return 'it repeats too few different characters (fewer than 8)';
+  return undefined;
+}
+
+/** A new credential secret: 32 random bytes, hex. */
+export function newCredentialSecret(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/**
+ * The user directory and the files at its top (Node-RED's flows, credentials, `.sessions.json` with the editor's
+ * session tokens, `.config.*.json`, the package's stores) owner-only. Node-RED writes through a temporary file and
+ * a rename, so with the process umask at 077 every later write is owner-only as well.
+ */
+export function ownerOnlyUserDir(userDir: string): void {
+  fs.mkdirSync(userDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(userDir, 0o700);
+  for (const entry of fs.readdirSync(userDir, { withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(userDir, entry.name);
+    if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
+  }
 }
 
 export interface AdminLogin {

@@ -68,6 +68,50 @@ describe('runtime: production settings', function () {
       for (const run of [noSecret, fromEnv, http, lease, prefixAlone]) assert.doesNotMatch(run.stdout() + run.stderr(), /hunter2/);
     });
 
+    it('refuses a weak NODE_RED_CREDENTIAL_SECRET beyond loopback and with Redis, warns on loopback, and new-secret makes a strong one', async () => {
+      for (const weak of ['x', 'changeme', 'Change-Me-2024!', 'your-secret-here', 'aaaaaaaaaaaaaaaaaaaaaaaaaa', 'abababababababababab']) {
+        const run = runCli(['start', '--host', '0.0.0.0', '--port', '0', '--user-dir', tempUserDir(), '--insecure-no-admin-auth'], {
+          NODE_RED_CREDENTIAL_SECRET: weak,
+        });
+        assert.equal(await run.exited, 2, weak);
+        assert.match(run.stderr(), /weak NODE_RED_CREDENTIAL_SECRET/, weak);
+        assert.match(run.stderr(), /node-red-http-oauth2 new-secret/, weak);
+        assert.ok(!run.stderr().includes(weak) || weak.length < 3, `the refusal repeats the secret ${weak}`);
+      }
+      const redis = runCli(['start', '--port', '0', '--user-dir', tempUserDir(), '--redis', 'redis://127.0.0.1:6390'], { NODE_RED_CREDENTIAL_SECRET: 'changeme' });
+      assert.equal(await redis.exited, 2);
+      assert.match(redis.stderr(), /Refusing to share tokens through Redis with a weak NODE_RED_CREDENTIAL_SECRET/);
+
+      const fresh = runCli(['new-secret']);
+      assert.equal(await fresh.exited, 0);
+      const secret = fresh.stdout().trim();
+      assert.match(secret, /^[0-9a-f]{64}$/);
+      const again = runCli(['new-secret']);
+      await again.exited;
+      assert.notEqual(again.stdout().trim(), secret);
+
+      const loopback = await startCli(['--port', '0', '--user-dir', tempUserDir(), '--log-level', 'warn'], { NODE_RED_CREDENTIAL_SECRET: 'short' });
+      try {
+        assert.match(loopback.stderr(), /NODE_RED_CREDENTIAL_SECRET is weak \(it has 5 characters, at least 16 are needed\): allowed on loopback only/);
+      } finally {
+        await loopback.stop('SIGKILL');
+      }
+    });
+
+    it('listening on all addresses, prints a URL a person can open and says it listens everywhere', async () => {
+      const cli = await startCli(['--host', '0.0.0.0', '--port', '0', '--user-dir', tempUserDir(), '--log-level', 'warn', '--insecure-no-admin-auth'], {
+        NODE_RED_CREDENTIAL_SECRET: SECRET,
+      });
+      try {
+        assert.match(cli.adminUrl, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+        assert.doesNotMatch(cli.stdout(), /0\.0\.0\.0:\d+/);
+        assert.match(cli.stdout(), /listening on all addresses \(0\.0\.0\.0\); from another machine: http:\/\/\S+:\d+\//);
+        assert.equal((await fetch(new URL('healthz', cli.adminUrl))).status, 200);
+      } finally {
+        await cli.stop('SIGKILL');
+      }
+    });
+
     it('--help explains every option and its environment variable', async () => {
       const run = runCli(['--help']);
       assert.equal(await run.exited, 0);
@@ -76,7 +120,7 @@ describe('runtime: production settings', function () {
         'NR_OAUTH2_PORT', 'NR_OAUTH2_HOST', 'NR_OAUTH2_USER_DIR', 'NR_OAUTH2_FLOWS', 'NR_OAUTH2_DEMO', 'NR_OAUTH2_LOG_LEVEL',
         'NR_OAUTH2_INSECURE_NO_ADMIN_AUTH', 'NODE_RED_CREDENTIAL_SECRET', 'NR_OAUTH2_ADMIN_USER', 'NR_OAUTH2_ADMIN_PASSWORD_HASH', '/healthz',
         '--redis', '--redis-prefix', 'HTTP_OAUTH2_REDIS_URL', 'HTTP_OAUTH2_REDIS_PREFIX', 'HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS',
-        'HTTP_OAUTH2_REDIS_LOCK_TTL_MS', 'rediss://',
+        'HTTP_OAUTH2_REDIS_LOCK_TTL_MS', 'rediss://', 'new-secret', 'owner-only',
       ]) {
         assert.ok(run.stdout().includes(text), text);
       }
@@ -97,6 +141,11 @@ describe('runtime: production settings', function () {
 
     before(async () => {
       userDir = tempUserDir('nr-oauth2-admin-');
+      // Left readable by an earlier start or by hand: the runtime makes them owner-only.
+      fs.mkdirSync(userDir, { recursive: true, mode: 0o755 });
+      fs.chmodSync(userDir, 0o755);
+      fs.writeFileSync(path.join(userDir, 'flows.json'), '[]', { mode: 0o644 });
+      fs.writeFileSync(path.join(userDir, '.sessions.json'), '{}', { mode: 0o644 });
       cli = await startCli(['--port', '0', '--user-dir', userDir, '--log-level', 'warn'], {
         NR_OAUTH2_ADMIN_USER: 'operator',
         NR_OAUTH2_ADMIN_PASSWORD_HASH: bcrypt.hashSync('op-password', 8),
@@ -150,6 +199,33 @@ describe('runtime: production settings', function () {
 
       // The health endpoint stays open to a monitor.
       assert.equal((await fetch(new URL('healthz', cli.adminUrl))).status, 200);
+    });
+
+    it('keeps the user directory and every file in it owner-only, the editor sessions written after a login included', async () => {
+      assert.ok(cli);
+      const res = await cli.admin('auth/token', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'operator', password: 'op-password' }),
+      });
+      assert.equal(res.status, 200);
+      const token = ((await res.json()) as { access_token: string }).access_token;
+      // A deploy writes flows, credentials and their backups.
+      const deployed = await cli.admin('flows', {
+        method: 'POST',
+        token,
+        headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full', 'node-red-api-version': 'v1' },
+        body: JSON.stringify([{ id: 'tab1', type: 'tab', label: 'one' }]),
+      });
+      assert.ok(deployed.status === 200 || deployed.status === 204, String(deployed.status));
+      const sessions = path.join(userDir, '.sessions.json');
+      const deadline = Date.now() + 5_000;
+      while (!fs.readFileSync(sessions, 'utf8').includes('node-red-admin') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.match(fs.readFileSync(sessions, 'utf8'), /node-red-admin/, 'the login was written to .sessions.json');
+      assert.equal((fs.statSync(userDir).mode & 0o777).toString(8), '700');
+      const files = fs.readdirSync(userDir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+      for (const name of ['.sessions.json', 'flows.json', '.config.runtime.json']) assert.ok(files.includes(name), `${name} in ${files.join(', ')}`);
+      for (const name of files) assert.equal((fs.statSync(path.join(userDir, name)).mode & 0o777).toString(8), '600', name);
     });
   });
 });

@@ -31,12 +31,15 @@ export function demoFlow(o: DemoFlowOptions): Record<string, unknown>[] {
       id: 'demo0000note0001',
       type: 'comment',
       z,
-      name: 'Start here: double-click "Demo provider", press Log in, then Deploy',
+      name: 'Start here: double-click "demo records changed", press the pencil by its Connection, Log in, Deploy',
       info:
-        '1. Double-click "demo records changed", then the pencil next to its connection ("Demo provider").\n' +
+        '1. Double-click "demo records changed", then the pencil next to its Connection ("Demo provider"). The ' +
+        'connection is a configuration node, so it is not on the canvas: the Configuration nodes sidebar ' +
+        '(menu, Configuration nodes) lists it too.\n' +
         '2. Press Log in. The demo server\'s own login page opens: the account is printed in the terminal (and in ' +
         'the README). Then allow the access on its consent page; the popup closes itself.\n' +
-        '3. Done, then Deploy. Within seconds the debug sidebar shows each change, and the answer of the API ' +
+        '3. Update (the connection\'s button), Done (the trigger\'s), then Deploy. Within seconds the Debug sidebar (on the right) shows each change, and the ' +
+        'answer of the API ' +
         'it was sent to.\n\n' +
         `What arrived at the second endpoint: ${o.apiUrl}/received`,
       x: 290,
