@@ -423,7 +423,13 @@ export = function register(RED: NodeAPI): void {
           }
           if (!showConnectionState()) {
             const code = isOAuth2Error(err) ? err.code : 'ERROR';
-            node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code }) });
+            if (isOAuth2Error(err) && code === 'OAUTH2_LOGIN_REQUIRED') {
+              // Never logged in: the connection has no state to show yet, but the words are the same.
+              const lost = err.params.reason === 'refreshAnswerLost';
+              node.status({ fill: 'red', shape: 'ring', text: lost ? 'http-oauth2-request.status.loginRequiredAnswerLost' : 'http-oauth2-request.status.loginRequired' });
+            } else {
+              node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code }) });
+            }
           }
           done(translate(err));
         }

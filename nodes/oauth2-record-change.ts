@@ -294,6 +294,12 @@ export = function register(RED: NodeAPI): void {
     let futureSaid = false;
     /** A list read over several polls (cut at Max pages) was reported in this episode (the log says it once). */
     let continuingSaid = false;
+    /** Login required was reported in this episode (until a poll works again). */
+    let loginRequiredSaid = false;
+    const loginRequiredStatus = (err: OAuth2Error): void => {
+      const lost = err.params.reason === 'refreshAnswerLost';
+      node.status({ fill: 'red', shape: 'ring', text: t(lost ? 'status.loginRequiredAnswerLost' : 'status.loginRequired') });
+    };
     const standbyStatus = (): void => node.status({ fill: 'grey', shape: 'ring', text: t('status.standby') });
     const showOutcome = (outcome: PollOutcome): void => {
       if (outcome.skipped && outcome.otherConfig) {
@@ -310,12 +316,21 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       if ('error' in outcome) {
+        if (outcome.error.code === 'OAUTH2_LOGIN_REQUIRED') {
+          // A connection not logged in (yet) is a state, not a failure of each poll: the log and a Catch node
+          // hear it once until a poll works again, and the status is the request node's red "login required".
+          if (!inputPolls && !loginRequiredSaid) node.error(translate(outcome.error), { payload: undefined, topic: 'poll' });
+          loginRequiredSaid = true;
+          loginRequiredStatus(outcome.error);
+          return;
+        }
         // A poll started by a message reports through that message's done(); a scheduled one through a message
         // of its own, so a Catch node gets it either way.
         if (!inputPolls) node.error(translate(outcome.error), { payload: undefined, topic: 'poll' });
         node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: outcome.error.code }) });
         return;
       }
+      loginRequiredSaid = false;
       const counts = { created: 0, updated: 0, deleted: 0 };
       for (const c of outcome.emitted ?? []) counts[c] += 1;
       const summary =
@@ -364,6 +379,8 @@ export = function register(RED: NodeAPI): void {
     poller.on('state', (state: { kind: string; nextPollAt?: number; lastError?: OAuth2Error }) => {
       if (state.kind === 'backoff' && state.lastError && redisUnavailable(state.lastError)) {
         node.status({ fill: 'red', shape: 'ring', text: t('status.redisUnavailable', { time: time(state.nextPollAt) }) });
+      } else if (state.kind === 'backoff' && state.lastError?.code === 'OAUTH2_LOGIN_REQUIRED') {
+        loginRequiredStatus(state.lastError);
       } else if (state.kind === 'backoff' && state.lastError) {
         node.status({
           fill: 'yellow',
