@@ -31,7 +31,7 @@ export function demoFlow(o: DemoFlowOptions): Record<string, unknown>[] {
       id: 'demo0000note0001',
       type: 'comment',
       z,
-      name: 'Start here: double-click "demo records changed", press the pencil by its Connection, Log in, Deploy',
+      name: 'Start here: double-click "demo records changed", then the pencil by its Connection',
       info:
         '1. Double-click "demo records changed", then the pencil next to its Connection ("Demo provider"). The ' +
         'connection is a configuration node, so it is not on the canvas: the Configuration nodes sidebar ' +
@@ -42,7 +42,7 @@ export function demoFlow(o: DemoFlowOptions): Record<string, unknown>[] {
         'answer of the API ' +
         'it was sent to.\n\n' +
         `What arrived at the second endpoint: ${o.apiUrl}/received`,
-      x: 290,
+      x: 390,
       y: 60,
       wires: [],
     },
