@@ -12,6 +12,15 @@ import { tempUserDir } from '../support/runtime';
 
 const SECRET = 'production-test-credential-secret';
 
+/** The editor's password login (Node-RED's admin token endpoint) as the operator. */
+function passwordLogin(cli: StartedCli, password: string): Promise<Response> {
+  return cli.admin('auth/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'operator', password }),
+  });
+}
+
 describe('runtime: production settings', function () {
   this.timeout(40_000);
 
@@ -180,17 +189,8 @@ describe('runtime: production settings', function () {
       const login = await cli.admin('auth/login');
       assert.equal(((await login.json()) as { type?: string }).type, 'credentials');
 
-      const wrong = await cli.admin('auth/token', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'operator', password: 'nope' }),
-      });
-      assert.equal(wrong.status, 403);
-      const res = await cli.admin('auth/token', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'operator', password: 'op-password' }),
-      });
+      assert.equal((await passwordLogin(cli, 'nope')).status, 403);
+      const res = await passwordLogin(cli, 'op-password');
       assert.equal(res.status, 200);
       const token = ((await res.json()) as { access_token: string }).access_token;
       assert.equal((await cli.admin('flows', { token })).status, 200);
@@ -203,11 +203,7 @@ describe('runtime: production settings', function () {
 
     it('keeps the user directory and every file in it owner-only, the editor sessions written after a login included', async () => {
       assert.ok(cli);
-      const res = await cli.admin('auth/token', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'operator', password: 'op-password' }),
-      });
+      const res = await passwordLogin(cli, 'op-password');
       assert.equal(res.status, 200);
       const token = ((await res.json()) as { access_token: string }).access_token;
       // A deploy writes flows, credentials and their backups.
