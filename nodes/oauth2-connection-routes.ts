@@ -18,11 +18,11 @@ import { discoverProvider, discoveryFailureForCaller } from './lib/oauth/discove
 import type { TokenEndpointClient } from './lib/oauth/token-endpoint';
 import type { StoredTokens } from './lib/tokens/token-store';
 import type { ProviderMetadata, TokenSet } from './lib/types';
-import type { NodeAPI } from './node-red-types';
-import type { ConnectionNode } from './connection-node';
-import type { RuntimeTokenStore } from './shared-token-store';
+import type { NodeAPI } from './node-red/types';
+import type { ConnectionNode } from './node-red/connection-node';
+import type { RuntimeTokenStore } from './node-red/token-stores';
 import { renderCallbackPage } from './oauth2-connection-callback-page';
-import { refuseCrossSite } from './admin-origin-guard';
+import { refuseCrossSite } from './node-red/admin-origin-guard';
 
 export interface RouteDeps {
   store: RuntimeTokenStore;

@@ -5,14 +5,14 @@ import type { RedisConnection, RedisStatus } from './lib/redis/client';
 import { describeRedis } from './lib/redis/settings';
 import type { ConnectionState } from './lib/tokens/token-manager';
 import type { StoredTokens } from './lib/tokens/token-store';
-import type { ConnectionNode } from './connection-node';
-import { toNodeError, type NodeError } from './node-errors';
-import type { Node, NodeAPI, NodeDef } from './node-red-types';
+import type { ConnectionNode } from './node-red/connection-node';
+import { toNodeError, type NodeError } from './node-red/node-error';
+import type { Node, NodeAPI, NodeDef } from './node-red/types';
 import { registerConnectionRoutes } from './oauth2-connection-routes';
-import { InvalidTokenStore, RedisSharedTokenStore, SharedTokenStore, type AttachedTokenStore, type RuntimeTokenStore } from './shared-token-store';
-import { storeBackend } from './store-backend';
-import { configuredIds, registerDeploySweep } from './deploy-sweep';
-import { instanceSecrets, safeSetting, storeDir } from './instance-secret';
+import { storeBackend } from './node-red/store-backend';
+import { tokenStoreSelector, type AttachedTokenStore, type RuntimeTokenStore } from './node-red/token-stores';
+import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
+import { safeSetting } from './node-red/instance-secret';
 
 /** Token-store failure reasons with a text of their own in the catalog (reason.<name>). */
 const STORE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'lockBusy', 'lockLost', 'superseded', 'undecryptable']);
@@ -37,13 +37,9 @@ function parseStoredTokens(json: string | undefined): StoredTokens | undefined {
 }
 
 export = function register(RED: NodeAPI): void {
+  // Chosen once, when the module loads: the login routes and every connection node share it.
   const backend = storeBackend(RED);
-  const store: RuntimeTokenStore =
-    backend.type === 'redis'
-      ? new RedisSharedTokenStore(backend)
-      : backend.type === 'invalid'
-        ? new InvalidTokenStore(backend.error)
-        : new SharedTokenStore(storeDir(RED), instanceSecrets(RED));
+  const store: RuntimeTokenStore = tokenStoreSelector(RED)();
   const translate = (key: string, params?: ErrorParams): string => {
     const text = RED._(`oauth2-connection.${key}`, params);
     // i18next answers a key that names a group of keys (field.httpOAuth2) with a sentence about it: not a text.

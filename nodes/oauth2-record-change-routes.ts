@@ -1,7 +1,7 @@
 import { OAuth2Error, errorCatalogEntry, translateCatalogEntry, type CatalogEntry, type ErrorParams } from './lib/errors';
-import type { NodeAPI } from './node-red-types';
-import type { RecordChangeNode } from './record-change-node';
-import { refuseCrossSite } from './admin-origin-guard';
+import type { NodeAPI } from './node-red/types';
+import type { RecordChangeNode } from './node-red/record-change-node';
+import { refuseCrossSite } from './node-red/admin-origin-guard';
 
 const NODE_ID = /^[0-9a-zA-Z._-]{1,64}$/;
 /** The dialog shows this many changes; the rest are counted. */

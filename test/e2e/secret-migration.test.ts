@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openTriggerStateStore } from '../../nodes/lib/changes/state-store';
 import { openFileTokenStore } from '../../nodes/lib/tokens/file-token-store';
-import { GENERATED_SECRET_COPY_FILE, TOKEN_STORE_FILE, TRIGGER_STORE_FILE } from '../../nodes/instance-secret';
+import { GENERATED_SECRET_COPY_FILE, TOKEN_STORE_FILE, TRIGGER_STORE_FILE } from '../../nodes/node-red/instance-secret';
 import type { AuthServer } from '../support/auth-server';
 import { callLane, deployAndWait, sleep, startWatchedAuthServer, startWatchedRuntime, waitFor, webConnection } from '../support/e2e';
 import { loginFromEditor } from '../support/editor-login';

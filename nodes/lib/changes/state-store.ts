@@ -1,6 +1,6 @@
 /**
  * Where record triggers keep what they remember between polls: one encrypted JSON file in the user directory,
- * on the token store's EncryptedJsonFile (AES-256-GCM, atomic replace, owner-only, `set` durable before it
+ * on the same encrypted file layer as the token store (../sealed) (AES-256-GCM, atomic replace, owner-only, `set` durable before it
  * resolves). The state holds ids and short version digests, never records, but ids alone can be personal data
  * (email addresses as ids), hence the encryption.
  *
@@ -9,7 +9,8 @@
  * commits happen only when a poll changed something (see poller.ts).
  */
 import { OAuth2Error } from '../errors';
-import { EncryptedJsonFile } from '../tokens/file-token-store';
+import { EncryptedJsonFile } from '../sealed/encrypted-json-file';
+import { storeFailure } from '../sealed/errors';
 import type { TriggerState } from './types';
 
 export interface TriggerStateStore {
@@ -43,19 +44,13 @@ function stateError(message: string, cause?: unknown): OAuth2Error {
   return new OAuth2Error('OAUTH2_TRIGGER_STATE_FAILED', message, cause === undefined ? {} : { cause });
 }
 
-/**
- * The file layer reports token-store wording; say what happened in trigger terms. Only an errno code is taken
- * from it (its messages hold paths and codes, never content).
- */
-function translateFileError(err: unknown, doing: string, filePath: string): OAuth2Error {
-  const text = err instanceof Error ? err.message : '';
-  const errno = /\((E[A-Z]+)\)/.exec(text)?.[1];
-  if (errno) return stateError(`Trigger state: cannot ${doing} ${filePath} (${errno}).`, err);
-  return stateError(
-    `Trigger state: ${filePath} cannot be decrypted or does not hold trigger state. It was left untouched; restore ` +
-      'the previous credential secret, or move the file away to start again (each trigger then treats its next ' +
-      'poll as a first poll).',
+/** The trigger state's error for a failure of its file (the file layer's typed SealedFileError), with what to do. */
+export function triggerStateFailure(err: unknown): OAuth2Error {
+  return storeFailure(
     err,
+    'OAUTH2_TRIGGER_STATE_FAILED',
+    'Trigger state',
+    'Restore the previous credential secret, or move the file away to start again (each trigger then treats its next poll as a first poll).',
   );
 }
 
@@ -131,7 +126,7 @@ export async function openTriggerStateStore(options: {
       label: 'trigger state',
     });
   } catch (err) {
-    throw translateFileError(err, 'open', options.filePath);
+    throw triggerStateFailure(err);
   }
   const filePath = file.filePath;
   const triggers = (): Record<string, unknown> => file.data.triggers;
@@ -139,7 +134,7 @@ export async function openTriggerStateStore(options: {
     try {
       await file.update(mutate);
     } catch (err) {
-      throw translateFileError(err, 'write', filePath);
+      throw triggerStateFailure(err);
     }
   };
 

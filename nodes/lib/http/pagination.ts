@@ -6,7 +6,7 @@
  */
 import { OAuth2Error } from '../errors';
 import { encodeRequest } from './body';
-import { readPath } from './records';
+import { findRecords, readPath, recordsNotFound } from './records';
 import { resolveRequestUrl, type AuthorisedRequest, type AuthorisedResponse } from './request';
 
 export type PaginationSettings =
@@ -448,4 +448,79 @@ export function paginationFromConfig(config: PaginationConfig): PaginationSettin
       // validatePagination names the field.
       return { kind: config.pagination } as unknown as PaginationSettings;
   }
+}
+
+/** How a caller wants a paginated answer collected (the request node's settings). */
+export interface CollectOptions {
+  maxPages: number;
+  recordsPath: string;
+  /** 'all': every page's records in one list; 'each': every page handed to `sendPage` as it arrives. */
+  output: 'all' | 'each';
+  /** 'each': a non-2xx page is handed on too (otherwise it ends the fetch and is the caller's error). */
+  non2xxAsOutput: boolean;
+}
+
+export type Collected =
+  | {
+      kind: 'done';
+      result: PaginationResult;
+      /** 'all': every 2xx page's records, in order. */
+      records: unknown[];
+      /** 'each': how many pages went to `sendPage`. */
+      sentPages: number;
+    }
+  /** A page had no list of records where the settings say (the response is the one that had none). */
+  | { kind: 'records-not-found'; response: AuthorisedResponse; error: OAuth2Error };
+
+class RecordsMissing extends Error {
+  constructor(readonly response: AuthorisedResponse) {
+    super('records not found');
+  }
+}
+
+/**
+ * Fetches every page of one request and collects them as the request node sends them: one list of records
+ * ('all') or each page as it arrives ('each', `sendPage`). `onPage` sees every page first (progress). The
+ * records of a page are found by one rule, the records path (or the automatic lookup), both for the list and
+ * for the decision that a page is empty.
+ */
+export async function collectPages(
+  first: AuthorisedRequest,
+  settings: PaginationSettings,
+  options: CollectOptions,
+  send: (req: AuthorisedRequest) => Promise<AuthorisedResponse>,
+  hooks: { onPage?: (page: Page) => void; sendPage?: (page: Page) => void } = {},
+): Promise<Collected> {
+  const records: unknown[] = [];
+  let sentPages = 0;
+  let result: PaginationResult;
+  try {
+    result = await fetchPages(
+      first,
+      settings,
+      { maxPages: options.maxPages, findRecords: (body) => findRecords(body, options.recordsPath), keepPages: false },
+      send,
+      (page) => {
+        hooks.onPage?.(page);
+        const ok = page.response.statusCode >= 200 && page.response.statusCode < 300;
+        if (options.output === 'each') {
+          // The page that ends in an error is the caller's to raise, not to send.
+          if (!ok && !options.non2xxAsOutput) return;
+          hooks.sendPage?.(page);
+          sentPages += 1;
+          return;
+        }
+        if (!ok) return;
+        if (page.records === undefined) throw new RecordsMissing(page.response);
+        // push(...page.records) would overflow the stack on a page of a few hundred thousand records.
+        for (const record of page.records) records.push(record);
+      },
+    );
+  } catch (err) {
+    if (err instanceof RecordsMissing) return { kind: 'records-not-found', response: err.response, error: recordsNotFound(options.recordsPath) };
+    throw err;
+  }
+  // Page or offset counting could not go on ('each' output; 'all' has stopped at that page already).
+  if (result.stop === 'records-not-found') return { kind: 'records-not-found', response: result.last.response, error: recordsNotFound(options.recordsPath) };
+  return { kind: 'done', result, records, sentPages };
 }

@@ -3,11 +3,13 @@
  * trigger: both must see the same records in the same body.
  */
 
+import { OAuth2Error } from '../errors';
+
 /** The properties tried, in order, when no records path is set and the body is not itself a list. */
 export const DEFAULT_RECORD_PROPERTIES = ['data', 'items', 'results', 'records', 'value'] as const;
 
 /** Names a path may never step through: they reach the prototype chain, not the data. */
-const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
+export const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
  * Finds the list of records in a response body: `path` (dot path, '' = default) → that property; default: the
@@ -68,4 +70,15 @@ function isObject(value: unknown): value is object {
 
 function ownValue(target: object, name: string): unknown {
   return Object.prototype.hasOwnProperty.call(target, name) ? (target as Record<string, unknown>)[name] : undefined;
+}
+
+/**
+ * OAUTH2_RECORDS_NOT_FOUND for a body with no list of records: names the records path, or the properties the
+ * automatic lookup tried (the request node and the trigger say it alike).
+ */
+export function recordsNotFound(path?: string): OAuth2Error {
+  const wanted = typeof path === 'string' ? path.trim() : '';
+  return new OAuth2Error('OAUTH2_RECORDS_NOT_FOUND', 'No list of records was found in the response', {
+    params: { path: wanted || DEFAULT_RECORD_PROPERTIES.join(', ') },
+  });
 }

@@ -7,7 +7,7 @@
  * connections on start and writes them again at the next refresh, and a trigger's state at its next poll, both
  * bound then. Only a value that is never written again stays unbound.
  */
-import { openWithAny } from '../tokens/crypto';
+import { openWithAny } from '../sealed/crypto';
 
 /**
  * Opens `blob` kept under `key` with one of `secrets`: bound to `key`, else (a value from before binding)

@@ -23,7 +23,7 @@
  *   keys of one connection without hash tags).
  */
 import { OAuth2Error } from '../errors';
-import { sealJson } from '../tokens/crypto';
+import { sealJson } from '../sealed/crypto';
 import { openUnderKey } from './sealed';
 import { isTokenSet } from '../tokens/file-token-store';
 import type { RenewalCoordination, RenewalLease, StoredTokens, TokenStore } from '../tokens/token-store';

@@ -36,7 +36,7 @@ import { randomBytes } from 'node:crypto';
 import { OAuth2Error } from '../errors';
 import { copyState, isTriggerState, type TriggerStateStore } from '../changes/state-store';
 import type { TriggerState } from '../changes/types';
-import { sealJson } from '../tokens/crypto';
+import { sealJson } from '../sealed/crypto';
 import { openUnderKey } from './sealed';
 import { redisFailure, type RedisConnection } from './client';
 

@@ -5,7 +5,7 @@ import { RecordPoller, type PollOutcome, type PollerState, type RecordPollerOpti
 import { openTriggerStateStore, type FileTriggerStateStore } from '../../../nodes/lib/changes/state-store';
 import type { TriggerSettings } from '../../../nodes/lib/changes/types';
 import { OAuth2Error, isOAuth2Error } from '../../../nodes/lib/errors';
-import { openJson } from '../../../nodes/lib/tokens/crypto';
+import { openJson } from '../../../nodes/lib/sealed/crypto';
 import { ManualClock, SECRET, ScriptedList, Sent, T0, nextPollEnd, rec, settings, tempDir } from './support';
 
 const INTERVAL = 10_000;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { promises as fsp, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { openTriggerStateStore } from '../../../nodes/lib/changes/state-store';
-import { openJson } from '../../../nodes/lib/tokens/crypto';
-import { EncryptedJsonFile } from '../../../nodes/lib/tokens/file-token-store';
+import { openJson } from '../../../nodes/lib/sealed/crypto';
+import { EncryptedJsonFile } from '../../../nodes/lib/sealed/encrypted-json-file';
 import { rejectsWithStateFailure, state, triggerStateStoreContract, type StoreHarness } from './state-store-contract';
 import { SECRET, tempDir } from './support';
 

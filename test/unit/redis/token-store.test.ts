@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { RedisConnection } from '../../../nodes/lib/redis/client';
 import { openRedisTokenStore, RedisTokenStore } from '../../../nodes/lib/redis/token-store';
-import { openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
+import { openJson, sealJson } from '../../../nodes/lib/sealed/crypto';
 import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
 import { startRedis, type RedisServer } from '../../support/redis';
 import { SECRET, entry, rejectsWithStoreFailure, tokenStoreContract } from '../tokens/support/token-store-contract';
@@ -150,7 +150,7 @@ describe('redis/token-store', function () {
       await store.set('old', entry(2));
       const v = await admin.client.hget(admin.key('tokens', 'old'), 'v');
       assert.ok(v);
-      assert.throws(() => openJson(Buffer.from(v, 'base64'), SECRET), /could not be decrypted/);
+      assert.throws(() => openJson(Buffer.from(v, 'base64'), SECRET), /cannot be decrypted/);
       assert.deepEqual(openJson(Buffer.from(v, 'base64'), SECRET, admin.key('tokens', 'old')), entry(2));
     });
 

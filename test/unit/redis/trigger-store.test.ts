@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import type { RedisConnection } from '../../../nodes/lib/redis/client';
 import { TriggerLease } from '../../../nodes/lib/redis/lease';
 import { openRedisTriggerStateStore, triggerKeys } from '../../../nodes/lib/redis/trigger-store';
-import { sweepRemovedTriggers, type RuntimeTriggerStore } from '../../../nodes/shared-trigger-store';
+import { sweepRemovedTriggers, type RuntimeTriggerStore } from '../../../nodes/node-red/trigger-stores';
 import type { RedisStoreSettings } from '../../../nodes/lib/redis/settings';
-import { openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
+import { openJson, sealJson } from '../../../nodes/lib/sealed/crypto';
 import { startRedis, type RedisServer } from '../../support/redis';
 import { state, triggerStateStoreContract, type StoreHarness } from '../changes/state-store-contract';
 import { SECRET } from '../changes/support';
@@ -92,7 +92,7 @@ describe('redis/trigger-store', function () {
     await store.set('old', state(2));
     const blob = await admin.client.hgetBuffer(keyOf('old'), 'state');
     assert.ok(blob);
-    assert.throws(() => openJson(blob, SECRET), /could not be decrypted/);
+    assert.throws(() => openJson(blob, SECRET), /cannot be decrypted/);
     assert.deepEqual(openJson(blob, SECRET, keyOf('old')), state(2));
   });
 

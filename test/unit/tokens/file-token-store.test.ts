@@ -3,13 +3,14 @@ import { promises as fsp, readFileSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isOAuth2Error } from '../../../nodes/lib/errors';
-import { openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
+import { openJson, sealJson } from '../../../nodes/lib/sealed/crypto';
 import {
-  EncryptedJsonFile,
   openFileTokenStore,
-  resolveStoreSecret,
-  writeFileAtomic,
+  tokenStoreFailure,
 } from '../../../nodes/lib/tokens/file-token-store';
+import { isSealedFileError } from '../../../nodes/lib/sealed/errors';
+import { EncryptedJsonFile, writeFileAtomic } from '../../../nodes/lib/sealed/encrypted-json-file';
+import { resolveStoreSecret } from '../../../nodes/lib/sealed/store-secret';
 import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
 import { SECRET, entry, tokenStoreContract } from './support/token-store-contract';
 
@@ -128,11 +129,19 @@ describe('tokens/file-token-store', () => {
       assert.deepEqual(resolveStoreSecret({ credentialSecret: false, keyFilePath }), first);
     });
 
-    it('no usable secret and no key file path: OAUTH2_TOKEN_STORE_FAILED', () => {
+    it('no usable secret and no key file path: a typed noSecret failure, OAUTH2_TOKEN_STORE_FAILED in the store\'s words', () => {
       assert.throws(
         () => resolveStoreSecret({ credentialSecret: false }),
-        (err: unknown) => isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'),
+        (err: unknown) => isSealedFileError(err) && err.failure === 'noSecret',
       );
+      try {
+        resolveStoreSecret({ credentialSecret: false });
+      } catch (err) {
+        const mapped = tokenStoreFailure(err);
+        assert.ok(isOAuth2Error(mapped, 'OAUTH2_TOKEN_STORE_FAILED'));
+        assert.match(mapped.message, /^Token store: the instance has no credential secret/);
+        assert.equal(mapped.params.failure, 'noSecret');
+      }
     });
 
     it('a damaged key file is reported, not replaced', async () => {
@@ -140,7 +149,7 @@ describe('tokens/file-token-store', () => {
       await fsp.writeFile(keyFilePath, 'short');
       assert.throws(
         () => resolveStoreSecret({ credentialSecret: false, keyFilePath }),
-        (err: unknown) => isOAuth2Error(err, 'OAUTH2_TOKEN_STORE_FAILED'),
+        (err: unknown) => isSealedFileError(err) && err.failure === 'foreign' && /damaged/.test(err.message),
       );
       assert.equal(readFileSync(keyFilePath, 'utf8'), 'short');
     });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { journalPath, openFileTokenStore } from '../../../nodes/lib/tokens/file-token-store';
+import { journalPath } from '../../../nodes/lib/sealed/encrypted-json-file';
+import { openFileTokenStore } from '../../../nodes/lib/tokens/file-token-store';
 import type { StoredTokens } from '../../../nodes/lib/tokens/token-store';
 
 const SECRET = 'journal-test-secret';

@@ -11,11 +11,12 @@ import {
   migrateEarly,
   storeKeys,
   type InstanceSecrets,
-} from '../../../nodes/instance-secret';
+} from '../../../nodes/node-red/instance-secret';
 import { openTriggerStateStore } from '../../../nodes/lib/changes/state-store';
-import { openJson, sealJson } from '../../../nodes/lib/tokens/crypto';
-import { journalPath, openFileTokenStore } from '../../../nodes/lib/tokens/file-token-store';
-import { resealFile } from '../../../nodes/lib/tokens/reseal';
+import { openJson, sealJson } from '../../../nodes/lib/sealed/crypto';
+import { journalPath } from '../../../nodes/lib/sealed/encrypted-json-file';
+import { openFileTokenStore } from '../../../nodes/lib/tokens/file-token-store';
+import { resealFile } from '../../../nodes/lib/sealed/reseal';
 import { state } from '../changes/state-store-contract';
 import { entry } from './support/token-store-contract';
 

@@ -4,9 +4,9 @@
  * disk is complete and sealed, with the previous secret or with the new one, never in clear.
  */
 import { promises as fsp } from 'node:fs';
-import { OAuth2Error } from '../errors';
 import { openWithAny, sealJson } from './crypto';
-import { writeFileAtomic } from './file-token-store';
+import { writeFileAtomic } from './encrypted-json-file';
+import { SealedFileError, errnoOf } from './errors';
 
 /**
  * What `resealFile` found: no file, a file the current secret opens already, a file it re-sealed, or a file
@@ -16,16 +16,15 @@ export type ResealOutcome = 'absent' | 'current' | 'resealed' | 'unreadable';
 
 /**
  * Makes `filePath` sealed with `secret` when one of `previousSecrets` is what sealed it. Throws
- * OAUTH2_TOKEN_STORE_FAILED when the file cannot be read or written (an errno code, never content).
+ * SealedFileError ('io') when the file cannot be read or written (an errno code, never content).
  */
 export async function resealFile(filePath: string, secret: string, previousSecrets: readonly string[]): Promise<ResealOutcome> {
   let blob: Buffer;
   try {
     blob = await fsp.readFile(filePath);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException | undefined)?.code;
-    if (code === 'ENOENT') return 'absent';
-    throw new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Cannot read ${filePath} (${code ?? 'unknown error'}).`);
+    if (errnoOf(err) === 'ENOENT') return 'absent';
+    throw new SealedFileError('io', `cannot read ${filePath} (${errnoOf(err)}).`, errnoOf(err));
   }
   let opened: ReturnType<typeof openWithAny>;
   try {
@@ -37,8 +36,7 @@ export async function resealFile(filePath: string, secret: string, previousSecre
   try {
     await writeFileAtomic(filePath, sealJson(opened.value, secret));
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException | undefined)?.code;
-    throw new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', `Cannot write ${filePath} (${code ?? 'unknown error'}).`);
+    throw new SealedFileError('io', `cannot write ${filePath} (${errnoOf(err)}).`, errnoOf(err));
   }
   return 'resealed';
 }

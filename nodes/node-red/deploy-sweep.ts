@@ -1,4 +1,4 @@
-import type { NodeAPI } from './node-red-types';
+import type { NodeAPI } from './types';
 
 type Sweep = () => Promise<void>;
 

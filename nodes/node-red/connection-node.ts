@@ -1,6 +1,6 @@
-import type { Connection } from './lib/connection';
-import type { NodeError } from './node-errors';
-import type { Node } from './node-red-types';
+import type { Connection } from '../lib/connection';
+import type { NodeError } from './node-error';
+import type { Node } from './types';
 
 export interface ConnectionCredentials {
   clientSecret?: string;

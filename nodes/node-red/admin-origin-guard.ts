@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
-import { crossSiteVerdict } from './lib/cross-site';
-import { OAuth2Error, translateError } from './lib/errors';
-import type { NodeAPI } from './node-red-types';
+import { crossSiteVerdict } from '../lib/cross-site';
+import { OAuth2Error, translateError } from '../lib/errors';
+import type { NodeAPI } from './types';
 
 /**
  * Middleware for the package's admin routes: a request a browser sent for a page of another origin is answered

@@ -1,5 +1,5 @@
-import type { RecordPoller } from './lib/changes/poller';
-import type { Node } from './node-red-types';
+import type { RecordPoller } from '../lib/changes/poller';
+import type { Node } from './types';
 
 /** The oauth2-record-change node as its admin route sees it. */
 export interface RecordChangeNode extends Node<never> {

@@ -6,11 +6,12 @@
  * RED object). The Redis connection is opened on first use and closed a few seconds after the last node using
  * it closed, so a redeploy keeps it and a stopped runtime (tests, the embedded runtime) lets the process exit.
  */
-import { OAuth2Error } from './lib/errors';
-import { RedisConnection } from './lib/redis/client';
-import { parseStoreSettings, type RedisStoreSettings, type StoreSettings } from './lib/redis/settings';
-import { safeSetting } from './instance-secret';
-import type { NodeAPI } from './node-red-types';
+import * as path from 'node:path';
+import { OAuth2Error } from '../lib/errors';
+import { RedisConnection } from '../lib/redis/client';
+import { parseStoreSettings, type RedisStoreSettings, type StoreSettings } from '../lib/redis/settings';
+import { lazyOpen, migrateEarly, safeSetting, storeKeys, type InstanceSecrets, type StoreKeys } from './instance-secret';
+import type { NodeAPI } from './types';
 
 /**
  * A setting by `RED.settings.get`, else as a property of RED.settings: Node-RED exposes settings.js keys both
@@ -133,11 +134,153 @@ export function storeBackend(RED: NodeAPI): StoreBackend {
   return backend;
 }
 
+/** What both runtime stores (tokens, trigger state) offer, keyed by connection or node id. */
+export interface KeyedStore<Value> {
+  get(id: string): Promise<Value | undefined>;
+  set(id: string, value: Value): Promise<void>;
+  delete(id: string): Promise<void>;
+  ids(): Promise<string[]>;
+  /** Resolves when every write so far has finished (never rejects). */
+  flush(): Promise<void>;
+}
+
+/**
+ * One store of the runtime as its settings choose it: each is made when first chosen, `file` once per module,
+ * the others once per backend (settings are read once per runtime, see storeBackend).
+ */
+export function storeSelector<Store>(
+  RED: NodeAPI,
+  choices: { file: () => Store; redis: (backend: RedisBackend) => Store; invalid: (error: OAuth2Error) => Store },
+): () => Store {
+  const made = new WeakMap<StoreBackend, Store>();
+  let file: Store | undefined;
+  return () => {
+    const backend = storeBackend(RED);
+    if (backend.type === 'file') return (file ??= choices.file());
+    let store = made.get(backend);
+    if (!store) {
+      store = backend.type === 'redis' ? choices.redis(backend) : choices.invalid(backend.error);
+      made.set(backend, store);
+    }
+    return store;
+  };
+}
+
+/**
+ * A store kept in one encrypted file of the user directory (one instance), opened on first use with the
+ * instance's keys (a change of credential secret re-seals the files first, see instance-secret.ts). `failure`
+ * says a failure to find the keys in the store's own words and code.
+ */
+export class FileBackedStore<Value, Store extends KeyedStore<Value>> implements KeyedStore<Value> {
+  readonly kind = 'file' as const;
+  private readonly open: () => Promise<Store>;
+  private opened = false;
+
+  constructor(
+    userDir: string,
+    fileName: string,
+    secrets: InstanceSecrets,
+    openFile: (options: StoreKeys & { filePath: string }) => Promise<Store>,
+    failure: (err: unknown) => OAuth2Error,
+  ) {
+    this.open = lazyOpen(async () => {
+      let keys: StoreKeys;
+      try {
+        keys = await storeKeys(userDir, secrets);
+      } catch (err) {
+        throw failure(err);
+      }
+      const store = await openFile({ filePath: path.join(userDir, fileName), ...keys });
+      this.opened = true;
+      return store;
+    });
+    void migrateEarly(userDir, secrets);
+  }
+
+  async get(id: string): Promise<Value | undefined> {
+    return (await this.open()).get(id);
+  }
+
+  async set(id: string, value: Value): Promise<void> {
+    return (await this.open()).set(id, value);
+  }
+
+  async delete(id: string): Promise<void> {
+    return (await this.open()).delete(id);
+  }
+
+  async ids(): Promise<string[]> {
+    return (await this.open()).ids();
+  }
+
+  async flush(): Promise<void> {
+    if (this.opened) await (await this.open()).flush();
+  }
+}
+
+/**
+ * A store on Redis, shared by the instances. One store per Redis connection of the backend: the backend closes
+ * its connection when no node uses it and opens a new one on the next use, so the store follows the connection
+ * (and what it remembers of unwritten values lives as long as the connection, which outlives a redeploy).
+ */
+export class RedisBackedStore<Value, Store extends KeyedStore<Value>> implements KeyedStore<Value> {
+  readonly kind = 'redis' as const;
+  private readonly stores = new WeakMap<RedisConnection, Store>();
+
+  constructor(
+    protected readonly backend: RedisBackend,
+    private readonly make: (connection: RedisConnection, secret: string) => Store,
+  ) {}
+
+  /** For a node: the store on a connection it holds until `release`. */
+  protected acquire(): { store: Store; connection: RedisConnection; release: () => void } {
+    const secret = this.backend.secret(); // before acquiring: a missing secret opens no connection
+    const { connection, release } = this.backend.acquire();
+    return { store: this.storeFor(connection, secret), connection, release };
+  }
+
+  /** For a short task (admin routes, the deploy sweep). */
+  protected current(): Store {
+    const secret = this.backend.secret();
+    return this.storeFor(this.backend.connection(), secret);
+  }
+
+  async get(id: string): Promise<Value | undefined> {
+    return this.current().get(id);
+  }
+
+  async set(id: string, value: Value): Promise<void> {
+    return this.current().set(id, value);
+  }
+
+  async delete(id: string): Promise<void> {
+    return this.current().delete(id);
+  }
+
+  async ids(): Promise<string[]> {
+    return this.current().ids();
+  }
+
+  /** Writes resolve once Redis acknowledged them; the nodes flush the stores they attached. */
+  async flush(): Promise<void> {
+    // Nothing beyond the nodes' own stores.
+  }
+
+  private storeFor(connection: RedisConnection, secret: string): Store {
+    let store = this.stores.get(connection);
+    if (!store) {
+      store = this.make(connection, secret);
+      this.stores.set(connection, store);
+    }
+    return store;
+  }
+}
+
 /**
  * The store a runtime uses when httpOAuth2.store is invalid: every use reports the setting's error (the token
  * and trigger stores add their own `attach`).
  */
-export abstract class InvalidStore<Value> {
+export abstract class InvalidStore<Value> implements KeyedStore<Value> {
   readonly kind = 'invalid' as const;
   constructor(readonly error: OAuth2Error) {}
   get(): Promise<Value | undefined> {

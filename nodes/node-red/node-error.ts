@@ -1,4 +1,4 @@
-import { OAuth2Error, translateError, type ErrorParams } from './lib/errors';
+import { OAuth2Error, translateError, type ErrorParams } from '../lib/errors';
 
 /**
  * The error a node hands to Node-RED (`done(err)` / `node.error(err, msg)`): the translated message, and the

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
-import { journalPath, resolveStoreSecret, writeFileAtomic } from './lib/tokens/file-token-store';
-import { resealFile } from './lib/tokens/reseal';
-import type { NodeAPI } from './node-red-types';
+import { journalPath, writeFileAtomic } from '../lib/sealed/encrypted-json-file';
+import { resolveStoreSecret } from '../lib/sealed/store-secret';
+import { resealFile } from '../lib/sealed/reseal';
+import type { NodeAPI } from './types';
 
 export const STORE_KEY_FILE = '.http-oauth2-tokens.key';
 /**

@@ -22,7 +22,7 @@
  * Errors never carry the plaintext, the key or the secret: only what went wrong.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { OAuth2Error } from '../errors';
+import { SealedFileError, type SealedFailure } from './errors';
 
 const MAGIC = Buffer.from('NRO2SEAL', 'ascii');
 export const SEALED_FORMAT_VERSION = 1;
@@ -34,13 +34,13 @@ const HEADER_BYTES = MAGIC.length + 1 + SALT_BYTES + NONCE_BYTES;
 /** HKDF `info`: names the package and the purpose, so this key can never equal a key derived elsewhere. */
 const HKDF_INFO = Buffer.from('node-red-contrib-http-oauth2/token-store/aes-256-gcm/v1', 'utf8');
 
-function storeError(message: string): OAuth2Error {
-  return new OAuth2Error('OAUTH2_TOKEN_STORE_FAILED', message);
+function sealError(failure: SealedFailure, message: string): SealedFileError {
+  return new SealedFileError(failure, message);
 }
 
 function deriveKey(secret: string, salt: Buffer): Buffer {
   if (typeof secret !== 'string' || secret.length === 0) {
-    throw storeError('Token store: no encryption secret was provided.');
+    throw sealError('noSecret', 'no encryption secret was provided.');
   }
   return Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), salt, HKDF_INFO, KEY_BYTES));
 }
@@ -62,7 +62,7 @@ export function sealJson(value: unknown, secret: string, aad?: string): Buffer {
   const key = deriveKey(secret, salt);
   const header = Buffer.concat([MAGIC, Buffer.from([SEALED_FORMAT_VERSION]), salt, nonce]);
   const text = JSON.stringify(value);
-  if (text === undefined) throw storeError('Token store: the value to seal is not JSON-serialisable.');
+  if (text === undefined) throw sealError('notSerialisable', 'the value to seal is not JSON-serialisable.');
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(additionalData(header, aad));
   const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
@@ -70,20 +70,20 @@ export function sealJson(value: unknown, secret: string, aad?: string): Buffer {
 }
 
 /**
- * Decrypts and parses a blob made by `sealJson`. Throws OAUTH2_TOKEN_STORE_FAILED when the blob is not a
+ * Decrypts and parses a blob made by `sealJson`. Throws SealedFileError when the blob is not a
  * sealed file, has an unknown version, is truncated, or fails authentication (wrong secret, modified, or
  * sealed with another `aad`).
  */
 export function openJson(blob: Buffer, secret: string, aad?: string): unknown {
   if (!looksSealed(blob)) {
-    throw storeError('Token store: the file is not an encrypted token store (unknown header).');
+    throw sealError('notSealed', 'the file is not one of our encrypted files (unknown header).');
   }
   const version = blob[MAGIC.length];
   if (version !== SEALED_FORMAT_VERSION) {
-    throw storeError(`Token store: unsupported file format version ${String(version)} (this version reads ${SEALED_FORMAT_VERSION}).`);
+    throw sealError('notSealed', `unsupported file format version ${String(version)} (this version reads ${SEALED_FORMAT_VERSION}).`);
   }
   if (blob.length < HEADER_BYTES + TAG_BYTES) {
-    throw storeError('Token store: the file is truncated.');
+    throw sealError('notSealed', 'the file is truncated.');
   }
   const header = blob.subarray(0, HEADER_BYTES);
   const salt = blob.subarray(MAGIC.length + 1, MAGIC.length + 1 + SALT_BYTES);
@@ -99,15 +99,16 @@ export function openJson(blob: Buffer, secret: string, aad?: string): unknown {
     text = Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
   } catch {
     // Deliberately no cause: OpenSSL's error says nothing useful and we keep every byte of content out.
-    throw storeError(
-      'Token store: the file could not be decrypted. Either the credential secret changed (or is not the one ' +
+    throw sealError(
+      'undecryptable',
+      'the file cannot be decrypted. Either the credential secret changed (or is not the one ' +
         'this file was written with), or the file was modified or damaged.',
     );
   }
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw storeError('Token store: the decrypted content is not valid JSON.');
+    throw sealError('foreign', 'the decrypted content is not valid JSON.');
   }
 }
 
@@ -125,5 +126,5 @@ export function openWithAny(blob: Buffer, secrets: readonly string[], aad?: stri
       failure ??= err;
     }
   }
-  throw failure ?? storeError('Token store: no encryption secret was provided.');
+  throw failure ?? sealError('noSecret', 'no encryption secret was provided.');
 }

@@ -1,0 +1,238 @@
+/**
+ * The http-oauth2-request node's settings, as the editor saves them, turned into what the engine uses, and one
+ * message turned into one authorised request (the core `http request` node's contract: msg.url, msg.method,
+ * msg.headers, msg.payload, msg.requestTimeout). Each rule is checked here once: the request pipeline
+ * (http/request.ts) adds the credential, the origin check and the transport.
+ */
+import { createHash } from 'node:crypto';
+import mustache from 'mustache';
+import { OAuth2Error } from './errors';
+import { maxResponseBytes } from './http/body';
+import { paginationFromConfig, validatePagination, type PaginationConfig, type PaginationSettings } from './http/pagination';
+import { recordsNotFound } from './http/records';
+import { resolveRequestUrl, type AuthorisedRequest, type AuthorisedResponse } from './http/request';
+import { retryPolicy, type RetryPolicy } from './http/retry';
+import type { ResponseMode, PayToQs } from './http/body';
+
+export const REQUEST_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
+const RETURN_MODES = new Set(['txt', 'bin', 'obj', 'auto']);
+/** Header the node adds to its output so a following request node does not send response headers on. */
+export const RESPONSE_HASH_HEADER = 'x-node-red-request-node';
+const DEFAULT_RETRY_STATUSES = '429,502,503,504';
+
+export interface RequestNodeConfig extends PaginationConfig {
+  method?: string;
+  url?: string;
+  paytoqs?: string | boolean;
+  headers?: Array<{ k?: string; v?: string }>;
+  ret?: string;
+  requestTimeout?: string | number;
+  followRedirects?: boolean;
+  maxRedirects?: string | number;
+  /** Max response size (MB), decoded; empty means DEFAULT_MAX_RESPONSE_MB. */
+  maxResponseMb?: string | number;
+  retryStatuses?: string;
+  maxAttempts?: string | number;
+  retryUnsafe?: boolean;
+  maxRetryAfterSec?: string | number;
+  non2xxAsOutput?: boolean;
+  maxPages?: string | number;
+  recordsPath?: string;
+  pageOutput?: string;
+}
+
+export interface RequestSettings {
+  /** 'USE': the message chooses (msg.method). */
+  method: string;
+  url: string;
+  paytoqs: PayToQs;
+  responseMode: ResponseMode;
+  headers: Array<{ name: string; value: string }>;
+  timeoutMs: number;
+  retry: RetryPolicy;
+  followRedirects: boolean;
+  maxRedirects: number;
+  maxResponseBytes: number;
+  /** Non-2xx answers are sent on as messages instead of raised. */
+  non2xxAsOutput: boolean;
+  pagination: PaginationSettings;
+  maxPages: number;
+  recordsPath: string;
+  /** 'all': one message with every page's records; 'each': one message per page. */
+  pageOutput: 'all' | 'each';
+}
+
+function numberOr(value: unknown, fallback: number): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() ? Number(value) : NaN;
+  return Number.isFinite(n) ? n : fallback;
+}
+
+function text(value: unknown): string {
+  return typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+}
+
+/**
+ * The node's settings. Never throws: a bad pagination setting comes back as `error` (the node shows it at deploy
+ * and fails each message with it, naming the field), the rest falls back to the core node's defaults.
+ */
+export function parseRequestSettings(config: RequestNodeConfig, defaults: { timeoutMs: number }): { settings: RequestSettings; error?: OAuth2Error } {
+  const paytoqs: PayToQs = config.paytoqs === true || config.paytoqs === 'query' ? 'query' : config.paytoqs === 'body' ? 'body' : 'ignore';
+  const statuses = String(config.retryStatuses ?? DEFAULT_RETRY_STATUSES)
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((s) => Number.isInteger(s) && s >= 100 && s <= 599);
+  const maxPagesText = text(config.maxPages);
+  const settings: RequestSettings = {
+    method: (config.method || 'GET').toUpperCase(),
+    url: text(config.url),
+    paytoqs,
+    responseMode: RETURN_MODES.has(config.ret ?? '') ? (config.ret as ResponseMode) : 'obj',
+    headers: (Array.isArray(config.headers) ? config.headers : [])
+      .filter((h) => h && typeof h.k === 'string' && h.k.trim())
+      .map((h) => ({ name: String(h.k).trim(), value: h.v ?? '' })),
+    timeoutMs: numberOr(config.requestTimeout, defaults.timeoutMs),
+    retry: retryPolicy({
+      maxAttempts: Math.max(1, Math.floor(numberOr(config.maxAttempts, 3))),
+      statuses,
+      retryNetworkErrors: true,
+      retryUnsafeMethods: config.retryUnsafe === true,
+      baseDelayMs: 500,
+      maxDelayMs: 30_000,
+      maxRetryAfterMs: Math.max(0, numberOr(config.maxRetryAfterSec, 60)) * 1000,
+    }),
+    followRedirects: config.followRedirects !== false,
+    maxRedirects: Math.max(0, Math.floor(numberOr(config.maxRedirects, 5))),
+    maxResponseBytes: maxResponseBytes(config.maxResponseMb),
+    non2xxAsOutput: config.non2xxAsOutput === true,
+    pagination: paginationFromConfig(config),
+    maxPages: maxPagesText === '' ? 10 : Number(maxPagesText),
+    recordsPath: text(config.recordsPath),
+    pageOutput: config.pageOutput === 'each' ? 'each' : 'all',
+  };
+  if (settings.pagination.kind === 'none') return { settings };
+  try {
+    validatePagination(settings.pagination);
+    if (!(Number.isInteger(settings.maxPages) && settings.maxPages >= 1)) {
+      throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid pagination setting: maxPages', { params: { field: 'maxPages', reason: 'invalidNumber' } });
+    }
+  } catch (err) {
+    return { settings, error: err as OAuth2Error };
+  }
+  return { settings };
+}
+
+/** What a message may carry, as far as the request is concerned. */
+export interface RequestMessage {
+  url?: unknown;
+  method?: unknown;
+  headers?: unknown;
+  payload?: unknown;
+  requestTimeout?: unknown;
+  [key: string]: unknown;
+}
+
+function invalidInput(field: string, reason: string, value?: string): OAuth2Error {
+  return new OAuth2Error('OAUTH2_INVALID_INPUT', `Invalid input: ${field} ${reason}`, { params: { field, reason, value } });
+}
+
+function headersHash(headers: Record<string, unknown>): string {
+  const sorted = Object.keys(headers).filter((k) => k !== RESPONSE_HASH_HEADER).sort();
+  return createHash('sha1').update(JSON.stringify(sorted.map((k) => [k, headers[k]]))).digest('hex');
+}
+
+/** msg.headers to send on: dropped when they are the untouched response headers of a previous request node. */
+function inputHeaders(msg: RequestMessage): Record<string, unknown> {
+  const headers = msg.headers;
+  if (!headers || typeof headers !== 'object' || Array.isArray(headers)) return {};
+  const record = headers as Record<string, unknown>;
+  if (typeof record[RESPONSE_HASH_HEADER] === 'string' && record[RESPONSE_HASH_HEADER] === headersHash(record)) return {};
+  return record;
+}
+
+function render(template: string, msg: RequestMessage): string {
+  return template.includes('{{') ? mustache.render(template, msg) : template;
+}
+
+/**
+ * msg.headers, then the node's headers (mustache), one value per name whatever its case. The response-hash
+ * header is never sent; Authorization is the pipeline's to drop (http/request.ts), in one place.
+ */
+function requestHeaders(settings: RequestSettings, msg: RequestMessage): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const names = new Map<string, string>();
+  const put = (name: string, value: unknown, field: string): void => {
+    const lower = name.toLowerCase();
+    if (lower === RESPONSE_HASH_HEADER) return;
+    let v: string | string[];
+    if (Array.isArray(value)) v = value.map((x) => String(x));
+    else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') v = String(value);
+    else if (value === undefined || value === null) return;
+    else throw invalidInput(field, 'invalidHeader', name);
+    const previous = names.get(lower);
+    if (previous) delete out[previous];
+    names.set(lower, name);
+    out[name] = v;
+  };
+  for (const [name, value] of Object.entries(inputHeaders(msg))) put(name, value, 'msg.headers');
+  for (const h of settings.headers) put(h.name, render(h.value, msg), 'headers');
+  return out;
+}
+
+/**
+ * One message's request. `invalidTimeout` is set (and the node's timeout used) when msg.requestTimeout is not
+ * a positive number: the core node warns and goes on.
+ * @throws OAuth2Error OAUTH2_INVALID_INPUT naming the field (method, msg.method, msg.url, headers).
+ */
+export function messageRequest(
+  settings: RequestSettings,
+  msg: RequestMessage,
+  apiBaseUrl: string | undefined,
+): { request: AuthorisedRequest; invalidTimeout?: string } {
+  const method = settings.method === 'USE' ? String(msg.method ?? '').toUpperCase() : settings.method;
+  if (!REQUEST_METHODS.has(method)) {
+    throw settings.method === 'USE' ? invalidInput('msg.method', 'invalidMethod', String(msg.method ?? '')) : invalidInput('method', 'invalidMethod', settings.method);
+  }
+  const rawUrl = settings.url ? render(settings.url, msg) : typeof msg.url === 'string' ? msg.url : '';
+  if (!rawUrl) throw invalidInput('msg.url', 'required');
+  let timeoutMs = settings.timeoutMs;
+  let invalidTimeout: string | undefined;
+  if (msg.requestTimeout !== undefined) {
+    const value = Number(msg.requestTimeout);
+    if (Number.isFinite(value) && value >= 1) timeoutMs = value;
+    else invalidTimeout = String(msg.requestTimeout);
+  }
+  const request: AuthorisedRequest = {
+    method,
+    url: resolveRequestUrl(rawUrl, apiBaseUrl).href,
+    headers: requestHeaders(settings, msg),
+    body: msg.payload,
+    paytoqs: settings.paytoqs,
+    timeoutMs,
+    responseMode: settings.responseMode,
+    followRedirects: settings.followRedirects,
+    maxRedirects: settings.maxRedirects,
+    retry: settings.retry,
+    maxResponseBytes: settings.maxResponseBytes,
+  };
+  return invalidTimeout === undefined ? { request } : { request, invalidTimeout };
+}
+
+/** The response as the core node puts it on the message (msg.payload, statusCode, headers, responseUrl...). */
+export function responseFields(response: AuthorisedResponse): Record<string, unknown> {
+  const headers: Record<string, unknown> = { ...response.headers };
+  headers[RESPONSE_HASH_HEADER] = headersHash(headers);
+  return {
+    payload: response.body,
+    statusCode: response.statusCode,
+    headers,
+    responseUrl: response.responseUrl,
+    redirectList: response.redirectList,
+    attempts: response.attempts,
+  };
+}
+
+/** The node's records-not-found error: names the records path, or the properties looked at. */
+export function requestRecordsNotFound(settings: RequestSettings): OAuth2Error {
+  return recordsNotFound(settings.recordsPath);
+}
