@@ -85,6 +85,46 @@
                 'padding-left': colour ? '6px' : ''
             }).text(text).show();
             return target;
+        },
+
+        /**
+         * The pagination section both editors (request and record-change) show: the kinds, the settings each kind
+         * reads, and the rules for its fields, as the engine has them (nodes/lib/http/pagination.ts,
+         * nodes/lib/http/records.ts); test/unit/editor-pagination.test.ts pins these lists to the engine's.
+         */
+        pagination: {
+            KINDS: ['none', 'link', 'next-url', 'cursor', 'page', 'offset'],
+            /** The saved settings each kind reads; the others are hidden and ignored at runtime. */
+            FIELDS: {
+                'none': [],
+                'link': [],
+                'next-url': ['paginationPath'],
+                'cursor': ['paginationPath', 'paginationParam'],
+                'page': ['paginationParam', 'pageStart', 'pageSizeParam', 'pageSize'],
+                'offset': ['paginationParam', 'pageSizeParam', 'pageSize']
+            },
+            /** Path segments that reach the prototype chain rather than the data: never read. */
+            FORBIDDEN_SEGMENTS: ['__proto__', 'constructor', 'prototype'],
+            /** `kind` when it is one, else 'none'. */
+            kindOf: function (kind) {
+                return this.KINDS.indexOf(kind) !== -1 ? kind : 'none';
+            },
+            /** Whether `kind` reads the saved setting `field`. */
+            uses: function (kind, field) {
+                return (this.FIELDS[this.kindOf(kind)] || []).indexOf(field) !== -1;
+            },
+            /** A dot path the engine reads (`data.items`, `@odata.nextLink`): no empty or forbidden segment. */
+            isDotPath: function (value) {
+                const forbidden = this.FORBIDDEN_SEGMENTS;
+                const v = String(value === undefined || value === null ? '' : value).trim();
+                return v !== '' && v.split('.').every(function (segment) {
+                    return segment !== '' && forbidden.indexOf(segment) === -1;
+                });
+            },
+            /** A query parameter name: something a URL can carry without escaping surprises. */
+            isParamName: function (value) {
+                return /^[^\s&=#?]+$/.test(String(value === undefined || value === null ? '' : value).trim());
+            }
         }
     };
 })();
