@@ -7,6 +7,7 @@ import { createPkcePair, randomToken } from '../oauth/pkce';
 import { createTokenEndpointClient } from '../oauth/simple-oauth2-client';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
 import type { ProviderMetadata, TokenSet } from '../types';
+import { ExpiringMap } from './expiring-map';
 import { LoginTransactionStore } from './transactions';
 
 /** A login that failed after its transaction was found: says which connection it was for. */
@@ -35,7 +36,6 @@ export interface DeviceLoginView {
 interface PendingSettings {
   settings: ConnectionSettings;
   metadata: ProviderMetadata;
-  expiresAt: number;
 }
 
 interface DeviceLogin {
@@ -58,7 +58,7 @@ export interface LoginServiceOptions {
 export class LoginService {
   private readonly transactions: LoginTransactionStore;
   /** The connection settings of each pending login, by state: they hold the client secret, so memory only. */
-  private readonly pending = new Map<string, PendingSettings>();
+  private readonly pending: ExpiringMap<PendingSettings>;
   private readonly devices = new Map<string, DeviceLogin>();
   private readonly lifetimeMs: number;
   private readonly timeoutMs: number;
@@ -70,19 +70,15 @@ export class LoginService {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.now = options.now ?? Date.now;
     this.transactions = new LoginTransactionStore({ lifetimeMs: this.lifetimeMs, now: this.now });
+    // Bounded like the transactions: a login evicted there cannot complete, so its settings go too.
+    this.pending = new ExpiringMap({ now: this.now });
     this.createClient =
       options.createClient ??
       ((settings, metadata) => createTokenEndpointClient({ metadata, client: settings.client, timeoutMs: this.timeoutMs }));
   }
 
-  private sweep(): void {
-    const now = this.now();
-    for (const [state, entry] of this.pending) if (entry.expiresAt <= now) this.pending.delete(state);
-  }
-
   /** Starts an authorization-code login; returns the provider URL the editor opens in a popup. */
   async begin(input: { connectionId: string; settings: ConnectionSettings; sessionId: string; redirectUri: string }): Promise<{ authorizeUrl: string }> {
-    this.sweep();
     const metadata = await metadataResolver(input.settings, this.timeoutMs)();
     const pkce = createPkcePair();
     const nonce = input.settings.client.scopes.includes('openid') ? randomToken() : undefined;
@@ -95,7 +91,7 @@ export class LoginService {
       issuer: metadata.issuer ?? input.settings.issuer,
       issRequired: metadata.authorizationResponseIssParameterSupported === true,
     });
-    this.pending.set(state, { settings: input.settings, metadata, expiresAt: this.now() + this.lifetimeMs });
+    this.pending.set(state, { settings: input.settings, metadata }, this.now() + this.lifetimeMs);
     const authorizeUrl = buildAuthorizeUrl({
       metadata,
       client: input.settings.client,
@@ -113,13 +109,11 @@ export class LoginService {
    * the verifier. Nothing is stored here. The tokens say which endpoints and client they were issued to.
    */
   async complete(query: Record<string, unknown>, sessionId: string): Promise<{ connectionId: string; tokens: TokenSet }> {
-    this.sweep();
     const state = query.state;
     if (typeof state !== 'string' || !state) {
       throw new OAuth2Error('OAUTH2_INVALID_STATE', 'The login response has no state', { params: { reason: 'missing' } });
     }
-    const pending = this.pending.get(state);
-    this.pending.delete(state);
+    const pending = this.pending.take(state)?.value;
     const transaction = this.transactions.consume(state, sessionId);
     if (!pending) {
       throw new OAuth2Error('OAUTH2_INVALID_STATE', 'The login is unknown or has expired', { params: { reason: 'unknown' } });
@@ -227,7 +221,7 @@ export class LoginService {
 
   close(): void {
     for (const id of [...this.devices.keys()]) this.cancelDevice(id);
-    this.pending.clear();
+    this.pending.close();
     this.transactions.close();
   }
 }

@@ -5,6 +5,7 @@
  */
 import session from 'express-session';
 import type { SessionData } from 'express-session';
+import { ExpiringMap } from './expiring-map';
 
 export interface BoundedMemorySessionStoreOptions {
   /** Default 1000. The least recently used session is evicted beyond it. */
@@ -16,64 +17,32 @@ export interface BoundedMemorySessionStoreOptions {
   now?: () => number;
 }
 
-interface Entry {
-  /** Serialised, as MemoryStore does, so callers never share mutable session objects. */
-  json: string;
-  expiresAt: number;
-}
-
 type Callback<T = void> = (err: unknown, value?: T) => void;
 
 export class BoundedMemorySessionStore extends session.Store {
-  private readonly entries = new Map<string, Entry>();
-  private readonly maxEntries: number;
+  /** Each session serialised, as MemoryStore does, so callers never share mutable session objects. */
+  private readonly entries: ExpiringMap<string>;
   private readonly ttlMs: number;
-  private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(options: BoundedMemorySessionStoreOptions = {}) {
     super();
-    this.maxEntries = Math.max(1, options.maxEntries ?? 1000);
     this.ttlMs = options.ttlMs ?? 60 * 60_000;
-    this.now = options.now ?? Date.now;
-    this.timer = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000);
-    this.timer.unref();
+    this.entries = new ExpiringMap({ maxEntries: options.maxEntries, sweepIntervalMs: options.sweepIntervalMs, now: options.now });
   }
 
   private expiryFor(data: SessionData): number {
-    const idle = this.now() + this.ttlMs;
+    const idle = this.entries.now() + this.ttlMs;
     const cookieExpires = data.cookie?.expires ? new Date(data.cookie.expires).getTime() : NaN;
     return Number.isFinite(cookieExpires) ? Math.min(idle, cookieExpires) : idle;
   }
 
-  /** Live entry or undefined; expired ones are dropped on sight. */
-  private live(sid: string): Entry | undefined {
-    const entry = this.entries.get(sid);
-    if (!entry) return undefined;
-    if (this.now() >= entry.expiresAt) {
-      this.entries.delete(sid);
-      return undefined;
-    }
-    return entry;
-  }
-
-  /** Re-inserting moves the key to the end of the Map's order: the first key is the least recently used. */
-  private put(sid: string, entry: Entry): void {
-    this.entries.delete(sid);
-    this.entries.set(sid, entry);
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
-  }
-
   override get(sid: string, callback: Callback<SessionData | null>): void {
-    const entry = this.live(sid);
-    if (!entry) return defer(callback, null, null);
-    this.put(sid, entry);
+    const json = this.entries.get(sid);
+    if (json === undefined) return defer(callback, null, null);
+    this.entries.touch(sid);
     let data: SessionData;
     try {
-      data = JSON.parse(entry.json) as SessionData;
+      data = JSON.parse(json) as SessionData;
     } catch (err) {
       return defer(callback, err);
     }
@@ -81,7 +50,7 @@ export class BoundedMemorySessionStore extends session.Store {
   }
 
   override set(sid: string, data: SessionData, callback?: Callback): void {
-    this.put(sid, { json: JSON.stringify(data), expiresAt: this.expiryFor(data) });
+    this.entries.set(sid, JSON.stringify(data), this.expiryFor(data));
     if (callback) defer(callback, null);
   }
 
@@ -91,18 +60,18 @@ export class BoundedMemorySessionStore extends session.Store {
   }
 
   override touch(sid: string, data: SessionData, callback?: () => void): void {
-    const entry = this.live(sid);
-    if (entry) {
+    const json = this.entries.get(sid);
+    if (json !== undefined) {
       // Keep the stored data; only the cookie (and so the expiry) is renewed, as MemoryStore does.
-      const stored = JSON.parse(entry.json) as SessionData;
+      const stored = JSON.parse(json) as SessionData;
       stored.cookie = data.cookie;
-      this.put(sid, { json: JSON.stringify(stored), expiresAt: this.expiryFor(data) });
+      this.entries.set(sid, JSON.stringify(stored), this.expiryFor(data));
     }
     if (callback) defer(callback);
   }
 
   override length(callback: Callback<number>): void {
-    this.sweep();
+    this.entries.sweep();
     defer(callback, null, this.entries.size);
   }
 
@@ -112,25 +81,19 @@ export class BoundedMemorySessionStore extends session.Store {
   }
 
   override all(callback: Callback<Record<string, SessionData>>): void {
-    this.sweep();
     const result: Record<string, SessionData> = {};
-    for (const [sid, entry] of this.entries) result[sid] = JSON.parse(entry.json) as SessionData;
+    for (const [sid, json] of this.entries.live()) result[sid] = JSON.parse(json) as SessionData;
     defer(callback, null, result);
   }
 
   /** Drops expired sessions. */
   sweep(): void {
-    const now = this.now();
-    for (const [sid, entry] of this.entries) {
-      if (now >= entry.expiresAt) this.entries.delete(sid);
-    }
+    this.entries.sweep();
   }
 
   /** Stops the sweep timer and drops every session. */
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    this.entries.clear();
+    this.entries.close();
   }
 }
 

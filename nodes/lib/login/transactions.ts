@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { OAuth2Error } from '../errors';
 import { randomToken } from '../oauth/pkce';
+import { ExpiringMap } from './expiring-map';
 
 export interface LoginTransactionInput {
   /** Which connection config node the login is for. */
@@ -58,33 +59,21 @@ function sameString(a: string, b: string): boolean {
 }
 
 export class LoginTransactionStore {
-  private readonly transactions = new Map<string, LoginTransaction>();
+  private readonly transactions: ExpiringMap<LoginTransaction>;
   private readonly lifetimeMs: number;
-  private readonly maxEntries: number;
-  private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(options: LoginTransactionStoreOptions = {}) {
     this.lifetimeMs = options.lifetimeMs ?? 10 * 60_000;
-    this.maxEntries = Math.max(1, options.maxEntries ?? 1000);
-    this.now = options.now ?? Date.now;
-    this.timer = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000);
-    // The sweep must never keep Node-RED (or a test run) alive on its own.
-    this.timer.unref();
+    this.transactions = new ExpiringMap({ maxEntries: options.maxEntries, sweepIntervalMs: options.sweepIntervalMs, now: options.now });
   }
 
-  /** Records a login and returns the `state` to put in the authorization request. */
+  /** Records a login and returns the `state` to put in the authorization request; the oldest login goes beyond the bound. */
   begin(input: LoginTransactionInput): { state: string; expiresAt: number } {
-    this.sweep();
-    // Map iteration is insertion order: the first key is the oldest login.
-    while (this.transactions.size >= this.maxEntries) {
-      const oldest = this.transactions.keys().next().value as string;
-      this.transactions.delete(oldest);
-    }
+    this.transactions.sweep();
     const state = randomToken(32);
-    const createdAt = this.now();
+    const createdAt = this.transactions.now();
     const transaction: LoginTransaction = { ...input, state, createdAt, expiresAt: createdAt + this.lifetimeMs };
-    this.transactions.set(state, transaction);
+    this.transactions.set(state, transaction, transaction.expiresAt);
     return { state, expiresAt: transaction.expiresAt };
   }
 
@@ -94,10 +83,10 @@ export class LoginTransactionStore {
    */
   consume(state: unknown, sessionId: string): LoginTransaction {
     if (typeof state !== 'string' || state === '') throw invalidState('missing');
-    const transaction = this.transactions.get(state);
-    if (!transaction) throw invalidState('unknown');
-    this.transactions.delete(state);
-    if (this.now() >= transaction.expiresAt) throw invalidState('expired');
+    const taken = this.transactions.take(state);
+    if (!taken) throw invalidState('unknown');
+    if (taken.expired) throw invalidState('expired');
+    const transaction = taken.value;
     if (!sessionId || !sameString(transaction.sessionId, sessionId)) throw invalidState('session');
     return transaction;
   }
@@ -109,16 +98,11 @@ export class LoginTransactionStore {
 
   /** Drops expired logins. */
   sweep(): void {
-    const now = this.now();
-    for (const [state, transaction] of this.transactions) {
-      if (now >= transaction.expiresAt) this.transactions.delete(state);
-    }
+    this.transactions.sweep();
   }
 
   /** Stops the sweep timer and forgets every pending login. */
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    this.transactions.clear();
+    this.transactions.close();
   }
 }

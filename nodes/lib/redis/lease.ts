@@ -1,60 +1,22 @@
 /**
- * A lease on Redis: one holder at a time per name, taken over by another instance when the holder dies.
+ * A lease on Redis: one holder at a time per name, taken over by another instance when the holder dies. The
+ * holding is the fenced lease of fenced-lease.ts (take with reclaim, compare-and-PEXPIRE renewal, compare-and-DEL
+ * release); this class keeps it: renewals every ttl / 3, and events when it is taken and lost.
  *
- * - acquire: one script, atomically `SET lease token NX PX ttl` and `INCR fence`: the fencing number grows with
- *   every holding, so a write stamped with an older holding can be refused after a newer one wrote. A holder
- *   whose key still holds its token (a renewal failed, then Redis came back in time) gets it back as it was.
- * - renew: every ttl / 3, compare-and-pexpire (only while the key still holds our token).
- * - release: compare-and-delete, so a holder never deletes a lease another instance took after it.
- *
- * held() is local and conservative: true until `sent + ttl - margin`, where `sent` is when the last successful
- * acquire or renewal was SENT (Redis started its ttl later than that, never earlier) and the margin (a fifth of
- * the ttl, at least 100 ms) covers clock-rate differences and the time between held() and the write it guards.
- * Two renewals are tried before that deadline; when both fail (Redis away), held() turns false while Redis may
- * still hold the key for us, so the holder stops sending before anybody else can take over.
+ * held() is local and conservative: true until the fenced lease's deadline (when the last successful take or
+ * renewal was SENT, plus the ttl, minus a margin of a fifth of the ttl, at least 100 ms). Two renewals are tried
+ * before that deadline; when both fail (Redis away), held() turns false while Redis may still hold the key for
+ * us, so the holder stops sending before anybody else can take over.
  *
  * Nothing here throws out of a timer; failed renewals are retried on the schedule and reported by held().
  */
 import { EventEmitter } from 'node:events';
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { redisFailure, type RedisConnection } from './client';
+import { FencedLease, type LeaseKeys } from './fenced-lease';
 import type { PollLease } from '../changes/poll-lease';
 import type { TriggerState } from '../changes/types';
 import { triggerKeys, type LeaseFence, type RedisTriggerStateStore } from './trigger-store';
-
-/**
- * KEYS: lease, fence counter. ARGV: our current token ('' none), a new token, ttl ms.
- * Returns {1, fence} taken (fence 0: kept our own holding), {0, pttl} held by another.
- */
-const ACQUIRE = `
-local current = redis.call('GET', KEYS[1])
-if current and ARGV[1] ~= '' and current == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {1, 0}
-end
-if current then return {0, redis.call('PTTL', KEYS[1])} end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return {1, redis.call('INCR', KEYS[2])}
-`;
-
-/**
- * KEYS: lease [, mark]. ARGV: token, ttl ms [, mark value, mark ttl ms]. 1 renewed, 0 not ours. With a mark key,
- * a renewal also refreshes it (TriggerLease: which configuration the holder polls with).
- */
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  if KEYS[2] then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-`;
-
-/** KEYS: lease. ARGV: token. 1 released, 0 not ours. */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
 
 export interface RedisLeaseEvents {
   /** This instance took the lease (the fencing number of the holding). */
@@ -78,7 +40,8 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
   readonly ttlMs: number;
   protected readonly connection: RedisConnection;
   private readonly now: () => number;
-  private readonly marginMs: number;
+  private readonly lease: FencedLease;
+  private readonly keys: LeaseKeys;
 
   private token: string | undefined;
   private fenceNumber = 0;
@@ -104,7 +67,14 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
     // Monotonic: Date.now() set back (NTP, an operator) would keep held() true past the real deadline, while
     // Redis lets the key expire and another instance takes over: two senders.
     this.now = options.now ?? (() => performance.now());
-    this.marginMs = Math.max(Math.floor(options.ttlMs / 5), 100);
+    this.keys = { key: this.key, fenceKey: this.fenceKey };
+    this.lease = new FencedLease(options.connection, {
+      ttlMs: options.ttlMs,
+      marginMs: Math.max(Math.floor(options.ttlMs / 5), 100),
+      code: 'OAUTH2_TRIGGER_STATE_FAILED',
+      label: 'trigger lease',
+      now: this.now,
+    });
   }
 
   held(): boolean {
@@ -120,36 +90,23 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
   /** Takes or keeps the lease; false when another instance holds it. Rejects OAUTH2_TRIGGER_STATE_FAILED when Redis fails. */
   async acquire(): Promise<boolean> {
     const epoch = this.epoch;
-    const previous = this.token;
-    const candidate = randomUUID();
-    const sent = this.now();
-    let reply: [number, number];
-    try {
-      reply = (await this.connection.client.eval(ACQUIRE, 2, this.key, this.fenceKey, previous ?? '', candidate, String(this.ttlMs))) as [number, number];
-    } catch (err) {
-      // The script may still have run in Redis (only its answer was lost or late): a lease nobody knows of would
-      // silence the trigger until it expires. A compare-and-delete of the same token, queued right behind it on
-      // the same connection, undoes that (as lock.ts does); if the script never ran, it finds nothing to delete.
-      void this.compareAndDelete(candidate);
-      throw redisFailure('OAUTH2_TRIGGER_STATE_FAILED', err, 'take the trigger lease', this.connection.where);
-    }
-    const [taken, value] = reply;
+    const result = await this.lease.take(this.keys, this.token);
     if (epoch !== this.epoch) {
       // Released while this was in flight: whatever was taken goes back at once.
-      if (taken === 1) await this.compareAndDelete(value === 0 ? previous : candidate);
+      if (result.taken) await this.compareAndDelete(result.token);
       return false;
     }
-    if (taken !== 1) {
-      this.otherRemainingMs = value >= 0 ? value : undefined;
+    if (!result.taken) {
+      this.otherRemainingMs = result.otherRemainingMs;
       this.drop();
       return false;
     }
     this.otherRemainingMs = undefined;
-    if (value !== 0 || this.token === undefined) {
-      this.token = candidate;
-      this.fenceNumber = value;
+    if (result.fence !== 0 || this.token === undefined) {
+      this.token = result.token;
+      this.fenceNumber = result.fence;
     }
-    this.validUntil = sent + this.ttlMs - this.marginMs;
+    this.validUntil = this.lease.deadline(result.sentAt);
     this.scheduleRenewal();
     if (!this.wasHeld) {
       this.wasHeld = true;
@@ -177,7 +134,7 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
   private async compareAndDelete(token: string | undefined): Promise<void> {
     if (token === undefined) return;
     try {
-      await this.connection.client.eval(RELEASE, 1, this.key, token);
+      await this.lease.release(this.keys, token);
     } catch {
       // Redis away: the key expires by itself within the ttl.
     }
@@ -228,14 +185,11 @@ export class RedisLease extends EventEmitter<RedisLeaseEvents> {
     if (token === undefined) return;
     const sent = this.now();
     const mark = this.renewMark;
-    const renewal = mark
-      ? this.connection.client.eval(RENEW, 2, this.key, mark.key, token, String(this.ttlMs), mark.value, String(mark.ttlMs))
-      : this.connection.client.eval(RENEW, 1, this.key, token, String(this.ttlMs));
-    renewal.then(
-      (result) => {
+    this.lease.renew(this.keys, token, mark).then(
+      (renewed) => {
         if (epoch !== this.epoch || token !== this.token) return;
-        if (result === 1) {
-          this.validUntil = sent + this.ttlMs - this.marginMs;
+        if (renewed) {
+          this.validUntil = this.lease.deadline(sent);
           this.scheduleRenewal();
         } else {
           // Another instance holds it now (our key expired, or Redis lost it): stop at once.

@@ -1,9 +1,8 @@
 /**
  * A lock on Redis with a fencing number, shared by every Node-RED instance using the same Redis and key prefix.
  *
- * - Taking it: `SET lockKey <random token> NX PX ttl` and, in the same script, `INCR fenceKey`: each holder
- *   gets a fencing number greater than every earlier holder's (and than every other write that drew one from
- *   the same counter). Whatever the holder writes is conditional on that number (see token-store.ts), so a
+ * - Taking it: the fenced lease of fenced-lease.ts: each holder gets a fencing number greater than every
+ *   earlier holder's. Whatever the holder writes is conditional on that number (see token-store.ts), so a
  *   holder whose lock expired (a stalled process, a lost connection) cannot overwrite what a later one wrote.
  * - Holding it: the holder extends the expiry while its work runs (compare-and-PEXPIRE: only while the value is
  *   still its own token), every ttl/3. The holder also keeps a local deadline on the monotonic clock (when the
@@ -20,31 +19,10 @@
  * This is the single-Redis lock (not Redlock): the same Redis holds the lock and the data it protects, so a
  * failover that loses the lock loses the fenced data with it, and the fence still orders what survives.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { OAuth2Error } from '../errors';
 import { redisFailure, type RedisConnection } from './client';
-
-/** SET NX PX and INCR the fence, atomically. Returns the fence, or 0 when the lock is held by someone else. */
-const ACQUIRE = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
-end
-return 0`;
-
-/** PEXPIRE only while the lock still holds our token. */
-const EXTEND = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`;
-
-/** DEL only while the lock still holds our token. */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`;
+import { FencedLease, type LeaseKeys } from './fenced-lease';
 
 export interface LockKeys {
   /** The lock itself (a string key holding the holder's random token, with an expiry). */
@@ -92,10 +70,9 @@ class Held implements HeldLock {
     readonly keys: LockKeys,
     readonly token: string,
     readonly fence: number,
-    sentAt: number,
-    private readonly ttlMs: number,
+    validUntil: number,
   ) {
-    this.validUntil = sentAt + ttlMs - lockMarginMs(ttlMs);
+    this.validUntil = validUntil;
   }
 
   remainingMs(): number {
@@ -106,16 +83,16 @@ class Held implements HeldLock {
   retain(): void {
     this.retained = true;
   }
+}
 
-  /** An extension sent at `sentAt` succeeded: the lock lives ttl from then (Redis ran it after we sent it). */
-  extended(sentAt: number): void {
-    this.validUntil = Math.max(this.validUntil, sentAt + this.ttlMs - lockMarginMs(this.ttlMs));
-  }
+function leaseKeys(keys: LockKeys): LeaseKeys {
+  return { key: keys.lock, fenceKey: keys.fence };
 }
 
 /** A fenced lock for one connection's Redis; one instance serves any number of lock names. */
 export class FencedLock {
   private readonly connection: RedisConnection;
+  private readonly lease: FencedLease;
   private readonly ttlMs: number;
   private readonly waitLimitMs: number;
   private readonly random: () => number;
@@ -125,6 +102,7 @@ export class FencedLock {
     this.ttlMs = options.ttlMs;
     this.waitLimitMs = options.waitLimitMs;
     this.random = options.random ?? Math.random;
+    this.lease = new FencedLease(connection, { ttlMs: options.ttlMs, marginMs: lockMarginMs(options.ttlMs), code: 'OAUTH2_TOKEN_STORE_FAILED', label: 'refresh lock' });
   }
 
   /** One attempt: the held lock, or undefined when another holder has it. Rejects when Redis fails. */
@@ -132,24 +110,11 @@ export class FencedLock {
     const status = this.connection.status();
     if (status === 'unavailable' || status === 'closed') {
       // Not even queued: a command waiting in ioredis's offline queue runs when Redis is back, whether or not
-      // anyone still waits for its answer (see below).
+      // anyone still waits for its answer.
       throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', new Error('Connection is closed.'), 'take the refresh lock', this.connection.where);
     }
-    const token = randomBytes(16).toString('hex');
-    let fence: unknown;
-    const sentAt = performance.now();
-    try {
-      fence = await this.connection.client.eval(ACQUIRE, 2, keys.lock, keys.fence, token, String(this.ttlMs));
-    } catch (err) {
-      // A timed-out command may still reach Redis later (it stays queued while ioredis reconnects, or Redis ran
-      // it and the answer was lost): the lock would then be held by nobody until its TTL, and every instance
-      // would wait that long after an outage. A release with the same token, queued right behind it on the
-      // same connection, undoes that; if the acquisition never ran, the release finds nothing to delete.
-      this.connection.client.eval(RELEASE, 1, keys.lock, token).catch(() => undefined);
-      throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'take the refresh lock', this.connection.where);
-    }
-    const n = Number(fence);
-    return Number.isSafeInteger(n) && n > 0 ? new Held(keys, token, n, sentAt, this.ttlMs) : undefined;
+    const result = await this.lease.take(leaseKeys(keys));
+    return result.taken ? new Held(keys, result.token, result.fence, this.lease.deadline(result.sentAt)) : undefined;
   }
 
   /**
@@ -184,28 +149,17 @@ export class FencedLock {
 
   /** Extends the expiry to ttlMs from now; false (and `lost` set) when the lock is no longer ours. */
   async extend(held: HeldLock): Promise<boolean> {
-    let result: unknown;
     const sentAt = performance.now();
-    try {
-      result = await this.connection.client.eval(EXTEND, 1, held.keys.lock, held.token, String(this.ttlMs));
-    } catch (err) {
-      throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'extend the refresh lock', this.connection.where);
-    }
-    const ok = Number(result) === 1;
-    if (ok) (held as Held).extended(sentAt);
+    const ok = await this.lease.renew(leaseKeys(held.keys), held.token);
+    // Redis ran the extension after it was sent: the lock lives ttl from then.
+    if (ok) (held as Held).validUntil = Math.max((held as Held).validUntil, this.lease.deadline(sentAt));
     else (held as Held).lost = true;
     return ok;
   }
 
   /** Releases the lock if it is still ours; false when it had expired or belongs to another holder now. */
-  async release(held: HeldLock): Promise<boolean> {
-    let result: unknown;
-    try {
-      result = await this.connection.client.eval(RELEASE, 1, held.keys.lock, held.token);
-    } catch (err) {
-      throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'release the refresh lock', this.connection.where);
-    }
-    return Number(result) === 1;
+  release(held: HeldLock): Promise<boolean> {
+    return this.lease.release(leaseKeys(held.keys), held.token);
   }
 
   /**

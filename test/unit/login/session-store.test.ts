@@ -78,6 +78,6 @@ describe('login/session-store', () => {
   it('works as express-session store (instanceof Store, unref\'d timer)', async () => {
     const session = (await import('express-session')).default;
     assert.ok(store instanceof session.Store);
-    assert.equal((store as unknown as { timer: NodeJS.Timeout }).timer.hasRef(), false);
+    assert.equal((store as unknown as { entries: { timer: NodeJS.Timeout } }).entries.timer.hasRef(), false);
   });
 });

@@ -86,7 +86,7 @@ describe('login/transactions', () => {
     assert.equal(store.size, 0);
     const timers = new LoginTransactionStore({ sweepIntervalMs: 10 });
     // unref'd: hasRef() is false on the sweep timer
-    const timer = (timers as unknown as { timer: NodeJS.Timeout }).timer;
+    const timer = (timers as unknown as { transactions: { timer: NodeJS.Timeout } }).transactions.timer;
     assert.equal(timer.hasRef(), false);
     timers.close();
   });
