@@ -88,6 +88,17 @@
         },
 
         /**
+         * The parameters the connection's extra-parameter lists may not set, as the engine has them
+         * (nodes/lib/oauth/reserved-params.ts); test/unit/editor-params.test.ts pins these lists to the engine's.
+         */
+        reservedParams: {
+            authorize: ['state', 'code_challenge', 'code_challenge_method', 'redirect_uri', 'client_id',
+                'response_type', 'nonce', 'scope', 'resource'],
+            token: ['grant_type', 'code', 'code_verifier', 'redirect_uri', 'refresh_token', 'device_code',
+                'client_id', 'client_secret', 'scope', 'resource']
+        },
+
+        /**
          * The pagination section both editors (request and record-change) show: the kinds, the settings each kind
          * reads, and the rules for its fields, as the engine has them (nodes/lib/http/pagination.ts,
          * nodes/lib/http/records.ts); test/unit/editor-pagination.test.ts pins these lists to the engine's.

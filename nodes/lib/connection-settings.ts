@@ -1,5 +1,5 @@
 import { OAuth2Error } from './errors';
-import { PROTECTED_AUTHORIZE_PARAMS } from './oauth/authorize-url';
+import { RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS } from './oauth/reserved-params';
 import { isLoopbackHost } from './url-policy';
 import type { ClientAuthMethod, ClientSettings, CredentialTarget, GrantType, ProviderMetadata } from './types';
 
@@ -41,14 +41,6 @@ export interface ConnectionSettings {
 
 const GRANTS: readonly GrantType[] = ['authorization_code', 'client_credentials', 'device_code'];
 const AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'none'];
-
-/**
- * Token-request parameters an extra-parameter list may not set: the grant and the client's identity come from
- * their own fields. (The authorize request's protected list lives with the URL builder.)
- */
-const RESERVED_TOKEN_PARAMS: ReadonlySet<string> = new Set([
-  'grant_type', 'code', 'code_verifier', 'redirect_uri', 'client_id', 'client_secret', 'refresh_token', 'device_code',
-]);
 
 function invalid(field: string, reason: string, value?: string): OAuth2Error {
   return new OAuth2Error('OAUTH2_INVALID_CONFIG', `Invalid configuration: ${field} ${reason}`, {
@@ -186,7 +178,7 @@ export function parseConnectionConfig(
       authMethod,
       scopes: splitList(config.scopes),
       resources: splitList(config.resources),
-      extraAuthorizeParams: parseParamList(config.authorizeParams, 'authorizeParams', PROTECTED_AUTHORIZE_PARAMS),
+      extraAuthorizeParams: parseParamList(config.authorizeParams, 'authorizeParams', RESERVED_AUTHORIZE_PARAMS),
       extraTokenParams: parseParamList(config.tokenParams, 'tokenParams', RESERVED_TOKEN_PARAMS),
     },
     apiBaseUrl,

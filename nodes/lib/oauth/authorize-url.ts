@@ -1,6 +1,7 @@
 /** Builds the authorization request URL (RFC 6749 4.1.1 + PKCE + OIDC nonce + RFC 8707 resources). */
 import { OAuth2Error } from '../errors';
 import type { ClientSettings, ProviderMetadata } from '../types';
+import { RESERVED_AUTHORIZE_PARAMS } from './reserved-params';
 
 export interface AuthorizeUrlInput {
   metadata: ProviderMetadata;
@@ -11,24 +12,6 @@ export interface AuthorizeUrlInput {
   /** Sent only when `openid` is among the scopes (it is an OIDC parameter). */
   nonce?: string;
 }
-
-/**
- * Parameters extras may never set. state, code_challenge(_method) and nonce bind the response to this login
- * (CSRF, code injection, token replay); redirect_uri, client_id and response_type decide where the code goes
- * and what kind of answer comes back. A user-supplied extra overriding one would silently disable a defence
- * or send the code elsewhere, so extras are additive only.
- */
-export const PROTECTED_AUTHORIZE_PARAMS: ReadonlySet<string> = new Set([
-  'state',
-  'code_challenge',
-  'code_challenge_method',
-  'redirect_uri',
-  'client_id',
-  'response_type',
-  'nonce',
-  'scope',
-  'resource',
-]);
 
 export function buildAuthorizeUrl(input: AuthorizeUrlInput): string {
   const { metadata, client } = input;
@@ -53,7 +36,7 @@ export function buildAuthorizeUrl(input: AuthorizeUrlInput): string {
   q.delete('resource');
   for (const resource of client.resources) q.append('resource', resource);
   for (const [name, value] of Object.entries(client.extraAuthorizeParams)) {
-    if (!PROTECTED_AUTHORIZE_PARAMS.has(name.toLowerCase())) q.set(name, value);
+    if (!RESERVED_AUTHORIZE_PARAMS.has(name.toLowerCase())) q.set(name, value);
   }
   return url.href;
 }

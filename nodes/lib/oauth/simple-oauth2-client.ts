@@ -18,6 +18,7 @@ import type { TransportOptions } from './form-post';
 import { revokeTokens } from './revocation';
 import { decodeJwtPayload, normalizeTokenResponse } from './token-response';
 import type { DeviceAuthorization, DevicePollPending, TokenEndpointClient } from './token-endpoint';
+import { RESERVED_TOKEN_PARAMS } from './reserved-params';
 
 silenceSimpleOAuth2Debug();
 
@@ -37,11 +38,6 @@ export interface TokenEndpointClientConfig {
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_LIFETIME_SEC = 3600;
 const MAX_RESPONSE_BYTES = 1024 * 1024;
-
-/** Token-request parameters an extra may not replace: they carry the grant itself or the client's identity. */
-const PROTECTED_TOKEN_PARAMS = new Set([
-  'grant_type', 'code', 'redirect_uri', 'code_verifier', 'refresh_token', 'device_code', 'client_id', 'client_secret', 'scope', 'resource',
-]);
 
 /** simple-oauth2 validates id and secret against this (RFC 6749 VSCHAR); its error would quote the secret. */
 const VSCHAR = /^[\x20-\x7e]*$/;
@@ -154,7 +150,7 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
   function commonParams(): Record<string, string | string[]> {
     const params: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(client.extraTokenParams)) {
-      if (!PROTECTED_TOKEN_PARAMS.has(name)) params[name] = value;
+      if (!RESERVED_TOKEN_PARAMS.has(name)) params[name] = value;
     }
     // simple-oauth2 form-encodes with querystring, which writes an array as repeated parameters (RFC 8707).
     if (client.resources.length > 0) params.resource = [...client.resources];
