@@ -18,7 +18,7 @@ const SYSTEM_PACKAGES = [
     name: 'redis-server',
     binary: '/usr/bin/redis-server',
     env: 'REDIS_SERVER',
-    neededBy: 'the Redis store tests (test/unit/redis, test/e2e/cluster, test/e2e/runtime-redis)',
+    neededBy: 'the Redis store tests (test/unit/redis, test/node/redis-*, test/e2e/cluster, test/e2e/runtime-redis)',
   },
 ];
 

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { startApiServer, type ApiServer } from '../../support/api-server';
-import { startAuthServer, type AuthServer } from '../../support/auth-server';
-import { startRedis, type RedisServer } from '../../support/redis';
+import { startApiServer, type ApiServer } from '../support/api-server';
+import { startAuthServer, type AuthServer } from '../support/auth-server';
+import { startRedis, type RedisServer } from '../support/redis';
 import {
   catchNodes,
   collectUnhandledRejections,
@@ -26,10 +26,10 @@ import {
   tab,
   useTempUserDir,
   type RuntimeNode,
-} from '../../node/support';
-import { openRedisTokenStore } from '../../../nodes/lib/redis/token-store';
-import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
-import { needsSystemPackage } from '../../support/system-packages';
+} from './support';
+import { openRedisTokenStore } from '../../nodes/lib/redis/token-store';
+import { connectInstance, freshPrefix, rawUnder } from '../unit/tokens/support/redis-instances';
+import { needsSystemPackage } from '../support/system-packages';
 
 type Msg = Record<string, unknown>;
 const CREDENTIAL_SECRET = 'the-cluster-credential-secret';

@@ -8,9 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { startApiServer, type ApiServer } from '../../support/api-server';
-import { startAuthServer, type AuthServer } from '../../support/auth-server';
-import { startRedis, type RedisServer } from '../../support/redis';
+import { startApiServer, type ApiServer } from '../support/api-server';
+import { startAuthServer, type AuthServer } from '../support/auth-server';
+import { startRedis, type RedisServer } from '../support/redis';
 import {
   catchNodes,
   collectUnhandledRejections,
@@ -23,9 +23,9 @@ import {
   serviceConnection,
   tab,
   useTempUserDir,
-} from '../../node/support';
-import { freshPrefix } from '../tokens/support/redis-instances';
-import { needsSystemPackage } from '../../support/system-packages';
+} from './support';
+import { freshPrefix } from '../unit/tokens/support/redis-instances';
+import { needsSystemPackage } from '../support/system-packages';
 
 type Msg = Record<string, unknown>;
 const CREDENTIAL_SECRET = 'the-cluster-credential-secret';

@@ -11,9 +11,9 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { startAuthServer, type AuthServer } from '../../support/auth-server';
-import { startRecordsApi, type RecordsApi } from '../../support/records-api';
-import { startRedis, type RedisServer } from '../../support/redis';
+import { startAuthServer, type AuthServer } from '../support/auth-server';
+import { startRecordsApi, type RecordsApi } from '../support/records-api';
+import { startRedis, type RedisServer } from '../support/redis';
 import {
   catchNodes,
   collectUnhandledRejections,
@@ -32,13 +32,13 @@ import {
   tab,
   useTempUserDir,
   type RuntimeNode,
-} from '../../node/support';
-import type { PollOutcome, RecordPoller } from '../../../nodes/lib/changes/poller';
-import type { RedisConnection } from '../../../nodes/lib/redis/client';
-import { RedisLease } from '../../../nodes/lib/redis/lease';
-import { triggerKeys } from '../../../nodes/lib/redis/trigger-store';
-import { connectInstance, freshPrefix, rawUnder } from '../tokens/support/redis-instances';
-import { needsSystemPackage } from '../../support/system-packages';
+} from './support';
+import type { PollOutcome, RecordPoller } from '../../nodes/lib/changes/poller';
+import type { RedisConnection } from '../../nodes/lib/redis/client';
+import { RedisLease } from '../../nodes/lib/redis/lease';
+import { triggerKeys } from '../../nodes/lib/redis/trigger-store';
+import { connectInstance, freshPrefix, rawUnder } from '../unit/tokens/support/redis-instances';
+import { needsSystemPackage } from '../support/system-packages';
 
 type Msg = Record<string, unknown>;
 const CREDENTIAL_SECRET = 'the-cluster-credential-secret';
