@@ -10,7 +10,7 @@
  *   token-lock:<id>      the refresh lock (random holder token, with an expiry); see lock.ts
  *   tokens-changed       pub/sub channel: the connection id (never a token) after every write and delete
  *
- * - Values are sealed exactly as the file store's (./tokens/crypto: AES-256-GCM, key by HKDF-SHA256 from the
+ * - Values are sealed exactly as the file store's (../sealed/crypto: AES-256-GCM, key by HKDF-SHA256 from the
  *   secret shared by the instances), bound to their key (see ./sealed); nothing in Redis is in clear except
  *   connection ids and fencing numbers.
  * - `set` resolves once Redis acknowledged the write. How durable that is depends on Redis's own persistence:

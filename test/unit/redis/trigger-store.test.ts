@@ -137,7 +137,7 @@ describe('redis/trigger-store', function () {
     const keys = triggerKeys(admin, 'gone');
     const present = async (): Promise<number> => admin.client.exists(keys.state, keys.lease, keys.fence, keys.config);
     assert.equal(await present(), 4);
-    // As the runtime store does for the node's deploy sweep (shared-trigger-store.ts).
+    // As the runtime store does for the node's deploy sweep (nodes/node-red/trigger-stores.ts).
     const runtimeStore = { purge: (id: string) => store.purge(id), ids: () => store.ids(), delete: (id: string) => store.delete(id) } as unknown as RuntimeTriggerStore;
     const removed = new Set(['gone']);
     const configured = new Set(['kept']);
