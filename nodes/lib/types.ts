@@ -12,6 +12,11 @@ export interface ProviderMetadata {
   revocationEndpoint?: string;
   deviceAuthorizationEndpoint?: string;
   userinfoEndpoint?: string;
+  /**
+   * A multi-tenant issuer's template (`…/{tenantid}/v2.0`, see oauth/tenant-issuer.ts): the metadata names it
+   * instead of the configured issuer, and each token names its own tenant.
+   */
+  issuerTemplate?: string;
   /** RFC 9207: the server sends `iss` with every authorization response. */
   authorizationResponseIssParameterSupported?: boolean;
   scopesSupported?: string[];

@@ -3,6 +3,7 @@ import { credentialTarget, type ConnectionSettings } from '../connection-setting
 import { OAuth2Error } from '../errors';
 import { buildAuthorizeUrl } from '../oauth/authorize-url';
 import { validateCallback } from '../oauth/callback';
+import { checkTenantIssuer } from '../oauth/tenant-issuer';
 import { createPkcePair, randomToken } from '../oauth/pkce';
 import { createTokenEndpointClient } from '../oauth/simple-oauth2-client';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
@@ -122,6 +123,7 @@ export class LoginService {
       const { code } = validateCallback(query, {
         state: transaction.state ?? state,
         issuer: transaction.issuer,
+        issuerTemplate: pending.metadata.issuerTemplate,
         issRequired: transaction.issRequired,
       });
       const client = this.createClient(pending.settings, pending.metadata);
@@ -131,6 +133,7 @@ export class LoginService {
         redirectUri: transaction.redirectUri,
         nonce: transaction.nonce,
       });
+      if (pending.metadata.issuerTemplate) checkTenantIssuer(pending.metadata.issuerTemplate, tokens.idToken);
       return { connectionId: transaction.connectionId, tokens: { ...tokens, issuedTo: credentialTarget(pending.settings) } };
     } catch (err) {
       throw new LoginFailure(transaction.connectionId, err);
@@ -186,6 +189,7 @@ export class LoginService {
           schedule();
           return;
         }
+        if (metadata.issuerTemplate) checkTenantIssuer(metadata.issuerTemplate, result.idToken);
         await onTokens({ ...result, issuedTo: credentialTarget(input.settings) });
         finish('approved');
       } catch (err) {

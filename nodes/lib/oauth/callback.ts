@@ -5,11 +5,14 @@
 import { timingSafeEqual } from 'node:crypto';
 import { OAuth2Error } from '../errors';
 import { sanitizeProviderText } from './error-mapping';
+import { matchesTemplate } from './tenant-issuer';
 
 export interface ExpectedCallback {
   state: string;
   /** The issuer we discovered or were configured with; compared with `iss` when both exist. */
   issuer?: string;
+  /** A multi-tenant issuer's template: an `iss` naming one tenant in it is accepted (tenant-issuer.ts). */
+  issuerTemplate?: string;
   /** True when the server advertises RFC 9207: a response without `iss` is then refused. */
   issRequired: boolean;
 }
@@ -43,7 +46,7 @@ export function validateCallback(query: Record<string, unknown>, expected: Expec
         params: { expected: expected.issuer, received: '' },
       });
     }
-  } else if (expected.issuer !== undefined && iss !== expected.issuer) {
+  } else if (expected.issuer !== undefined && iss !== expected.issuer && !(expected.issuerTemplate && matchesTemplate(expected.issuerTemplate, iss))) {
     throw new OAuth2Error('OAUTH2_ISSUER_MISMATCH', 'The login callback comes from another issuer than the one the login started with', {
       params: { expected: expected.issuer, received: sanitizeProviderText(iss) },
     });

@@ -1,13 +1,15 @@
 /**
  * Authorization server metadata discovery: RFC 8414 first, then OpenID Connect Discovery 1.0.
  * The document must name exactly the issuer we asked about (RFC 8414 section 3.3): otherwise an attacker who
- * can serve a document could point our token requests, with the client secret, at their own endpoints.
+ * can serve a document could point our token requests, with the client secret, at their own endpoints. The one
+ * exception is a multi-tenant issuer's documented template (tenant-issuer.ts).
  * Every URL fetched, redirects included, passes the endpoint URL policy; the document is read up to a cap.
  */
 import { readCapped } from '../http/body';
 import { isAllowedEndpointUrl } from '../url-policy';
 import { OAuth2Error } from '../errors';
 import type { ProviderMetadata } from '../types';
+import { acceptedDocumentIssuer } from './tenant-issuer';
 
 export interface DiscoveryOptions {
   timeoutMs: number;
@@ -181,7 +183,14 @@ export async function discoverProvider(issuerUrl: string, opts: DiscoveryOptions
       continue;
     }
     // A document that exists but names another issuer is an error, not a miss (RFC 8414 section 3.3).
+    // Microsoft's multi-tenant endpoints name a tenant template instead (tenant-issuer.ts).
     const documentIssuer = outcome.doc.issuer;
+    const accepted = acceptedDocumentIssuer(issuerUrl);
+    if (accepted && documentIssuer === accepted.issuer) {
+      const metadata = toProviderMetadata(outcome.doc, issuerUrl);
+      if (accepted.template) metadata.issuerTemplate = accepted.template;
+      return metadata;
+    }
     if (documentIssuer !== issuerUrl) {
       const shown = typeof documentIssuer === 'string' ? documentIssuer.slice(0, 200) : String(documentIssuer);
       throw failed(`The provider metadata at ${new URL(url).pathname} names a different issuer (${shown}) than the one configured`, {
