@@ -5,6 +5,7 @@ import { createAgents } from './http/agents';
 import { credentialTarget, type ConnectionSettings } from './connection-settings';
 import { OAuth2Error } from './errors';
 import { discoverProvider } from './oauth/discovery';
+import { acceptedDocumentIssuer } from './oauth/tenant-issuer';
 import { createTokenEndpointClient } from './oauth/simple-oauth2-client';
 import type { DevicePollPending, TokenEndpointClient } from './oauth/token-endpoint';
 import { TokenManager, type ConnectionState } from './tokens/token-manager';
@@ -32,7 +33,9 @@ export function metadataResolver(settings: ConnectionSettings, timeoutMs: number
   let pending: Promise<ProviderMetadata> | undefined;
   return () => {
     if (settings.metadata.tokenEndpoint) {
-      return Promise.resolve({ ...settings.metadata, tokenEndpoint: settings.metadata.tokenEndpoint });
+      // Typed or saved endpoints: a multi-tenant issuer's template is known from the issuer alone.
+      const template = settings.issuer ? acceptedDocumentIssuer(settings.issuer)?.template : undefined;
+      return Promise.resolve({ ...settings.metadata, tokenEndpoint: settings.metadata.tokenEndpoint, ...(template ? { issuerTemplate: template } : {}) });
     }
     if (!settings.issuer) {
       return Promise.reject(new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid configuration: tokenEndpoint is required', {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { metadataResolver } from '../../../nodes/lib/connection';
 import { OAuth2Error } from '../../../nodes/lib/errors';
 import { validateCallback } from '../../../nodes/lib/oauth/callback';
 import { discoverProvider } from '../../../nodes/lib/oauth/discovery';
@@ -88,5 +89,14 @@ describe('oauth/tenant-issuer (Microsoft multi-tenant endpoints)', () => {
     assert.equal(codeOf(() => checkTenantIssuer(TEMPLATE, jwt({ iss, tid: '82229342-1101-4ab6-817b-70c0747630f3' }))), 'OAUTH2_ISSUER_MISMATCH');
     assert.equal(codeOf(() => checkTenantIssuer(TEMPLATE, jwt({ iss: 'https://login.microsoftonline.com/common/v2.0', tid: 'common' }))), 'OAUTH2_ISSUER_MISMATCH');
     assert.equal(codeOf(() => checkTenantIssuer(TEMPLATE, jwt({ iss }))), 'OAUTH2_ISSUER_MISMATCH');
+  });
+});
+
+describe('oauth/tenant-issuer with saved endpoints', () => {
+  it('a connection with typed endpoints knows the template from its issuer alone', async () => {
+    const settings = (issuer: string): Parameters<typeof metadataResolver>[0] =>
+      ({ issuer, metadata: { tokenEndpoint: 'https://login.microsoftonline.com/common/oauth2/v2.0/token' } }) as Parameters<typeof metadataResolver>[0];
+    assert.equal((await metadataResolver(settings('https://login.microsoftonline.com/common/v2.0'), 1000)()).issuerTemplate, TEMPLATE);
+    assert.equal((await metadataResolver(settings(`https://login.microsoftonline.com/${TENANT}/v2.0`), 1000)()).issuerTemplate, undefined);
   });
 });
