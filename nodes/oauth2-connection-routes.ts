@@ -15,6 +15,7 @@ import { LoginFailure, LoginService, type DeviceLoginView } from './lib/login/lo
 import { BoundedMemorySessionStore } from './lib/login/session-store';
 import { discoverProvider, discoveryFailureForCaller } from './lib/oauth/discovery';
 
+import type { RevocationResult } from './lib/oauth/revocation';
 import type { TokenEndpointClient } from './lib/oauth/token-endpoint';
 import type { StoredTokens } from './lib/tokens/token-store';
 import type { ProviderMetadata, TokenSet } from './lib/types';
@@ -326,7 +327,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     const connection = liveConnection(id);
     const stored = await deps.store.get(id);
     const revocation = revokerFor(id, connection, stored, req.body);
-    let result = { refreshTokenRevoked: false, accessTokenRevoked: false };
+    let result: RevocationResult = { refreshTokenRevoked: false, accessTokenRevoked: false };
     try {
       if (connection) {
         result = await connection.logout(revocation?.revoker ?? null);
@@ -338,6 +339,8 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
       revocation?.close();
     }
     deps.mirrorToCredentials(id, undefined);
+    // Tokens the provider would not revoke may still work there: said in the log as in the dialog.
+    if (result.failure) RED.log.warn(deps.translate('logout.revocationRefusedLog', { id, detail: result.failure }));
     res.json(result);
   }));
 }

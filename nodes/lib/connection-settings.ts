@@ -1,7 +1,8 @@
 import { OAuth2Error } from './errors';
 import { RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS } from './oauth/reserved-params';
 import { isLoopbackHost } from './url-policy';
-import type { ClientAuthMethod, ClientSettings, CredentialTarget, GrantType, ProviderMetadata } from './types';
+import { REVOCATION_STYLES } from './oauth/revocation';
+import type { ClientAuthMethod, ClientSettings, CredentialTarget, GrantType, ProviderMetadata, RevocationStyle } from './types';
 
 /** The connection node's configuration as the editor saves it (flows.json). Strings unless noted. */
 export interface ConnectionConfig {
@@ -10,6 +11,7 @@ export interface ConnectionConfig {
   authorizationEndpoint?: string;
   tokenEndpoint?: string;
   revocationEndpoint?: string;
+  revocationStyle?: string;
   deviceAuthorizationEndpoint?: string;
   issParameterSupported?: boolean | string;
   clientId?: string;
@@ -155,6 +157,9 @@ export function parseConnectionConfig(
     }
   }
 
+  const revocationStyle = (config.revocationStyle || 'rfc7009') as RevocationStyle;
+  if (!REVOCATION_STYLES.includes(revocationStyle)) throw invalid('revocationStyle', 'invalidValue', String(config.revocationStyle));
+
   const secret = clientSecret && clientSecret.length ? clientSecret : undefined;
   if (authMethod !== 'none' && !secret && grant === 'client_credentials' && options.secretRequired !== false) {
     throw invalid('clientSecret', 'required');
@@ -168,6 +173,7 @@ export function parseConnectionConfig(
       authorizationEndpoint,
       tokenEndpoint,
       revocationEndpoint: optionalEndpoint(config.revocationEndpoint, 'revocationEndpoint'),
+      revocationStyle,
       deviceAuthorizationEndpoint,
       authorizationResponseIssParameterSupported:
         config.issParameterSupported === true || config.issParameterSupported === 'true',

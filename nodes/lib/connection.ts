@@ -7,6 +7,7 @@ import { OAuth2Error } from './errors';
 import { discoverProvider } from './oauth/discovery';
 import { acceptedDocumentIssuer } from './oauth/tenant-issuer';
 import { createTokenEndpointClient } from './oauth/simple-oauth2-client';
+import type { RevocationResult } from './oauth/revocation';
 import type { DevicePollPending, TokenEndpointClient } from './oauth/token-endpoint';
 import { TokenManager, type ConnectionState } from './tokens/token-manager';
 import type { RenewalCoordination, StoredTokens, TokenStore } from './tokens/token-store';
@@ -43,7 +44,9 @@ export function metadataResolver(settings: ConnectionSettings, timeoutMs: number
       }));
     }
     if (!pending) {
-      pending = discoverProvider(settings.issuer, { timeoutMs });
+      // What discovery cannot tell (how revocation wants its tokens) stays as configured.
+      const style = settings.metadata.revocationStyle;
+      pending = discoverProvider(settings.issuer, { timeoutMs }).then((md) => (style && style !== 'rfc7009' ? { ...md, revocationStyle: style } : md));
       pending.catch(() => {
         pending = undefined;
       });
@@ -175,7 +178,7 @@ export class Connection extends EventEmitter implements Authorizer {
    */
   async logout(
     revoker: Pick<TokenEndpointClient, 'revoke'> | null = this.client,
-  ): Promise<{ refreshTokenRevoked: boolean; accessTokenRevoked: boolean }> {
+  ): Promise<RevocationResult> {
     const stored = await this.store.get(this.id);
     const result = stored && revoker ? await revoker.revoke(stored.tokens) : { refreshTokenRevoked: false, accessTokenRevoked: false };
     await this.manager.clear();

@@ -5,11 +5,15 @@ export type GrantType = 'authorization_code' | 'client_credentials' | 'device_co
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'none';
 
 /** Authorization server metadata we use (RFC 8414 names, camel-cased). */
+export type RevocationStyle = 'rfc7009' | 'json' | 'bearer' | 'delete';
+
 export interface ProviderMetadata {
   issuer?: string;
   authorizationEndpoint?: string;
   tokenEndpoint: string;
   revocationEndpoint?: string;
+  /** How the revocation endpoint wants tokens (oauth/revocation.ts); default RFC 7009. */
+  revocationStyle?: RevocationStyle;
   deviceAuthorizationEndpoint?: string;
   userinfoEndpoint?: string;
   /**

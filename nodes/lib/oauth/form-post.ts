@@ -52,14 +52,26 @@ function parseJson(text: unknown): unknown {
 }
 
 export async function postForm(url: string, form: URLSearchParams, client: ClientSettings, transport: TransportOptions): Promise<FormPostResult> {
-  const headers: Record<string, string> = {
-    'content-type': 'application/x-www-form-urlencoded',
-    accept: 'application/json',
-  };
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
   applyClientAuth(client, form, headers);
+  return sendToEndpoint(url, { method: 'POST', headers, body: form.toString() }, transport);
+}
+
+/**
+ * One request to an OAuth endpoint, any method and body (revocation styles beyond RFC 7009 use JSON bodies,
+ * DELETE, or the token as bearer). The caller sets the authentication headers.
+ */
+export async function sendToEndpoint(
+  url: string,
+  request: { method: 'POST' | 'DELETE'; headers: Record<string, string>; body?: string },
+  transport: TransportOptions,
+): Promise<FormPostResult> {
   try {
-    const response = await axios.post<string>(url, form.toString(), {
-      headers,
+    const response = await axios.request<string>({
+      url,
+      method: request.method,
+      data: request.body,
+      headers: { accept: 'application/json', ...request.headers },
       timeout: transport.timeoutMs,
       httpAgent: transport.httpAgent ?? sharedAgents().http,
       httpsAgent: transport.httpsAgent ?? sharedAgents().https,

@@ -245,7 +245,7 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
     },
 
     async revoke(tokens) {
-      return revokeTokens({ endpoint: metadata.revocationEndpoint, tokens, client, transport });
+      return revokeTokens({ endpoint: metadata.revocationEndpoint, style: metadata.revocationStyle, tokens, client, transport });
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { TokenSet } from '../types';
+import type { RevocationResult } from './revocation';
 
 /** RFC 8628 device authorization response, normalised. */
 export interface DeviceAuthorization {
@@ -30,5 +31,5 @@ export interface TokenEndpointClient {
   /** Resolves tokens, or a pending status; throws OAUTH2_DEVICE_CODE_EXPIRED / OAUTH2_ACCESS_DENIED. */
   pollDeviceToken(deviceCode: string): Promise<TokenSet | DevicePollPending>;
   /** RFC 7009: refresh token first (that ends the grant), then the access token. Best effort; never throws. */
-  revoke(tokens: TokenSet): Promise<{ refreshTokenRevoked: boolean; accessTokenRevoked: boolean }>;
+  revoke(tokens: TokenSet): Promise<RevocationResult>;
 }
