@@ -1,5 +1,6 @@
 import { isOAuth2Error, type OAuth2Error } from './lib/errors';
 import { createAgents } from './lib/http/agents';
+import { proxySettingsFromEnv } from './lib/http/proxy';
 import { collectPages } from './lib/http/pagination';
 import { sendAuthorised, type AuthorisedRequest, type AuthorisedResponse, type SendDeps } from './lib/http/request';
 import { httpStatusError } from './lib/http/status';
@@ -40,7 +41,8 @@ export = function register(RED: NodeAPI): void {
       if (tlsNode && typeof tlsNode.addTLSOptions === 'function') {
         const tls: Record<string, unknown> = {};
         tlsNode.addTLSOptions(tls);
-        ownAgents = createAgents({ tls: tls as Parameters<typeof createAgents>[0]['tls'] });
+        // The connection's proxy still applies: one transport, whatever the TLS settings.
+        ownAgents = createAgents({ tls: tls as Parameters<typeof createAgents>[0]['tls'], proxy: connectionNode?.connection?.settings.proxy ?? proxySettingsFromEnv() });
       }
     }
 

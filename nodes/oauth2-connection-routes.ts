@@ -13,6 +13,8 @@ import {
 import { OAuth2Error, isOAuth2Error, translateError, type ErrorParams } from './lib/errors';
 import { LoginFailure, LoginService, type DeviceLoginView } from './lib/login/login-service';
 import { BoundedMemorySessionStore } from './lib/login/session-store';
+import { agentFetch } from './lib/http/agent-fetch';
+import { sharedAgents } from './lib/http/agents';
 import { discoverProvider, discoveryFailureForCaller } from './lib/oauth/discovery';
 
 import type { RevocationResult } from './lib/oauth/revocation';
@@ -24,6 +26,7 @@ import type { ConnectionNode } from './node-red/connection-node';
 import type { RuntimeTokenStore } from './node-red/token-stores';
 import { renderCallbackPage } from './oauth2-connection-callback-page';
 import { refuseCrossSite } from './node-red/admin-origin-guard';
+import { proxyOf } from './node-red/proxy-node';
 
 export interface RouteDeps {
   store: RuntimeTokenStore;
@@ -122,6 +125,13 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
    * deployed secret was not reused for that reason.
    */
   function settingsFromBody(id: string, body: unknown): { settings: ConnectionSettings; withheld: boolean } {
+    const chosen = secretFor(id, body);
+    // The dialog's proxy node, as the deployed connection's: the login goes out the way its calls will.
+    const config = (body as { config: ConnectionConfig }).config;
+    return { ...chosen, settings: { ...chosen.settings, proxy: proxyOf(RED, config.proxy) } };
+  }
+
+  function secretFor(id: string, body: unknown): { settings: ConnectionSettings; withheld: boolean } {
     const b = (body && typeof body === 'object' ? body : {}) as { config?: unknown; clientSecret?: unknown };
     if (!b.config || typeof b.config !== 'object' || Array.isArray(b.config)) {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: config', { params: { field: 'config', reason: 'required' } });
@@ -206,14 +216,15 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
       fn(req, res).catch((err: unknown) => sendError(res, err));
     };
 
-  RED.httpAdmin.post('/oauth2-connection/discover', read, handle(async (req, res) => {
-    const issuer = (req.body as { issuer?: unknown } | undefined)?.issuer;
+  // The server fetches a URL the caller names: only a user who may change connections may ask.
+  RED.httpAdmin.post('/oauth2-connection/discover', write, handle(async (req, res) => {
+    const { issuer, proxy } = (req.body as { issuer?: unknown; proxy?: unknown } | undefined) ?? {};
     if (typeof issuer !== 'string' || !issuer.trim()) {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: issuer', { params: { field: 'issuer', reason: 'required' } });
     }
     let md: ProviderMetadata;
     try {
-      md = await discoverProvider(issuer.trim(), { timeoutMs: 15_000 });
+      md = await discoverProvider(issuer.trim(), { timeoutMs: 15_000, fetchImpl: agentFetch(sharedAgents(proxyOf(RED, proxy))) });
     } catch (err) {
       // A reader may probe with any issuer: what the network answered goes to the log, the caller gets one error.
       const shown = discoveryFailureForCaller(issuer.trim(), err);

@@ -13,6 +13,7 @@ import { storeBackend } from './node-red/store-backend';
 import { tokenStoreSelector, type AttachedTokenStore, type RuntimeTokenStore } from './node-red/token-stores';
 import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
 import { safeSetting } from './node-red/instance-secret';
+import { proxyOf } from './node-red/proxy-node';
 
 /** Token-store failure reasons with a text of their own in the catalog (reason.<name>). */
 const STORE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'lockBusy', 'lockLost', 'superseded', 'undecryptable']);
@@ -137,7 +138,7 @@ export = function register(RED: NodeAPI): void {
     try {
       connection = new Connection({
         id: node.id,
-        settings: parseConnectionConfig(def, node.credentials?.clientSecret, { secretRequired: false }),
+        settings: { ...parseConnectionConfig(def, node.credentials?.clientSecret, { secretRequired: false }), proxy: proxyOf(RED, def.proxy) },
         store: attached.store,
         coordination: attached.coordination,
       });

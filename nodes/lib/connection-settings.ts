@@ -1,5 +1,6 @@
 import { OAuth2Error } from './errors';
 import { RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS } from './oauth/reserved-params';
+import type { ProxySettings } from './http/proxy';
 import { isLoopbackHost } from './url-policy';
 import { REVOCATION_STYLES } from './oauth/revocation';
 import type { ClientAuthMethod, ClientSettings, CredentialTarget, GrantType, ProviderMetadata, RevocationStyle } from './types';
@@ -25,6 +26,8 @@ export interface ConnectionConfig {
   expiredStatuses?: string;
   refreshSkewSec?: number | string;
   redirectUri?: string;
+  /** Id of a Node-RED `http proxy` config node; the adapter resolves it into ConnectionSettings.proxy. */
+  proxy?: string;
 }
 
 /** Validated settings the engine works with. */
@@ -39,6 +42,11 @@ export interface ConnectionSettings {
   expiredStatuses: number[];
   refreshSkewMs: number;
   redirectUri?: string;
+  /**
+   * The outbound proxy of every call of the connection (http/proxy.ts): the adapter fills it from the node's
+   * `http proxy` config node; undefined means the environment's.
+   */
+  proxy?: ProxySettings;
 }
 
 const GRANTS: readonly GrantType[] = ['authorization_code', 'client_credentials', 'device_code'];

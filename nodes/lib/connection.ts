@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Authorizer } from './http/authorizer';
 import { OriginAllowlist, parseOriginList } from './http/origin';
-import { createAgents } from './http/agents';
+import { agentFetch } from './http/agent-fetch';
+import { createAgents, sharedAgents, type AgentPair } from './http/agents';
+import { proxySettingsFromEnv } from './http/proxy';
 import { credentialTarget, type ConnectionSettings } from './connection-settings';
 import { OAuth2Error } from './errors';
 import { discoverProvider } from './oauth/discovery';
@@ -30,7 +32,7 @@ export interface ConnectionOptions {
  * Resolves the provider's metadata once: from the configured endpoints, else by discovery. A failed discovery
  * is forgotten so the next call tries again (the provider may be down at start).
  */
-export function metadataResolver(settings: ConnectionSettings, timeoutMs: number): () => Promise<ProviderMetadata> {
+export function metadataResolver(settings: ConnectionSettings, timeoutMs: number, agents?: Pick<AgentPair, 'http' | 'https'>): () => Promise<ProviderMetadata> {
   let pending: Promise<ProviderMetadata> | undefined;
   return () => {
     if (settings.metadata.tokenEndpoint) {
@@ -46,7 +48,9 @@ export function metadataResolver(settings: ConnectionSettings, timeoutMs: number
     if (!pending) {
       // What discovery cannot tell (how revocation wants its tokens) stays as configured.
       const style = settings.metadata.revocationStyle;
-      pending = discoverProvider(settings.issuer, { timeoutMs }).then((md) => (style && style !== 'rfc7009' ? { ...md, revocationStyle: style } : md));
+      // Through the connection's agents (its proxy and TLS), as every other call it makes.
+      const fetchImpl = agentFetch(agents ?? sharedAgents(settings.proxy));
+      pending = discoverProvider(settings.issuer, { timeoutMs, fetchImpl }).then((md) => (style && style !== 'rfc7009' ? { ...md, revocationStyle: style } : md));
       pending.catch(() => {
         pending = undefined;
       });
@@ -116,8 +120,8 @@ export class Connection extends EventEmitter implements Authorizer {
     this.store = options.store;
     const timeoutMs = options.timeoutMs ?? 30_000;
     this.allowlist = new OriginAllowlist(options.settings.apiBaseUrl, parseOriginList(options.settings.allowedOrigins.join(' ')));
-    this.agents = createAgents({ tls: options.tls });
-    this.metadata = metadataResolver(options.settings, timeoutMs);
+    this.agents = createAgents({ tls: options.tls, proxy: options.settings.proxy ?? proxySettingsFromEnv() });
+    this.metadata = metadataResolver(options.settings, timeoutMs, this.agents);
     this.client = lazyTokenEndpointClient(options.settings, this.metadata, timeoutMs, this.agents);
     this.manager = new TokenManager({
       connectionId: options.id,

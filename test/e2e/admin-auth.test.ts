@@ -57,7 +57,7 @@ describe('e2e: admin routes under adminAuth and httpAdminRoot /admin', function 
   }
 
   const routes: Route[] = [
-    { name: 'POST discover', method: 'POST', path: () => 'oauth2-connection/discover', body: () => ({ issuer: auth.issuer }), write: false },
+    { name: 'POST discover', method: 'POST', path: () => 'oauth2-connection/discover', body: () => ({ issuer: auth.issuer }), write: true },
     { name: 'GET status', method: 'GET', path: () => 'oauth2-connection/conn1/status', write: false },
     {
       name: 'POST login',

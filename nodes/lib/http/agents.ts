@@ -1,5 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { openTunnel, proxyFor, proxySettingsFromEnv, type ProxySettings } from './proxy';
 
 /**
  * TLS options as Node-RED's tls-config node fills them (`addTLSOptions`), so the adapter can pass them through.
@@ -19,6 +22,8 @@ export interface AgentOptions {
   maxSockets?: number;
   /** Idle sockets kept per origin. */
   maxFreeSockets?: number;
+  /** Outbound proxy (proxy.ts): targets it applies to are reached through a CONNECT tunnel. */
+  proxy?: ProxySettings;
 }
 
 export interface AgentPair {
@@ -41,30 +46,89 @@ function withoutCredentials<T extends object>(options: T): Omit<T, 'headers' | '
 }
 
 type AddRequest = (req: http.ClientRequest, options: http.RequestOptions) => void;
+type ConnectionCallback = (err: Error | null, stream: Duplex) => void;
+type ConnectionOptions = http.ClientRequestArgs & tls.ConnectionOptions;
+type CreateConnection = (options: ConnectionOptions, callback?: ConnectionCallback) => Duplex | null | undefined;
+
+/**
+ * Opens a socket to the target, through the proxy when one applies (a CONNECT tunnel, then TLS inside it for
+ * https), else as Node's agent does. Node's agent accepts a socket handed to the callback later.
+ */
+function connectVia(
+  proxy: ProxySettings | undefined,
+  protocol: 'http:' | 'https:',
+  direct: CreateConnection,
+  options: ConnectionOptions,
+  callback: ConnectionCallback | undefined,
+): Duplex | null | undefined {
+  const host = String(options.host ?? options.hostname ?? 'localhost');
+  const port = Number(options.port) || (protocol === 'https:' ? 443 : 80);
+  const via = proxyFor({ protocol, hostname: host, port }, proxy);
+  if (!via || !proxy || !callback) return direct(options, callback);
+  openTunnel(via, host, port, proxy, { timeoutMs: options.timeout }, (err, socket) => {
+    // Node's agent reads only the error when there is one.
+    if (err || !socket) return callback(err ?? new Error('no tunnel'), undefined as unknown as Duplex);
+    if (protocol === 'http:') return callback(null, socket);
+    callback(null, tls.connect({ ...options, socket }));
+  });
+  return undefined;
+}
 
 /** An agent whose sockets are opened from options free of credentials (see withoutCredentials). */
 class QuietHttpAgent extends http.Agent {
+  constructor(
+    options: http.AgentOptions,
+    private readonly proxy?: ProxySettings,
+  ) {
+    super(options);
+  }
+
   addRequest(req: http.ClientRequest, options: http.RequestOptions): void {
     // addRequest is Node's (lib/_http_agent.js) but not in its type declarations.
     (http.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest.call(this, req, withoutCredentials(options));
   }
-}
 
-class QuietHttpsAgent extends https.Agent {
-  addRequest(req: http.ClientRequest, options: https.RequestOptions): void {
-    (https.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest.call(this, req, withoutCredentials(options));
+  override createConnection(options: ConnectionOptions, callback?: ConnectionCallback): Duplex | null | undefined {
+    // createConnection is Node's too; without a proxy it stays exactly Node's.
+    const direct = (http.Agent.prototype as unknown as { createConnection: CreateConnection }).createConnection.bind(this);
+    return connectVia(this.proxy, 'http:', direct, options, callback);
   }
 }
 
-let shared: AgentPair | undefined;
+class QuietHttpsAgent extends https.Agent {
+  constructor(
+    options: https.AgentOptions,
+    private readonly proxy?: ProxySettings,
+  ) {
+    super(options);
+  }
+
+  addRequest(req: http.ClientRequest, options: https.RequestOptions): void {
+    (https.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest.call(this, req, withoutCredentials(options));
+  }
+
+  override createConnection(options: ConnectionOptions, callback?: ConnectionCallback): Duplex | null | undefined {
+    const direct = (https.Agent.prototype as unknown as { createConnection: CreateConnection }).createConnection.bind(this);
+    return connectVia(this.proxy, 'https:', direct, options, callback);
+  }
+}
+
+const shared = new Map<string, AgentPair>();
 
 /**
  * The agents for requests that belong to no deployed connection (a login, logout or device start from the
  * editor's dialog): keep-alive like Node's global agents, and as quiet about credentials as every other.
  */
-export function sharedAgents(): AgentPair {
-  shared ??= createAgents({});
-  return shared;
+export function sharedAgents(proxy?: ProxySettings): AgentPair {
+  // One pair per proxy: a dialog naming an `http proxy` node gets that proxy; none, the environment's.
+  const effective = proxy ?? proxySettingsFromEnv();
+  const key = effective ? JSON.stringify([effective.httpsProxy, effective.httpProxy, effective.noProxy, effective.username, effective.password]) : '';
+  let pair = shared.get(key);
+  if (!pair) {
+    pair = createAgents({ proxy: effective });
+    shared.set(key, pair);
+  }
+  return pair;
 }
 
 /** One keep-alive agent pair per connection: requests through the same connection reuse sockets. */
@@ -87,8 +151,8 @@ export function createAgents(options: AgentOptions): AgentPair {
   // ALPN is deliberately not passed: the pipeline speaks HTTP/1.1 only, and offering h2 could make a server
   // pick a protocol we cannot speak.
 
-  const httpAgent = new QuietHttpAgent(common);
-  const httpsAgent = new QuietHttpsAgent({ ...common, ...tlsOptions });
+  const httpAgent = new QuietHttpAgent(common, options.proxy);
+  const httpsAgent = new QuietHttpsAgent({ ...common, ...tlsOptions }, options.proxy);
   return {
     http: httpAgent,
     https: httpsAgent,

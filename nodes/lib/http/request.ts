@@ -305,6 +305,9 @@ async function sendOnce(
       decompress: true,
       httpAgent: agents.http,
       httpsAgent: agents.https,
+      // The agents decide about proxies (a CONNECT tunnel, proxy.ts): axios' own would send the request,
+      // bearer token included, to the proxy in the clear.
+      proxy: false,
       signal: controller.signal,
       // Bodies are already Buffers; no JSON guessing, no trimming.
       transformRequest: [(data: unknown) => data],

@@ -5,6 +5,7 @@ import { buildAuthorizeUrl } from '../oauth/authorize-url';
 import { validateCallback } from '../oauth/callback';
 import { checkTenantIssuer } from '../oauth/tenant-issuer';
 import { createPkcePair, randomToken } from '../oauth/pkce';
+import { sharedAgents } from '../http/agents';
 import { createTokenEndpointClient } from '../oauth/simple-oauth2-client';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
 import type { ProviderMetadata, TokenSet } from '../types';
@@ -75,7 +76,11 @@ export class LoginService {
     this.pending = new ExpiringMap({ now: this.now });
     this.createClient =
       options.createClient ??
-      ((settings, metadata) => createTokenEndpointClient({ metadata, client: settings.client, timeoutMs: this.timeoutMs }));
+      ((settings, metadata) => {
+        // The dialog's login goes out as the connection's calls do: through its proxy (or the environment's).
+        const agents = sharedAgents(settings.proxy);
+        return createTokenEndpointClient({ metadata, client: settings.client, timeoutMs: this.timeoutMs, httpAgent: agents.http, httpsAgent: agents.https });
+      });
   }
 
   /** Starts an authorization-code login; returns the provider URL the editor opens in a popup. */
