@@ -88,6 +88,12 @@
         },
 
         /**
+         * How long the connection dialog waits for the login popup before it says what to check (a provider
+         * error page never comes back). A page may lower it (the browser tests do).
+         */
+        loginHintMs: 45000,
+
+        /**
          * The parameters the connection's extra-parameter lists may not set, as the engine has them
          * (nodes/lib/oauth/reserved-params.ts); test/unit/editor-params.test.ts pins these lists to the engine's.
          */

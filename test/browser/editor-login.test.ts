@@ -320,6 +320,34 @@ describe('browser: the editor login journey (chromium)', function () {
     await closeConnectionDialog(page);
   });
 
+  it('a redirect URI the provider does not know: the provider shows its error page, and the dialog says what to check instead of waiting', async () => {
+    await step(session, 'unknown-redirect', async () => {
+      await openConnectionDialog();
+      await openClientTab();
+      const unknown = `${runtime.adminUrl.replace(/\/$/, '')}/not-registered/callback`;
+      await page.fill('#node-config-input-redirectUri', unknown);
+      // The wait before the hint, shortened for the test (45 s in use).
+      await page.evaluate(() => {
+        (window as unknown as { HttpOAuth2Editor: { loginHintMs: number } }).HttpOAuth2Editor.loginHintMs = 1500;
+      });
+      const popup = await pressLogIn();
+      // oidc-provider refuses the authorization request with its own error page; nothing comes back.
+      await popup.waitForLoadState('domcontentloaded');
+      await popup.waitForFunction(() => /redirect_uri/i.test(document.body?.innerText ?? ''), undefined, { timeout: 15_000 });
+      const hint = page.locator('.red-ui-tray', { hasText: 'No answer from the login window yet' });
+      await hint.waitFor({ timeout: 15_000 });
+      const text = await trayText(page);
+      assert.ok(text.includes(unknown), text);
+      assert.ok(text.includes(auth.clients.web.clientId), text);
+      await session.shot('connection-unknown-redirect');
+      await popup.close();
+      await page.evaluate(() => {
+        (window as unknown as { HttpOAuth2Editor: { loginHintMs: number } }).HttpOAuth2Editor.loginHintMs = 45000;
+      });
+    });
+    await closeConnectionDialog(page);
+  });
+
   it('the connection opened from the flow (double-click the request node, then the pencil): Discover fills the endpoints from the provider', async () => {
     const discovery = (await (await fetch(`${auth.issuer}/.well-known/openid-configuration`)).json()) as Record<string, string>;
     await step(session, 'discover', async () => {
