@@ -90,7 +90,7 @@ describe('token manager: refusals and lost refresh answers (real provider)', fun
       client: createTokenEndpointClient({ metadata: { ...metadata, tokenEndpoint: o.tokenEndpoint }, client: o.client ?? web, timeoutMs: TIMEOUT_MS }),
       store: await openFileTokenStore({ filePath: path.join(dir, 'tokens.db'), secret: 'a-secret-for-the-fault-tests-0123' }),
       skewMs: 0,
-      retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 100 },
+      retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100 },
       random: () => 0.5,
       lostAnswerPauseMs: PAUSE_MS,
       sleep: async (ms) => {
