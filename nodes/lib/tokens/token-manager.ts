@@ -670,8 +670,7 @@ export class TokenManager extends EventEmitter {
       }
       return this.adopt(issued, generation, write, lease);
     }
-    if (lastError) throw this.pausedByServer(lastError);
-    throw closedError();
+    throw lastError ?? closedError();
   }
 
   /**
@@ -977,8 +976,9 @@ export class TokenManager extends EventEmitter {
   }
 
   /**
-   * A renewal ends on an outage: when the token endpoint said how long to leave it alone (Retry-After), renewals
-   * fail at once with `error` until then (capped like a refusal's pause), so callers do not hammer it.
+   * A renewal ends early because the token endpoint asked for a longer pause (Retry-After) than a renewal waits:
+   * renewals fail at once with `error` until it ends (capped like a refusal's pause), so callers do not hammer it.
+   * Shorter pauses were waited within the renewal; after its last attempt the next caller may try again.
    */
   private pausedByServer(error: OAuth2Error): OAuth2Error {
     const retryAfterMs = error.params.retryAfterMs;
