@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Connection } from '../../../nodes/lib/connection';
 import { parseConnectionConfig } from '../../../nodes/lib/connection-settings';
-import { isOAuth2Error, translateError, type ErrorParams, type OAuth2Error } from '../../../nodes/lib/errors';
+import { translateError, type OAuth2Error } from '../../../nodes/lib/errors';
 import { sendAuthorised } from '../../../nodes/lib/http/request';
 import { discoverProvider } from '../../../nodes/lib/oauth/discovery';
 import { createTokenEndpointClient } from '../../../nodes/lib/oauth/simple-oauth2-client';
@@ -22,38 +22,16 @@ import type { ClientSettings, ProviderMetadata } from '../../../nodes/lib/types'
 import { startAuthServer, type AuthServer } from '../../support/auth-server';
 import { startFaultProxy, type FaultProxy } from '../../support/fault-proxy';
 import { baseRequest, startServer, type TestServer } from '../http/support';
-import { clientSettings } from './helpers';
+import { clientSettings, connectionCatalog, oauthRejection } from './helpers';
 
 const LANGS = ['en-US', 'de', 'ja'] as const;
 const isTokenPost = (r: { method: string; path: string }): boolean => r.method === 'POST' && r.path === '/token';
-
-async function rejection(promise: Promise<unknown>): Promise<OAuth2Error> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isOAuth2Error(err), `expected an OAuth2Error, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
-
-/** Node-RED's `_` over one language's connection catalog (i18next's __name__ interpolation). */
-async function catalog(lang: string): Promise<(key: string, params?: ErrorParams) => string> {
-  const file = path.resolve(__dirname, '..', '..', '..', 'locales', lang, 'oauth2-connection.json');
-  const root = (JSON.parse(await fsp.readFile(file, 'utf8')) as Record<string, unknown>)['oauth2-connection'];
-  return (key, params) => {
-    let node: unknown = root;
-    for (const part of key.split('.')) node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[part] : undefined;
-    if (typeof node !== 'string') return key;
-    return node.replace(/__([A-Za-z0-9]+)__/g, (whole, name: string) => (params?.[name] !== undefined ? String(params[name]) : whole));
-  };
-}
 
 /** The error as each language says it: translated (not the English fallback), filled, and matching `words`. */
 async function assertTranslated(err: OAuth2Error, words: RegExp, hint?: RegExp): Promise<Record<string, string>> {
   const texts: Record<string, string> = {};
   for (const lang of LANGS) {
-    const text = translateError(err, await catalog(lang));
+    const text = translateError(err, await connectionCatalog(lang));
     assert.notEqual(text, err.message, `${lang}: translated`);
     assert.ok(!text.includes('__'), `${lang}: ${text}`);
     assert.match(text, words, `${lang}: ${text}`);
@@ -94,7 +72,7 @@ describe('token endpoint errors say what happened; tokens go out as Bearer (real
   });
 
   it('invalid_client from the real provider: HTTP 401, the code, its description and the client-auth hint', async () => {
-    const err = await rejection(createTokenEndpointClient({ metadata, client: service({ clientSecret: 'not-the-secret-0123' }) }).clientCredentials());
+    const err = await oauthRejection(createTokenEndpointClient({ metadata, client: service({ clientSecret: 'not-the-secret-0123' }) }).clientCredentials());
     assert.equal(err.code, 'OAUTH2_TOKEN_REQUEST_REJECTED');
     const texts = await assertTranslated(err, /invalid_client \(HTTP 401 invalid_client: "[^"]+"\)/, /client_secret_post/);
     assert.match(texts['en-US'], /^The token endpoint refused the request: invalid_client .*Check the client ID, secret and Client auth/);
@@ -103,18 +81,18 @@ describe('token endpoint errors say what happened; tokens go out as Bearer (real
 
   it('an empty 401 (no OAuth error body): the status and the client-auth hint, not a bare "not a valid token response"', async () => {
     proxy.fault({ kind: 'status', status: 401, body: '', contentType: 'text/plain' }, { match: isTokenPost });
-    const err = await rejection(viaProxy(service()).clientCredentials());
+    const err = await oauthRejection(viaProxy(service()).clientCredentials());
     assert.equal(err.code, 'OAUTH2_INVALID_TOKEN_RESPONSE');
     assert.equal(err.statusCode, 401);
     await assertTranslated(err, /HTTP 401/, /client_secret_post/);
     proxy.fault({ kind: 'status', status: 403, body: '' }, { match: isTokenPost });
-    await assertTranslated(await rejection(viaProxy(service()).clientCredentials()), /HTTP 403/, /client_secret_post/);
+    await assertTranslated(await oauthRejection(viaProxy(service()).clientCredentials()), /HTTP 403/, /client_secret_post/);
   });
 
   it("HubSpot's 400 BAD_CLIENT_ID to a login with Basic auth: a refusal naming status, code and message, with the hint", async () => {
     proxy.fault({ kind: 'status', status: 400, body: JSON.stringify({ status: 'BAD_CLIENT_ID', message: 'missing or unknown client id' }) }, { match: isTokenPost });
     const web = clientSettings({ clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret });
-    const err = await rejection(viaProxy(web).exchangeCode({ code: 'a-code', codeVerifier: 'v'.repeat(43), redirectUri: 'http://127.0.0.1:1880/cb' }));
+    const err = await oauthRejection(viaProxy(web).exchangeCode({ code: 'a-code', codeVerifier: 'v'.repeat(43), redirectUri: 'http://127.0.0.1:1880/cb' }));
     assert.equal(err.code, 'OAUTH2_TOKEN_REQUEST_REJECTED', err.message);
     assert.equal(err.oauthError, 'BAD_CLIENT_ID');
     const texts = await assertTranslated(err, /HTTP 400 BAD_CLIENT_ID: "missing or unknown client id"/, /client_secret_post/);
@@ -123,7 +101,7 @@ describe('token endpoint errors say what happened; tokens go out as Bearer (real
 
   it('a 400 that is neither a token nor an OAuth error: the status, and where to look', async () => {
     proxy.fault({ kind: 'status', status: 400, body: 'nope', contentType: 'text/plain' }, { match: isTokenPost });
-    const err = await rejection(viaProxy(service()).clientCredentials());
+    const err = await oauthRejection(viaProxy(service()).clientCredentials());
     assert.equal(err.code, 'OAUTH2_INVALID_TOKEN_RESPONSE');
     const texts = await assertTranslated(err, /HTTP 400/);
     assert.match(texts['en-US'], /Check the token URL/);
@@ -155,12 +133,12 @@ describe('token endpoint errors say what happened; tokens go out as Bearer (real
 
   it('a DPoP token: a clear, translated error when it is issued (login or client credentials), never a header', async () => {
     proxy.fault({ kind: 'body', body: JSON.stringify({ access_token: 'dpop-bound-token-0123', token_type: 'DPoP', expires_in: 3600 }) }, { match: isTokenPost });
-    const cc = await rejection(viaProxy(service()).clientCredentials());
+    const cc = await oauthRejection(viaProxy(service()).clientCredentials());
     assert.equal(cc.code, 'OAUTH2_INVALID_TOKEN_RESPONSE');
     assert.equal(cc.params.field, 'token_type');
     await assertTranslated(cc, /DPoP/, /RFC 6750/);
     const web = clientSettings({ clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret });
-    const login = await rejection(viaProxy(web).exchangeCode({ code: 'a-code', codeVerifier: 'v'.repeat(43), redirectUri: 'http://127.0.0.1:1880/cb' }));
+    const login = await oauthRejection(viaProxy(web).exchangeCode({ code: 'a-code', codeVerifier: 'v'.repeat(43), redirectUri: 'http://127.0.0.1:1880/cb' }));
     assert.equal(login.code, 'OAUTH2_INVALID_TOKEN_RESPONSE');
     assert.ok(!login.message.includes('dpop-bound-token-0123'));
   });

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isOAuth2Error, translateError, type ErrorParams, type OAuth2Error } from '../../../nodes/lib/errors';
+import { translateError, type OAuth2Error } from '../../../nodes/lib/errors';
 import { discoverProvider } from '../../../nodes/lib/oauth/discovery';
 import { createTokenEndpointClient } from '../../../nodes/lib/oauth/simple-oauth2-client';
 import { openFileTokenStore } from '../../../nodes/lib/tokens/file-token-store';
@@ -26,34 +26,12 @@ import type { ProviderMetadata, TokenSet } from '../../../nodes/lib/types';
 import { startAuthServer, type AuthServer } from '../../support/auth-server';
 import { startFaultProxy, type FaultMode, type FaultProxy } from '../../support/fault-proxy';
 import { loginTokens } from '../../support/login-tokens';
-import { clientSettings } from '../oauth/helpers';
+import { clientSettings, connectionCatalog, oauthRejection } from '../oauth/helpers';
 
 const REDIRECT_URI = 'http://127.0.0.1:1880/oauth2-connection/callback';
 const ID = 'conn-refused';
 const isTokenPost = (r: { method: string; path: string }): boolean => r.method === 'POST' && r.path === '/token';
 const LANGS = ['en-US', 'de', 'ja'] as const;
-
-async function rejection(promise: Promise<unknown>): Promise<OAuth2Error> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isOAuth2Error(err), `expected an OAuth2Error, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
-
-/** Node-RED's `_` over one language's connection catalog (i18next's __name__ interpolation). */
-async function catalog(lang: string): Promise<(key: string, params?: ErrorParams) => string> {
-  const file = path.resolve(__dirname, '..', '..', '..', 'locales', lang, 'oauth2-connection.json');
-  const root = (JSON.parse(await fsp.readFile(file, 'utf8')) as Record<string, unknown>)['oauth2-connection'];
-  return (key, params) => {
-    let node: unknown = root;
-    for (const part of key.split('.')) node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[part] : undefined;
-    if (typeof node !== 'string') return key;
-    return node.replace(/__([A-Za-z0-9]+)__/g, (whole, name: string) => (params?.[name] !== undefined ? String(params[name]) : whole));
-  };
-}
 
 const hubspot = JSON.stringify({ status: 'BAD_REFRESH_TOKEN', message: 'missing or invalid refresh token' });
 const REFUSALS: Array<{ name: string; mode: FaultMode; words: RegExp; error?: string }> = [
@@ -138,8 +116,8 @@ describe('token manager: a refused refresh in any shape is login required (real 
   async function assertNoMoreTokenCalls(m: TokenManager, tokens: TokenSet, expected: OAuth2Error): Promise<void> {
     const before = proxy.count(isTokenPost);
     for (let i = 0; i < 5; i += 1) {
-      assert.equal(await rejection(m.getAccessToken()), expected);
-      assert.equal(await rejection(m.renewAfterRejection(tokens.accessToken)), expected);
+      assert.equal(await oauthRejection(m.getAccessToken()), expected);
+      assert.equal(await oauthRejection(m.renewAfterRejection(tokens.accessToken)), expected);
     }
     assert.equal(proxy.count(isTokenPost), before, 'no token call after the refusal');
   }
@@ -149,7 +127,7 @@ describe('token manager: a refused refresh in any shape is login required (real 
       const { manager: m, tokens, states } = await loggedIn();
       proxy.fault(c.mode, { match: isTokenPost });
 
-      const err = await rejection(m.renewAfterRejection(tokens.accessToken));
+      const err = await oauthRejection(m.renewAfterRejection(tokens.accessToken));
       assert.equal(err.code, 'OAUTH2_LOGIN_REQUIRED', err.message);
       assert.equal(err.params.reason, 'refreshRefused');
       assert.equal(err.oauthError, c.error);
@@ -160,7 +138,7 @@ describe('token manager: a refused refresh in any shape is login required (real 
       assert.equal(state.kind === 'login-required' ? state.error : undefined, err, 'the state says why');
       assert.deepEqual(states.map((s) => s.kind).slice(-2), ['refreshing', 'login-required']);
       for (const lang of LANGS) {
-        const text = translateError(err, await catalog(lang));
+        const text = translateError(err, await connectionCatalog(lang));
         assert.match(text, c.words, `${lang}: ${text}`);
         assert.ok(!text.includes('__'), `${lang}: ${text}`);
         assert.notEqual(text, err.message, `${lang}: translated, not the English fallback`);
@@ -183,13 +161,13 @@ describe('token manager: a refused refresh in any shape is login required (real 
     const client = createTokenEndpointClient({ metadata, client: web(), timeoutMs: 5000 });
     assert.deepEqual(await client.revoke(tokens), { refreshTokenRevoked: true, accessTokenRevoked: true });
 
-    const err = await rejection(m.renewAfterRejection(tokens.accessToken));
+    const err = await oauthRejection(m.renewAfterRejection(tokens.accessToken));
     assert.equal(err.code, 'OAUTH2_LOGIN_REQUIRED', err.message);
     assert.equal(err.oauthError, 'invalid_grant');
     assert.equal(err.params.reason, 'refreshRefused');
     assert.match(err.message, /HTTP 400 invalid_grant: "/);
     assert.equal(proxy.count(isTokenPost), 1);
-    const de = translateError(err, await catalog('de'));
+    const de = translateError(err, await connectionCatalog('de'));
     assert.match(de, /^Anmeldung erforderlich: .*HTTP 400 invalid_grant/);
     await assertNoMoreTokenCalls(m, tokens, err);
   });
@@ -197,18 +175,18 @@ describe('token manager: a refused refresh in any shape is login required (real 
   it("a client error on a refresh (HubSpot's BAD_CLIENT_ID) is a refusal to correct, naming status, code, message and the client-auth hint", async () => {
     const { manager: m, tokens } = await loggedIn();
     proxy.fault({ kind: 'status', status: 400, body: JSON.stringify({ status: 'BAD_CLIENT_ID', message: 'missing or unknown client id' }) }, { match: isTokenPost });
-    const err = await rejection(m.renewAfterRejection(tokens.accessToken));
+    const err = await oauthRejection(m.renewAfterRejection(tokens.accessToken));
     assert.equal(err.code, 'OAUTH2_TOKEN_REQUEST_REJECTED', err.message);
     assert.equal(err.params.error, 'BAD_CLIENT_ID');
     assert.equal(m.state().kind, 'refused');
     assert.equal(proxy.count(isTokenPost), 1);
-    const en = translateError(err, await catalog('en-US'));
+    const en = translateError(err, await connectionCatalog('en-US'));
     assert.equal(
       en,
       'The token endpoint refused the request: BAD_CLIENT_ID (HTTP 400 BAD_CLIENT_ID: "missing or unknown client id"). Check the client ID, secret and Client auth (some providers need client_secret_post).',
     );
     assert.doesNotMatch(en, /not a valid token response/);
-    for (const lang of ['de', 'ja']) assert.match(translateError(err, await catalog(lang)), /client_secret_post/);
+    for (const lang of ['de', 'ja']) assert.match(translateError(err, await connectionCatalog(lang)), /client_secret_post/);
   });
 
   describe('outages stay transient, and Retry-After is honoured', () => {
@@ -234,12 +212,12 @@ describe('token manager: a refused refresh in any shape is login required (real 
     it('a Retry-After longer than a renewal waits: no retry now, and no token call before it ends', async () => {
       const { manager: m, tokens, sleeps } = await loggedIn();
       proxy.fault({ kind: 'status', status: 429, headers: { 'retry-after': '120' }, body: '{"error":"slow_down"}' }, { match: isTokenPost });
-      const err = await rejection(m.renewAfterRejection(tokens.accessToken));
+      const err = await oauthRejection(m.renewAfterRejection(tokens.accessToken));
       assert.equal(err.code, 'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE');
       assert.equal(err.params.retryAfterMs, 120_000);
       assert.deepEqual(sleeps, []);
       assert.equal(m.state().kind, 'unavailable');
-      for (let i = 0; i < 5; i += 1) assert.equal(await rejection(m.renewAfterRejection(tokens.accessToken)), err);
+      for (let i = 0; i < 5; i += 1) assert.equal(await oauthRejection(m.renewAfterRejection(tokens.accessToken)), err);
       assert.equal(proxy.count(isTokenPost), 1, 'the server asked to be left alone');
     });
 
