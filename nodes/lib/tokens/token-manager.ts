@@ -6,8 +6,12 @@
  * - Invariant 7: proactive renewal within `skewMs` of expiry (a caller holding a still-valid token is not
  *   delayed: renewal then runs in the background), and reactive renewal, once per rejected token.
  * - Invariant 8: renewed tokens are written to the store before the renewal resolves to anyone.
- * - Invariant 9: invalid_grant (OAUTH2_LOGIN_REQUIRED from the client) stops all token-endpoint calls until
- *   `setTokens` brings a new login.
+ * - Invariant 9: a refused refresh (OAUTH2_LOGIN_REQUIRED from the client: invalid_grant, or any other refusal
+ *   of a refresh, whatever its shape) stops all token-endpoint calls until `setTokens` brings a new login; the
+ *   state and every caller get the provider's own words (status, error, description) when it gave any.
+ * - Outages (429, 5xx, network) are retried within a renewal with retry.ts's backoff, waiting what the token
+ *   endpoint's Retry-After asks up to `retry.maxRetryAfterMs`; a longer Retry-After ends the renewal and no
+ *   renewal calls the endpoint before it has passed (capped at the refusal backoff's maximum).
  * - Stored tokens issued to another target than the connection's (`target`: other issuer, endpoints, client or
  *   client authentication) are never sent anywhere from here: not used, refreshed or marked. Authorization code
  *   and device code are "login required" (a deploy changed the provider since the login, or a login made with
@@ -670,7 +674,9 @@ export class TokenManager extends EventEmitter {
       }
       return this.adopt(issued, generation, write, lease);
     }
-    throw lastError ?? closedError();
+    if (!lastError) throw closedError();
+    // The last attempt's answer asked for a longer pause than a renewal waits: the next callers wait for it too.
+    throw this.retryDelay(1, lastError) === undefined ? this.pausedByServer(lastError) : lastError;
   }
 
   /**
