@@ -136,7 +136,7 @@ export function mapRefusal(status: number, body: unknown, ctx: EndpointContext):
   const answer = describeAnswer(status, error);
   const hint = hintFor(status, error.code);
   const params = { host: ctx.host, status, error: error.code, description: error.description, answer, hint };
-  const hintText = hint === 'clientAuth' ? ': check the client id, secret and Client auth (some providers need client_secret_post)' : '';
+  const hintText = hint === 'clientAuth' ? ': check the client id, secret and client auth method (Client auth: some providers need client_secret_post)' : '';
   if ((ctx.refresh && !isClientError(error.code)) || error.code === 'invalid_grant') {
     // The refresh token (or the code) is dead or refused: only a new login helps.
     const what = ctx.refresh ? 'refresh' : 'grant';

@@ -75,7 +75,7 @@ describe('token endpoint errors say what happened; tokens go out as Bearer (real
     const err = await oauthRejection(createTokenEndpointClient({ metadata, client: service({ clientSecret: 'not-the-secret-0123' }) }).clientCredentials());
     assert.equal(err.code, 'OAUTH2_TOKEN_REQUEST_REJECTED');
     const texts = await assertTranslated(err, /invalid_client \(HTTP 401 invalid_client: "[^"]+"\)/, /client_secret_post/);
-    assert.match(texts['en-US'], /^The token endpoint refused the request: invalid_client .*Check the client ID, secret and Client auth/);
+    assert.match(texts['en-US'], /^The token endpoint refused the request: invalid_client .*: check the client id, secret and client auth method/);
     for (const text of Object.values(texts)) assert.ok(!text.includes('not-the-secret-0123'));
   });
 

@@ -183,7 +183,7 @@ describe('token manager: a refused refresh in any shape is login required (real 
     const en = translateError(err, await connectionCatalog('en-US'));
     assert.equal(
       en,
-      'The token endpoint refused the request: BAD_CLIENT_ID (HTTP 400 BAD_CLIENT_ID: "missing or unknown client id"). Check the client ID, secret and Client auth (some providers need client_secret_post).',
+      'The token endpoint refused the request: BAD_CLIENT_ID (HTTP 400 BAD_CLIENT_ID: "missing or unknown client id"): check the client id, secret and client auth method (Client auth: some providers need client_secret_post).',
     );
     assert.doesNotMatch(en, /not a valid token response/);
     for (const lang of ['de', 'ja']) assert.match(translateError(err, await connectionCatalog(lang)), /client_secret_post/);
