@@ -85,6 +85,23 @@ describe('connection status: a refused client, a lost refresh answer and a refus
     fs.rmSync(userDir, { recursive: true, force: true });
   });
 
+  /**
+   * A request lane on a connection whose token endpoint is behind the fault proxy, with Node-RED's credential
+   * copy of a real login whose access token already expired: the first request refreshes.
+   */
+  async function loadWithExpiredLogin(): Promise<FaultProxy> {
+    const metadata = await discoverProvider(auth.issuer, { timeoutMs: 5000 });
+    const web = clientSettings({ clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret, scopes: ['openid', 'email'] });
+    const tokens = await loginTokens(metadata, web, REDIRECT_URI);
+    const stored: StoredTokens = { tokens: { ...tokens, expiresAt: Date.now() - 1000 }, updatedAt: Date.now() };
+    proxy = await startFaultProxy(auth.issuer);
+    const conn = connectionDef(auth, { clientId: web.clientId, clientSecret: web.clientSecret, apiBaseUrl: api.url, redirectUri: REDIRECT_URI });
+    conn.node.tokenEndpoint = `${proxy.url}/token`;
+    conn.credentials.conn1.tokens = JSON.stringify(stored);
+    await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/records' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
+    return proxy;
+  }
+
   it('a client-credentials secret refused: red status with the refusal, fail fast without token calls, green after a deploy with the right secret', async () => {
     const lane = [requestNode('req', { url: '/records' }), helperNode(), ...catchNodes(['req'])];
     const bad = serviceConnection(auth, { apiBaseUrl: api.url, clientSecret: WRONG_SECRET });
@@ -124,19 +141,10 @@ describe('connection status: a refused client, a lost refresh answer and a refus
   });
 
   it('a refresh answer lost after the provider rotated: login required, and status and log name the lost answer', async () => {
-    const metadata = await discoverProvider(auth.issuer, { timeoutMs: 5000 });
-    const web = clientSettings({ clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret, scopes: ['openid', 'email'] });
-    const tokens = await loginTokens(metadata, web, REDIRECT_URI);
-    // Node-RED's credential copy of that login, its access token already expired: the first request refreshes.
-    const stored: StoredTokens = { tokens: { ...tokens, expiresAt: Date.now() - 1000 }, updatedAt: Date.now() };
-    proxy = await startFaultProxy(auth.issuer);
-    const conn = connectionDef(auth, { clientId: web.clientId, clientSecret: web.clientSecret, apiBaseUrl: api.url, redirectUri: REDIRECT_URI });
-    conn.node.tokenEndpoint = `${proxy.url}/token`;
-    conn.credentials.conn1.tokens = JSON.stringify(stored);
-    await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/records' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
+    const tokenProxy = await loadWithExpiredLogin();
     auth.resetCounts();
     // The first refresh reaches the provider, which rotates the refresh token; its answer is cut on the way back.
-    proxy.fault(faults.loseAnswer(0), { times: 1, match: (r) => r.method === 'POST' && r.path === '/token' });
+    tokenProxy.fault(faults.loseAnswer(0), { times: 1, match: (r) => r.method === 'POST' && r.path === '/token' });
 
     const caught = (await requestOutcome()) as unknown as Caught;
     assert.equal(caught.error.code, 'OAUTH2_LOGIN_REQUIRED', caught.error.message);
@@ -168,18 +176,10 @@ describe('connection status: a refused client, a lost refresh answer and a refus
   });
 
   it('a refresh refused with an empty HTTP 400: login required at the first message, its words in the message and the log once, one token call for six messages', async () => {
-    const metadata = await discoverProvider(auth.issuer, { timeoutMs: 5000 });
-    const web = clientSettings({ clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret, scopes: ['openid', 'email'] });
-    const tokens = await loginTokens(metadata, web, REDIRECT_URI);
-    const stored: StoredTokens = { tokens: { ...tokens, expiresAt: Date.now() - 1000 }, updatedAt: Date.now() };
-    proxy = await startFaultProxy(auth.issuer);
-    const conn = connectionDef(auth, { clientId: web.clientId, clientSecret: web.clientSecret, apiBaseUrl: api.url, redirectUri: REDIRECT_URI });
-    conn.node.tokenEndpoint = `${proxy.url}/token`;
-    conn.credentials.conn1.tokens = JSON.stringify(stored);
-    await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/records' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
+    const tokenProxy = await loadWithExpiredLogin();
     // What a revoked refresh token got from an SSO server: 400, no body at all.
     const isTokenPost = (r: { method: string; path: string }): boolean => r.method === 'POST' && r.path === '/token';
-    proxy.fault({ kind: 'status', status: 400, body: '', contentType: 'text/plain' }, { match: isTokenPost });
+    tokenProxy.fault({ kind: 'status', status: 400, body: '', contentType: 'text/plain' }, { match: isTokenPost });
 
     const expected = en.tokenEndpoint.refreshRefused.replace('__answer__', 'HTTP 400');
     for (let i = 0; i < 6; i += 1) {
@@ -187,7 +187,7 @@ describe('connection status: a refused client, a lost refresh answer and a refus
       assert.equal(caught.error.code, 'OAUTH2_LOGIN_REQUIRED', caught.error.message);
       assert.equal(caught.error.message, expected);
     }
-    assert.equal(proxy.count(isTokenPost), 1, 'one token call, not one per message');
+    assert.equal(tokenProxy.count(isTokenPost), 1, 'one token call, not one per message');
     const req = helper.getNode('req');
     await eventually(() => statusLog(req).some((s) => s.fill === 'red'), 2000, 'a red status');
     assert.deepEqual(statusLog(req).at(-1), { fill: 'red', shape: 'ring', text: 'http-oauth2-request.status.loginRequired' });
