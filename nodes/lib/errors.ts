@@ -139,19 +139,21 @@ export interface CatalogEntry {
 }
 
 /**
- * An engine error's catalog entry: `errors.<code>`, its params, and `field` → `field.<name>`, `reason` →
- * `reason.<name>` as paramKeys, so the message names the field as the dialog labels it. A message naming a field
+ * An engine error's catalog entry: `errors.<code>` (or `params.messageKey`, a text of its own that says more),
+ * its params, and `field` → `field.<name>`, `reason` → `reason.<name>`, `hint` → `tokenHint.<name>` as paramKeys, so the message names the field as the dialog labels it. A message naming a field
  * always has a reason to say; an error that gave none says "is invalid".
  */
 export function errorCatalogEntry(err: OAuth2Error): CatalogEntry {
   const params: ErrorParams = { ...err.params };
   if (params.field !== undefined && params.reason === undefined) params.reason = 'invalidValue';
   const paramKeys: Record<string, string> = {};
-  for (const name of ['field', 'reason'] as const) {
+  for (const [name, group] of [['field', 'field'], ['reason', 'reason'], ['hint', 'tokenHint']] as const) {
     const value = params[name];
-    if (typeof value === 'string' && /^[\w.-]+$/.test(value)) paramKeys[name] = `${name}.${value}`;
+    if (typeof value === 'string' && /^[\w.-]+$/.test(value)) paramKeys[name] = `${group}.${value}`;
   }
-  return { key: `errors.${err.code}`, params, paramKeys };
+  // An error that knows more than its code's message (the provider's own words, a hint): a text of its own.
+  const messageKey = typeof params.messageKey === 'string' && /^[\w.-]+$/.test(params.messageKey) ? params.messageKey : undefined;
+  return { key: messageKey ?? `errors.${err.code}`, params, paramKeys };
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * What a request node and the log say when the connection's token requests go wrong: a client-credentials
- * secret the provider refuses (and the deploy that fixes it), and a refresh whose answer was lost after the
- * provider rotated the refresh token. Real oidc-provider, real Node-RED runtime through the test helper, the
+ * secret the provider refuses (and the deploy that fixes it), a refresh whose answer was lost after the
+ * provider rotated the refresh token, and a refresh refused with an empty 400. Real oidc-provider, real Node-RED runtime through the test helper, the
  * shipped message catalogs; the lost answer goes through the loopback fault proxy.
  */
 import assert from 'node:assert/strict';
@@ -52,7 +52,7 @@ function warnings(node: RuntimeNode): string[] {
   return spy.getCalls().filter((c) => c.thisValue === node).map((c) => String(c.args[0]));
 }
 
-describe('connection status: a refused client and a lost refresh answer (node-red-node-test-helper)', function () {
+describe('connection status: a refused client, a lost refresh answer and a refused refresh (node-red-node-test-helper)', function () {
   this.timeout(30_000);
   let auth: AuthServer;
   let api: ApiServer;
@@ -84,6 +84,23 @@ describe('connection status: a refused client and a lost refresh answer (node-re
     proxy = undefined;
     fs.rmSync(userDir, { recursive: true, force: true });
   });
+
+  /**
+   * A request lane on a connection whose token endpoint is behind the fault proxy, with Node-RED's credential
+   * copy of a real login whose access token already expired: the first request refreshes.
+   */
+  async function loadWithExpiredLogin(): Promise<FaultProxy> {
+    const metadata = await discoverProvider(auth.issuer, { timeoutMs: 5000 });
+    const web = clientSettings({ clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret, scopes: ['openid', 'email'] });
+    const tokens = await loginTokens(metadata, web, REDIRECT_URI);
+    const stored: StoredTokens = { tokens: { ...tokens, expiresAt: Date.now() - 1000 }, updatedAt: Date.now() };
+    proxy = await startFaultProxy(auth.issuer);
+    const conn = connectionDef(auth, { clientId: web.clientId, clientSecret: web.clientSecret, apiBaseUrl: api.url, redirectUri: REDIRECT_URI });
+    conn.node.tokenEndpoint = `${proxy.url}/token`;
+    conn.credentials.conn1.tokens = JSON.stringify(stored);
+    await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/records' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
+    return proxy;
+  }
 
   it('a client-credentials secret refused: red status with the refusal, fail fast without token calls, green after a deploy with the right secret', async () => {
     const lane = [requestNode('req', { url: '/records' }), helperNode(), ...catchNodes(['req'])];
@@ -124,19 +141,10 @@ describe('connection status: a refused client and a lost refresh answer (node-re
   });
 
   it('a refresh answer lost after the provider rotated: login required, and status and log name the lost answer', async () => {
-    const metadata = await discoverProvider(auth.issuer, { timeoutMs: 5000 });
-    const web = clientSettings({ clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret, scopes: ['openid', 'email'] });
-    const tokens = await loginTokens(metadata, web, REDIRECT_URI);
-    // Node-RED's credential copy of that login, its access token already expired: the first request refreshes.
-    const stored: StoredTokens = { tokens: { ...tokens, expiresAt: Date.now() - 1000 }, updatedAt: Date.now() };
-    proxy = await startFaultProxy(auth.issuer);
-    const conn = connectionDef(auth, { clientId: web.clientId, clientSecret: web.clientSecret, apiBaseUrl: api.url, redirectUri: REDIRECT_URI });
-    conn.node.tokenEndpoint = `${proxy.url}/token`;
-    conn.credentials.conn1.tokens = JSON.stringify(stored);
-    await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/records' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
+    const tokenProxy = await loadWithExpiredLogin();
     auth.resetCounts();
     // The first refresh reaches the provider, which rotates the refresh token; its answer is cut on the way back.
-    proxy.fault(faults.loseAnswer(0), { times: 1, match: (r) => r.method === 'POST' && r.path === '/token' });
+    tokenProxy.fault(faults.loseAnswer(0), { times: 1, match: (r) => r.method === 'POST' && r.path === '/token' });
 
     const caught = (await requestOutcome()) as unknown as Caught;
     assert.equal(caught.error.code, 'OAUTH2_LOGIN_REQUIRED', caught.error.message);
@@ -165,5 +173,26 @@ describe('connection status: a refused client and a lost refresh answer (node-re
       assert.notEqual(t.status, texts[0].status);
       assert.notEqual(t.message, texts[0].message);
     }
+  });
+
+  it('a refresh refused with an empty HTTP 400: login required at the first message, its words in the message and the log once, one token call for six messages', async () => {
+    const tokenProxy = await loadWithExpiredLogin();
+    // What a revoked refresh token got from an SSO server: 400, no body at all.
+    const isTokenPost = (r: { method: string; path: string }): boolean => r.method === 'POST' && r.path === '/token';
+    tokenProxy.fault({ kind: 'status', status: 400, body: '', contentType: 'text/plain' }, { match: isTokenPost });
+
+    const expected = en.tokenEndpoint.refreshRefused.replace('__answer__', 'HTTP 400');
+    for (let i = 0; i < 6; i += 1) {
+      const caught = (await requestOutcome()) as unknown as Caught;
+      assert.equal(caught.error.code, 'OAUTH2_LOGIN_REQUIRED', caught.error.message);
+      assert.equal(caught.error.message, expected);
+    }
+    assert.equal(tokenProxy.count(isTokenPost), 1, 'one token call, not one per message');
+    const req = helper.getNode('req');
+    await eventually(() => statusLog(req).some((s) => s.fill === 'red'), 2000, 'a red status');
+    assert.deepEqual(statusLog(req).at(-1), { fill: 'red', shape: 'ring', text: 'http-oauth2-request.status.loginRequired' });
+    const connection = (helper.getNode('conn1') as unknown as { connection: { state(): { kind: string } } }).connection;
+    assert.equal(connection.state().kind, 'login-required');
+    assert.deepEqual(warnings(helper.getNode('conn1')), [expected], 'the log says it once');
   });
 });

@@ -363,15 +363,17 @@ function classify(err: unknown): Failure {
   return { kind: 'network', code: 'UNKNOWN' };
 }
 
+/**
+ * The Authorization header for a token: always the `Bearer` scheme (RFC 6750). `tokenType` is what the provider
+ * said, in whatever casing or word (Slack's "bot"); tokens of types that are not bearer tokens are refused when
+ * they are issued (token-response.ts), so none reaches here to be sent under a scheme the API does not know.
+ */
 function authorizationValue(token: { accessToken: string; tokenType: string }): string {
   const access = token.accessToken;
-  let type = typeof token.tokenType === 'string' ? token.tokenType.trim() : '';
-  // Servers often say "bearer"; some APIs accept only "Bearer" (the scheme is case-insensitive by RFC 6750).
-  if (type === '' || type.toLowerCase() === 'bearer') type = 'Bearer';
-  if (typeof access !== 'string' || access === '' || INVALID_VALUE_CHARS.test(access) || !TOKEN_CHARS.test(type)) {
+  if (typeof access !== 'string' || access === '' || INVALID_VALUE_CHARS.test(access)) {
     throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', 'The access token cannot be sent in an Authorization header');
   }
-  return `${type} ${access}`;
+  return `Bearer ${access}`;
 }
 
 function validateMethod(method: unknown): string {

@@ -1,4 +1,7 @@
-/** When and how long the request pipeline waits before sending a failed request again. */
+/**
+ * When and how long to wait before sending a failed request again: the one backoff of the package, used by the
+ * request pipeline, the record trigger's polls and the token manager's token-endpoint calls.
+ */
 export interface RetryPolicy {
   /** Total attempts, the first included: 1 means no retry. */
   maxAttempts: number;
@@ -59,7 +62,17 @@ export function isRetryableStatus(status: number, policy: Pick<RetryPolicy, 'sta
 }
 
 /**
- * Exponential backoff with full jitter: uniform in [0, min(maxDelayMs, baseDelayMs * 2^(attempt-1))).
+ * The exponential backoff ceiling: min(maxDelayMs, baseDelayMs * 2^(attempt-1)). Used as it is where waits
+ * must be predictable (the token manager's pause after a refusal), with jitter by backoffDelay.
+ * @param attempt the attempt that just failed (or the failures in a row), 1-based.
+ */
+export function backoffCeiling(attempt: number, policy: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>): number {
+  const exp = Math.max(0, Math.floor(attempt) - 1);
+  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(exp, 52));
+}
+
+/**
+ * Exponential backoff with full jitter: uniform in [0, backoffCeiling(attempt)).
  * @param attempt the attempt that just failed, 1-based.
  */
 export function backoffDelay(
@@ -67,8 +80,7 @@ export function backoffDelay(
   policy: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>,
   random: () => number = Math.random,
 ): number {
-  const exp = Math.max(0, Math.floor(attempt) - 1);
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(exp, 52));
+  const ceiling = backoffCeiling(attempt, policy);
   const r = random();
   const unit = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0;
   return Math.floor(unit * ceiling);
@@ -109,9 +121,11 @@ export function parseHttpDate(value: string | readonly string[] | undefined | nu
 export interface RetryDelayInput {
   /** The attempt that just failed, 1-based. */
   attempt: number;
-  policy: RetryPolicy;
+  policy: Pick<RetryPolicy, 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs'>;
   /** The response's Retry-After header, if any. */
   retryAfter?: string | readonly string[];
+  /** Retry-After already read (parseRetryAfter), when the header itself is gone (a token-endpoint error). */
+  retryAfterMs?: number;
   now?: number;
   random?: () => number;
 }
@@ -127,7 +141,7 @@ export interface RetryDelayInput {
 export function retryDelay(input: RetryDelayInput): number | undefined {
   const { attempt, policy } = input;
   if (attempt >= policy.maxAttempts) return undefined;
-  const serverAsked = parseRetryAfter(input.retryAfter, input.now ?? Date.now());
+  const serverAsked = input.retryAfterMs ?? parseRetryAfter(input.retryAfter, input.now ?? Date.now());
   if (serverAsked !== undefined) {
     return serverAsked > policy.maxRetryAfterMs ? undefined : serverAsked;
   }

@@ -12,7 +12,7 @@ import { AuthorizationCode, ClientCredentials, type ModuleOptions } from 'simple
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import { sharedAgents } from '../http/agents';
 import type { ClientSettings, ProviderMetadata, TokenSet } from '../types';
-import { mapEndpointFailure, type EndpointContext, type EndpointFailure } from './error-mapping';
+import { errorInSuccessBody, mapEndpointFailure, mapRefusal, type EndpointContext, type EndpointFailure } from './error-mapping';
 import { pollDeviceTokenOnce, requestDeviceAuthorization } from './device-authorization';
 import type { TransportOptions } from './form-post';
 import { revokeTokens } from './revocation';
@@ -53,20 +53,41 @@ function isBoom(err: unknown): err is BoomLike {
   return typeof err === 'object' && err !== null && (err as { isBoom?: unknown }).isBoom === true;
 }
 
+/**
+ * A body Wreck could not read as JSON (we ask it to try whatever the content type: see wreckOptions), as the
+ * object a form-encoded answer stands for (GitHub answers `error=bad_refresh_token&...` unless asked for JSON),
+ * or undefined when it is neither.
+ */
+function formBody(payload: unknown, res: IncomingMessage): Record<string, string> | undefined {
+  if (!Buffer.isBuffer(payload) || payload.length === 0 || payload.length > MAX_RESPONSE_BYTES) return undefined;
+  const type = String(res.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  const text = payload.toString('utf8').trim();
+  // A form body is one line of name=value pairs; an HTML page or a sentence is not.
+  if (type !== 'application/x-www-form-urlencoded' && !/^[\w.~%+-]+=[^\s<>]*(&[\w.~%+-]+=[^\s<>]*)*$/.test(text)) return undefined;
+  const fields: Record<string, string> = {};
+  for (const [name, value] of new URLSearchParams(text)) fields[name] ??= value;
+  return Object.keys(fields).length > 0 ? fields : undefined;
+}
+
+function headerValue(res: IncomingMessage, name: string): string | undefined {
+  const value = res.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** Reduces a Wreck error to an EndpointFailure; the error itself references the request and is dropped. */
 function wreckFailure(err: BoomLike): EndpointFailure {
   const res = err.data?.res;
   // Reading the body failed after the headers arrived: Wreck's "Payload stream closed prematurely" / "Payload
   // stream error" (Boom 500) and its read timeout (Boom 408). A transfer cut mid-body is a network failure
-  // (retryable), not a bad token response; only a parse or content-type failure (502, 406) is the latter.
+  // (retryable), not a bad token response; only a parse failure (502: the body is not JSON) is the latter.
   if (res && !err.data?.isResponseError) {
     if (err.output.statusCode === 500) return { kind: 'network', code: 'ECONNRESET' };
     if (err.output.statusCode === 408) return { kind: 'timeout' };
   }
   if (res && typeof res.statusCode === 'number') {
-    const payload = err.data?.isResponseError ? err.data.payload : undefined;
-    const body = typeof payload === 'object' && payload !== null && !Buffer.isBuffer(payload) ? payload : undefined;
-    return { kind: 'http', status: res.statusCode, body };
+    const payload = err.data?.payload;
+    const json = err.data?.isResponseError && typeof payload === 'object' && payload !== null && !Buffer.isBuffer(payload) ? payload : undefined;
+    return { kind: 'http', status: res.statusCode, body: json ?? formBody(payload, res), retryAfter: headerValue(res, 'retry-after') };
   }
   if (err.output.statusCode === 504) return { kind: 'timeout' };
   // Wreck boomifies the socket's own error ("Client request error"): its code (ECONNREFUSED, ECONNRESET...) is on
@@ -140,7 +161,9 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
    * break its socket pool; an accessor property is copied as an accessor, so Wreck gets the real agent.
    */
   function wreckOptions(): Record<string, unknown> {
-    const options: Record<string, unknown> = { timeout: timeoutMs, maxBytes: MAX_RESPONSE_BYTES };
+    // `json: 'force'`: every body is tried as JSON whatever its content type, and one that is not JSON comes back
+    // whole (in the parse error) instead of being refused unread, so a form-encoded error can be read.
+    const options: Record<string, unknown> = { timeout: timeoutMs, maxBytes: MAX_RESPONSE_BYTES, json: 'force' };
     const agent = isHttps ? httpsAgent : httpAgent;
     Object.defineProperty(options, 'agent', { get: () => agent, enumerable: true });
     return options;
@@ -157,28 +180,42 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
     return params;
   }
 
-  async function tokenRequest(request: () => Promise<{ token: Record<string, unknown> }>, secrets: (string | undefined)[]): Promise<Record<string, unknown>> {
-    const ctx: EndpointContext = { host: tokenHost, endpoint: 'token', secrets: [client.clientSecret, ...secrets] };
+  /**
+   * One token request. A 2xx that names an error instead of a token (GitHub's and Slack's refusals) is a refusal
+   * like a 4xx; a form-encoded 2xx token answer is taken as it is. `refresh`: a refusal means login required.
+   */
+  async function tokenRequest(
+    request: () => Promise<{ token: Record<string, unknown> }>,
+    secrets: (string | undefined)[],
+    refresh = false,
+  ): Promise<Record<string, unknown>> {
+    const ctx: EndpointContext = { host: tokenHost, endpoint: 'token', secrets: [client.clientSecret, ...secrets], refresh };
+    let body: Record<string, unknown>;
+    // simple-oauth2 does not say the status of an answer it takes: a 2xx, said as 200.
+    let status = 200;
     try {
-      const accessToken = await request();
-      return accessToken.token;
+      body = (await request()).token;
     } catch (err) {
       if (isOAuth2Error(err)) throw err;
-      if (isBoom(err)) {
-        const failure = wreckFailure(err);
-        if (failure.kind === 'http' && failure.status < 400) {
-          throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token endpoint at ${tokenHost} answered HTTP ${failure.status} without a JSON token response`, {
-            params: { host: tokenHost, field: 'body', status: failure.status },
-            statusCode: failure.status,
-          });
-        }
-        throw mapEndpointFailure(failure, ctx);
+      if (!isBoom(err)) {
+        // simple-oauth2 asserts a non-empty body before we see it; anything else non-HTTP lands here too.
+        throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token endpoint at ${tokenHost} answered an empty or unusable body`, {
+          params: { host: tokenHost, field: 'body' },
+        });
       }
-      // simple-oauth2 asserts a non-empty body before we see it; anything else non-HTTP lands here too.
-      throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token endpoint at ${tokenHost} answered an empty or unusable body`, {
-        params: { host: tokenHost, field: 'body' },
-      });
+      const failure = wreckFailure(err);
+      if (failure.kind !== 'http' || failure.status >= 400) throw mapEndpointFailure(failure, ctx);
+      if (failure.body === undefined) {
+        throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token endpoint at ${tokenHost} answered HTTP ${failure.status} without a JSON token response`, {
+          params: { host: tokenHost, field: 'body', status: failure.status },
+          statusCode: failure.status,
+        });
+      }
+      body = failure.body as Record<string, unknown>;
+      status = failure.status;
     }
+    if (errorInSuccessBody(body)) throw mapRefusal(status, body, ctx);
+    return body;
   }
 
   /** simple-oauth2 adds expires_at (a Date) to what the server sent; we compute expiry ourselves. */
@@ -214,7 +251,7 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
       }
       const current = authorizationCode.createToken({ access_token: previous.accessToken, refresh_token: previous.refreshToken });
       const params = commonParams();
-      const body = await tokenRequest(() => current.refresh(params, wreckOptions()), [previous.refreshToken, previous.accessToken]);
+      const body = await tokenRequest(() => current.refresh(params, wreckOptions()), [previous.refreshToken, previous.accessToken], true);
       // simple-oauth2 fills a missing refresh_token with undefined (a bug: it reads this.refresh_token), so
       // drop it and let normalizeTokenResponse keep the previous one, as RFC 6749 section 6 says.
       const response = raw(body);

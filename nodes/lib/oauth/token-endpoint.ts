@@ -18,9 +18,13 @@ export type DevicePollPending = { status: 'authorization_pending' } | { status: 
 
 /**
  * Every call the engine makes to a token, device or revocation endpoint. One instance per connection config.
- * Errors are OAuth2Error: invalid_grant -> OAUTH2_LOGIN_REQUIRED; 5xx / timeout / network ->
- * OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE (retryable); other `error` values -> OAUTH2_TOKEN_REQUEST_REJECTED;
- * malformed success bodies -> OAUTH2_INVALID_TOKEN_RESPONSE. An implementation does no retrying of its own.
+ * Errors are OAuth2Error: invalid_grant, and any refusal of a refresh (a 4xx but 429, or a 2xx naming an error
+ * instead of a token) except errors about the client itself -> OAUTH2_LOGIN_REQUIRED; 429 / 5xx / timeout /
+ * network -> OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE (retryable; `params.retryAfterMs` from Retry-After); other error
+ * codes, in the RFC's shape or a provider's -> OAUTH2_TOKEN_REQUEST_REJECTED; answers that are neither a token
+ * nor an error, and token types that cannot be sent as Bearer -> OAUTH2_INVALID_TOKEN_RESPONSE. Refusals carry
+ * `params.answer` (the status, code and description as the provider gave them) and `params.hint` where one is
+ * known. An implementation does no retrying of its own.
  */
 export interface TokenEndpointClient {
   exchangeCode(input: { code: string; codeVerifier: string; redirectUri: string; nonce?: string }): Promise<TokenSet>;

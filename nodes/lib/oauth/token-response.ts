@@ -61,9 +61,27 @@ function subjectFromIdToken(idToken: string | undefined): string | undefined {
   return undefined;
 }
 
+/**
+ * Token types whose tokens cannot be sent as `Authorization: Bearer`: proof-of-possession tokens (DPoP, RFC 9449;
+ * PoP; the MAC drafts) need a signature per request, which this product does not make, and N_A (RFC 8693) is not
+ * an access token at all.
+ */
+const UNUSABLE_TOKEN_TYPES = new Set(['dpop', 'pop', 'mac', 'n_a']);
+
+/**
+ * The token type, as the product sends it: `Bearer` (RFC 6750), whatever casing or provider word the server used
+ * (Slack says "bot" or "user" for its bearer tokens). A type that cannot be sent as a bearer token is refused
+ * here, at login, rather than becoming a header the API refuses.
+ */
 function normalizeTokenType(value: string | undefined): string {
-  if (value === undefined || value.toLowerCase() === 'bearer') return 'Bearer';
-  return value;
+  const type = value?.trim();
+  if (type && UNUSABLE_TOKEN_TYPES.has(type.toLowerCase())) {
+    const shown = /^[\w.-]{1,20}$/.test(type) ? type : 'unknown';
+    throw new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token endpoint issued a ${shown} token; only Bearer tokens (RFC 6750) can be sent`, {
+      params: { field: 'token_type', tokenType: shown, messageKey: 'tokenEndpoint.unsupportedTokenType' },
+    });
+  }
+  return 'Bearer';
 }
 
 export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): TokenSet {

@@ -6,8 +6,12 @@
  * - Invariant 7: proactive renewal within `skewMs` of expiry (a caller holding a still-valid token is not
  *   delayed: renewal then runs in the background), and reactive renewal, once per rejected token.
  * - Invariant 8: renewed tokens are written to the store before the renewal resolves to anyone.
- * - Invariant 9: invalid_grant (OAUTH2_LOGIN_REQUIRED from the client) stops all token-endpoint calls until
- *   `setTokens` brings a new login.
+ * - Invariant 9: a refused refresh (OAUTH2_LOGIN_REQUIRED from the client: invalid_grant, or any other refusal
+ *   of a refresh, whatever its shape) stops all token-endpoint calls until `setTokens` brings a new login; the
+ *   state and every caller get the provider's own words (status, error, description) when it gave any.
+ * - Outages (429, 5xx, network) are retried within a renewal with retry.ts's backoff, waiting what the token
+ *   endpoint's Retry-After asks up to `retry.maxRetryAfterMs`; a longer Retry-After ends the renewal and no
+ *   renewal calls the endpoint before it has passed (capped at the refusal backoff's maximum).
  * - Stored tokens issued to another target than the connection's (`target`: other issuer, endpoints, client or
  *   client authentication) are never sent anywhere from here: not used, refreshed or marked. Authorization code
  *   and device code are "login required" (a deploy changed the provider since the login, or a login made with
@@ -50,6 +54,7 @@ import { OAuth2Error, isOAuth2Error } from '../errors';
 import { sameCredentialTarget } from '../connection-settings';
 import type { CredentialTarget, GrantType, TokenSet } from '../types';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
+import { backoffCeiling, retryDelay, type RetryPolicy } from '../http/retry';
 import type { RenewalCoordination, RenewalLease, StoredTokens, TokenStore } from './token-store';
 
 export type ConnectionState =
@@ -66,13 +71,13 @@ export type ConnectionState =
    */
   | { kind: 'refused'; error: OAuth2Error; retryAt: number };
 
-export interface RetryPolicy {
-  /** Token-endpoint calls per renewal, first one included. */
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
+/**
+ * How a renewal retries the token endpoint: the request pipeline's policy (nodes/lib/http/retry.ts), of which
+ * token calls use the attempts, the backoff and the longest Retry-After waited for within one renewal.
+ */
+export type TokenRetryPolicy = Pick<RetryPolicy, 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs'>;
 
+/** The pause after refusals in a row: the backoff ceiling (no jitter: the dialog shows when it ends). */
 export interface RefusalBackoff {
   baseMs: number;
   maxMs: number;
@@ -85,7 +90,7 @@ export interface TokenManagerOptions {
   store: TokenStore;
   /** Renew this long before expiry (capped at half the token's lifetime, so short-lived tokens still get used). */
   skewMs: number;
-  retry?: Partial<RetryPolicy>;
+  retry?: Partial<TokenRetryPolicy>;
   now?: () => number;
   /** Backoff wait; the default is a timer that `close()` cancels. */
   sleep?: (ms: number) => Promise<void>;
@@ -143,7 +148,7 @@ export function snapshotOf(stored: StoredTokens | undefined, state?: ConnectionS
   };
 }
 
-const DEFAULT_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 500, maxDelayMs: 8000 };
+const DEFAULT_RETRY: TokenRetryPolicy = { maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 8000, maxRetryAfterMs: 30_000 };
 /** A refused request is a setting to correct: asking again every few seconds would only hammer the endpoint. */
 const DEFAULT_REFUSAL_BACKOFF: RefusalBackoff = { baseMs: 10_000, maxMs: 300_000 };
 /**
@@ -170,7 +175,7 @@ export class TokenManager extends EventEmitter {
   private readonly client: TokenEndpointClient;
   private readonly store: TokenStore;
   private readonly skewMs: number;
-  private readonly retry: RetryPolicy;
+  private readonly retry: TokenRetryPolicy;
   private readonly now: () => number;
   private readonly sleepImpl?: (ms: number) => Promise<void>;
   private readonly random: () => number;
@@ -216,6 +221,8 @@ export class TokenManager extends EventEmitter {
   private proactiveCooldownUntil = 0;
   /** The last refusal of the token endpoint and how many came in a row; cleared by tokens issued or a login. */
   private refusal: { error: OAuth2Error; until: number; inARow: number } | undefined;
+  /** The token endpoint answered 429 / 5xx with a Retry-After longer than a renewal waits: not asked before `until`. */
+  private serverPause: { error: OAuth2Error; until: number } | undefined;
   /**
    * The answer to a refresh was lost since the tokens in use were issued: the provider may have rotated the
    * refresh token we still hold, so an invalid_grant now most likely comes from that.
@@ -238,7 +245,7 @@ export class TokenManager extends EventEmitter {
     this.store = opts.store;
     this.skewMs = Math.max(0, opts.skewMs);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
-    this.retry.attempts = Math.max(1, Math.floor(this.retry.attempts));
+    this.retry.maxAttempts = Math.max(1, Math.floor(this.retry.maxAttempts));
     this.now = opts.now ?? Date.now;
     this.sleepImpl = opts.sleep;
     this.random = opts.random ?? Math.random;
@@ -301,7 +308,7 @@ export class TokenManager extends EventEmitter {
   private async load(): Promise<void> {
     let stored: StoredTokens | undefined;
     try {
-      stored = await this.store.get(this.id);
+      stored = await this.readStore();
     } catch (err) {
       const error = storeFailure(err, 'read');
       this.setState({ kind: 'unavailable', error });
@@ -309,6 +316,15 @@ export class TokenManager extends EventEmitter {
     }
     this.initialised = true;
     this.applyStored(stored, 'providerChanged');
+  }
+
+  /** This connection's entry in the store; a failure is OAUTH2_TOKEN_STORE_FAILED (never the store's own text). */
+  private async readStore(): Promise<StoredTokens | undefined> {
+    try {
+      return await this.store.get(this.id);
+    } catch (err) {
+      throw storeFailure(err, 'read');
+    }
   }
 
   /** The state stored tokens (or their absence) stand for. */
@@ -455,14 +471,16 @@ export class TokenManager extends EventEmitter {
     if (this.currentState.kind === 'login-required') throw this.currentState.error ?? loginRequired(this.id);
   }
 
-  /** The refusal renewals fail with while its backoff lasts. */
+  /** The refusal (or the server's Retry-After pause) renewals fail with while it lasts. */
   private refusedNow(): OAuth2Error | undefined {
-    return this.refusal && this.now() < this.refusal.until ? this.refusal.error : undefined;
+    if (this.refusal && this.now() < this.refusal.until) return this.refusal.error;
+    return this.serverPause && this.now() < this.serverPause.until ? this.serverPause.error : undefined;
   }
 
   /** Tokens were issued, or a login or logout replaced them: earlier refusals and lost answers are history. */
   private forgetFailures(): void {
     this.refusal = undefined;
+    this.serverPause = undefined;
     this.refreshAnswerLost = false;
   }
 
@@ -594,12 +612,15 @@ export class TokenManager extends EventEmitter {
     }
 
     let lastError: OAuth2Error | undefined;
-    let lastAttempt = this.retry.attempts;
+    let lastAttempt = this.retry.maxAttempts;
     let answerLost = false;
     for (let attempt = 1; attempt <= lastAttempt; attempt++) {
-      if (attempt > 1) {
-        await (answerLost ? this.wait(this.lostAnswerPauseMs) : this.backoff(attempt - 1));
-        if (this.closed) throw lastError ?? closedError();
+      if (attempt > 1 && lastError) {
+        const delay = answerLost ? this.lostAnswerPauseMs : this.retryDelay(attempt - 1, lastError);
+        // The server asked for a longer pause than a renewal waits: it is not asked again before it ends.
+        if (delay === undefined) throw this.pausedByServer(lastError);
+        await this.wait(delay);
+        if (this.closed) throw lastError;
         if (generation !== this.generation) return this.superseded();
       }
       // Cut off from the store for longer than the lock surely lives (no extension got through): another
@@ -619,6 +640,12 @@ export class TokenManager extends EventEmitter {
             const lost = loginRequired(this.id, error, 'refreshAnswerLost');
             this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', error: lost });
             throw lost;
+          }
+          if (error.params.answer !== undefined) {
+            // The provider said why, in whatever shape: the state and every later caller say it in its words.
+            const refused = refreshRefused(this.id, error);
+            this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', error: refused });
+            throw refused;
           }
           this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' });
           throw loginRequired(this.id, error);
@@ -647,7 +674,9 @@ export class TokenManager extends EventEmitter {
       }
       return this.adopt(issued, generation, write, lease);
     }
-    throw lastError ?? closedError();
+    if (!lastError) throw closedError();
+    // The last attempt's answer asked for a longer pause than a renewal waits: the next callers wait for it too.
+    throw this.retryDelay(1, lastError) === undefined ? this.pausedByServer(lastError) : lastError;
   }
 
   /**
@@ -798,12 +827,7 @@ export class TokenManager extends EventEmitter {
 
   private async renewUnderLease(reason: RenewalReason, lease: RenewalLease, generation: number): Promise<TokenSet> {
     // Another instance may have renewed while this one waited for the lock: the store decides.
-    let stored: StoredTokens | undefined;
-    try {
-      stored = await this.store.get(this.id);
-    } catch (err) {
-      throw storeFailure(err, 'read');
-    }
+    let stored = await this.readStore();
     if (generation !== this.generation) return this.superseded();
 
     if (this.unsaved) {
@@ -870,12 +894,7 @@ export class TokenManager extends EventEmitter {
    * and the next renewal, by whichever instance, starts from the stored refresh token).
    */
   private async adoptAfterSuperseded(generation: number): Promise<TokenSet> {
-    let stored: StoredTokens | undefined;
-    try {
-      stored = await this.store.get(this.id);
-    } catch (err) {
-      throw storeFailure(err, 'read');
-    }
+    const stored = await this.readStore();
     if (generation !== this.generation) return this.superseded();
     this.localChanges++;
     this.unsaved = undefined;
@@ -928,7 +947,7 @@ export class TokenManager extends EventEmitter {
       return;
     }
     const seen = this.localChanges;
-    this.store.get(this.id).then(
+    this.readStore().then(
       (stored) => {
         if (this.closed || this.flight || seen !== this.localChanges) return;
         // Tokens issued here but not yet stored are the newest ones: the renewal started for them decides.
@@ -951,10 +970,28 @@ export class TokenManager extends EventEmitter {
     throw this.foreign && this.grant !== 'client_credentials' ? this.otherSettingsError() : loginRequired(this.id);
   }
 
-  /** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
-  private backoff(retryNumber: number): Promise<void> {
-    const cap = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (retryNumber - 1));
-    return this.wait(Math.floor(this.random() * cap));
+  /**
+   * The wait before the next attempt of a renewal (retry.ts: the token endpoint's Retry-After when it sent one,
+   * else backoff with full jitter), or undefined when the server asked for longer than a renewal waits.
+   */
+  private retryDelay(failedAttempt: number, error: OAuth2Error): number | undefined {
+    const retryAfterMs = typeof error.params.retryAfterMs === 'number' ? error.params.retryAfterMs : undefined;
+    // The attempts are counted by the caller (a lost answer shortens them): only the delay is asked here.
+    const policy = { ...this.retry, maxAttempts: Number.POSITIVE_INFINITY };
+    return retryDelay({ attempt: failedAttempt, policy, retryAfterMs, random: this.random });
+  }
+
+  /**
+   * A renewal ends early because the token endpoint asked for a longer pause (Retry-After) than a renewal waits:
+   * renewals fail at once with `error` until it ends (capped like a refusal's pause), so callers do not hammer it.
+   * Shorter pauses were waited within the renewal; after its last attempt the next caller may try again.
+   */
+  private pausedByServer(error: OAuth2Error): OAuth2Error {
+    const retryAfterMs = error.params.retryAfterMs;
+    if (typeof retryAfterMs === 'number' && retryAfterMs > 0) {
+      this.serverPause = { error, until: this.now() + Math.min(retryAfterMs, this.refusalBackoff.maxMs) };
+    }
+    return error;
   }
 
   /** A wait that close() cuts short (the injected `sleep` when there is one). */
@@ -977,7 +1014,7 @@ export class TokenManager extends EventEmitter {
   /** Records a refusal: the state shows it, and renewals fail with it until its backoff has passed. */
   private refused(error: OAuth2Error): OAuth2Error {
     const inARow = (this.refusal?.inARow ?? 0) + 1;
-    const delay = Math.min(this.refusalBackoff.maxMs, this.refusalBackoff.baseMs * 2 ** (inARow - 1));
+    const delay = backoffCeiling(inARow, { baseDelayMs: this.refusalBackoff.baseMs, maxDelayMs: this.refusalBackoff.maxMs });
     const until = this.now() + delay;
     this.refusal = { error, until, inARow };
     this.setState({ kind: 'refused', error, retryAt: until });
@@ -1026,6 +1063,17 @@ function loginRequired(connectionId: string, cause?: OAuth2Error, reason?: 'refr
     params: reason ? { connection: connectionId, reason } : { connection: connectionId },
     oauthError: cause?.oauthError,
     statusCode: cause?.statusCode,
+    cause,
+  });
+}
+
+/** A refresh the token endpoint refused, in the provider's words (status, error code, description, hint). */
+function refreshRefused(connectionId: string, cause: OAuth2Error): OAuth2Error {
+  const { host, status, error, description, answer, hint, messageKey } = cause.params;
+  return new OAuth2Error('OAUTH2_LOGIN_REQUIRED', `Login required: ${cause.message}`, {
+    params: { connection: connectionId, reason: 'refreshRefused', host, status, error, description, answer, hint, messageKey },
+    oauthError: cause.oauthError,
+    statusCode: cause.statusCode,
     cause,
   });
 }

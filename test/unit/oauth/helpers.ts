@@ -1,7 +1,10 @@
 /** Shared bits of the OAuth engine tests. */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import * as fsp from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
+import * as path from 'node:path';
+import { isOAuth2Error, type ErrorParams, type OAuth2Error } from '../../../nodes/lib/errors';
 import type { ClientSettings } from '../../../nodes/lib/types';
 
 /**
@@ -85,4 +88,27 @@ export function assertNoSecrets(err: unknown, secrets: (string | undefined)[]): 
   for (const secret of secrets) {
     if (secret) assert.ok(!text.includes(secret), `error exposes a secret: ${text.slice(0, 300)}`);
   }
+}
+
+/** Awaits `promise`, expects it to reject with an OAuth2Error, and returns that error. */
+export async function oauthRejection(promise: Promise<unknown>): Promise<OAuth2Error> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(isOAuth2Error(err), `expected an OAuth2Error, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+/** Node-RED's `_` over one language's connection catalog (i18next's __name__ interpolation). */
+export async function connectionCatalog(lang: string): Promise<(key: string, params?: ErrorParams) => string> {
+  const file = path.resolve(__dirname, '..', '..', '..', 'locales', lang, 'oauth2-connection.json');
+  const root = (JSON.parse(await fsp.readFile(file, 'utf8')) as Record<string, unknown>)['oauth2-connection'];
+  return (key, params) => {
+    let node: unknown = root;
+    for (const part of key.split('.')) node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[part] : undefined;
+    if (typeof node !== 'string') return key;
+    return node.replace(/__([A-Za-z0-9]+)__/g, (whole, name: string) => (params?.[name] !== undefined ? String(params[name]) : whole));
+  };
 }

@@ -50,8 +50,9 @@ describe('oauth: secrets stay out of logs and errors (DEBUG=*)', function () {
     });
     assert.equal(result.code, 0, result.stderr);
     const out = JSON.parse(result.stdout) as { accessToken: string; failures: string[] };
-    // invalid_client, then unauthorized_client twice (the service client may not use those grants): the requests went out.
-    assert.deepEqual(out.failures, ['OAUTH2_TOKEN_REQUEST_REJECTED', 'OAUTH2_TOKEN_REQUEST_REJECTED', 'OAUTH2_TOKEN_REQUEST_REJECTED']);
+    // invalid_client, then the refresh and code grants refused (the service client may not use them): the requests
+    // went out. A refused refresh is login required whatever the provider's error (invariant 9).
+    assert.deepEqual(out.failures, ['OAUTH2_TOKEN_REQUEST_REJECTED', 'OAUTH2_LOGIN_REQUIRED', 'OAUTH2_TOKEN_REQUEST_REJECTED']);
     assert.match(result.stderr, /control control-line/, 'DEBUG=* reached simple-oauth2\'s debug module');
     assert.ok(!/simple-oauth2:/.test(result.stderr), 'no simple-oauth2 debug line');
     const s = secretsOf(server);

@@ -33,9 +33,17 @@ describe('oauth/token-response', () => {
     assert.equal(notJson.expirySource, 'default');
   });
 
-  it('defaults token_type to Bearer and keeps other types', () => {
+  it('says Bearer for every bearer token_type (missing, any casing, a provider word) and refuses proof-of-possession types', () => {
     assert.equal(normalizeTokenResponse({ access_token: 'a' }, ctx).tokenType, 'Bearer');
-    assert.equal(normalizeTokenResponse({ access_token: 'a', token_type: 'DPoP' }, ctx).tokenType, 'DPoP');
+    for (const type of ['bearer', 'BEARER', ' Bearer ', 'bot', 'user']) {
+      assert.equal(normalizeTokenResponse({ access_token: 'a', token_type: type }, ctx).tokenType, 'Bearer', type);
+    }
+    for (const type of ['DPoP', 'dpop', 'MAC', 'PoP', 'N_A']) {
+      assert.throws(() => normalizeTokenResponse({ access_token: 'a', token_type: type }, ctx), {
+        code: 'OAUTH2_INVALID_TOKEN_RESPONSE',
+        params: { field: 'token_type', tokenType: type, messageKey: 'tokenEndpoint.unsupportedTokenType' },
+      });
+    }
   });
 
   it('takes scopes from the response, else the requested ones', () => {

@@ -88,7 +88,7 @@ describe('redis: token managers of several instances share one login', function 
     redisUrl?: string;
     lockTtlMs?: number;
     tokenEndpoint?: string;
-    retry?: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+    retry?: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
     /** The instance's authorization-server settings (as Connection passes them) and grant. */
     target?: CredentialTarget;
     grant?: GrantType;
@@ -107,7 +107,7 @@ describe('redis: token managers of several instances share one login', function 
       store,
       coordination: store,
       skewMs: 60_000,
-      retry: opts.retry ?? { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+      retry: opts.retry ?? { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
       random: () => 1,
       target: opts.target,
     });
@@ -182,7 +182,7 @@ describe('redis: token managers of several instances share one login', function 
           store,
           coordination: store,
           skewMs: opts.skewMs ?? 60_000,
-          retry: { attempts: 1 },
+          retry: { maxAttempts: 1 },
         });
         const states: ConnectionState[] = [];
         manager.on('state', (s: ConnectionState) => states.push(s));
@@ -402,7 +402,7 @@ describe('redis: token managers of several instances share one login', function 
       lockTtlMs: 2000,
       tokenEndpoint: `${endpoint.url}${new URL(metadata.tokenEndpoint).pathname}`,
       // The retry after a 503 comes 3 s later: past the lock's 2 s life.
-      retry: { attempts: 3, baseDelayMs: 3000, maxDelayMs: 3000 },
+      retry: { maxAttempts: 3, baseDelayMs: 3000, maxDelayMs: 3000 },
     });
     const b = await startInstance({ lockTtlMs: 2000 });
     auth.resetCounts();

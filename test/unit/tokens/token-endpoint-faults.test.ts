@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isOAuth2Error, type OAuth2Error } from '../../../nodes/lib/errors';
 import { discoverProvider } from '../../../nodes/lib/oauth/discovery';
 import { createTokenEndpointClient } from '../../../nodes/lib/oauth/simple-oauth2-client';
 import { openFileTokenStore } from '../../../nodes/lib/tokens/file-token-store';
@@ -17,7 +16,7 @@ import type { ClientSettings, GrantType, ProviderMetadata, TokenSet } from '../.
 import { startAuthServer, type AuthServer } from '../../support/auth-server';
 import { faults, startFaultProxy, type FaultProxy } from '../../support/fault-proxy';
 import { loginTokens } from '../../support/login-tokens';
-import { clientSettings } from '../oauth/helpers';
+import { clientSettings, oauthRejection as rejection } from '../oauth/helpers';
 
 const REDIRECT_URI = 'http://127.0.0.1:1880/oauth2-connection/callback';
 const ID = 'conn-faults';
@@ -26,16 +25,6 @@ const PAUSE_MS = 300;
 const TIMEOUT_MS = 800;
 
 const isTokenPost = (r: { method: string; path: string }): boolean => r.method === 'POST' && r.path === '/token';
-
-async function rejection(promise: Promise<unknown>): Promise<OAuth2Error> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isOAuth2Error(err), `expected an OAuth2Error, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('token manager: refusals and lost refresh answers (real provider)', function () {
   this.timeout(30_000);
@@ -90,7 +79,7 @@ describe('token manager: refusals and lost refresh answers (real provider)', fun
       client: createTokenEndpointClient({ metadata: { ...metadata, tokenEndpoint: o.tokenEndpoint }, client: o.client ?? web, timeoutMs: TIMEOUT_MS }),
       store: await openFileTokenStore({ filePath: path.join(dir, 'tokens.db'), secret: 'a-secret-for-the-fault-tests-0123' }),
       skewMs: 0,
-      retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 100 },
+      retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100 },
       random: () => 0.5,
       lostAnswerPauseMs: PAUSE_MS,
       sleep: async (ms) => {

@@ -204,7 +204,7 @@ describe('TokenManager', () => {
   });
 
   it('backoff delays are capped at maxDelayMs and the attempt count is configurable', async () => {
-    const h = harness('authorization_code', { retry: { attempts: 6, baseDelayMs: 500, maxDelayMs: 2000 } });
+    const h = harness('authorization_code', { retry: { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 2000 } });
     await withStored(h, expired(h));
     h.client.queue(...Array.from({ length: 6 }, unavailable));
     await rejectsWith(h.manager.getAccessToken(), 'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE');
@@ -437,7 +437,7 @@ describe('TokenManager', () => {
   });
 
   it('close during backoff rejects the waiters and leaves no timer; later calls reject', async () => {
-    const h = harness('authorization_code', { sleep: undefined, retry: { attempts: 3, baseDelayMs: 60_000, maxDelayMs: 60_000 } });
+    const h = harness('authorization_code', { sleep: undefined, retry: { maxAttempts: 3, baseDelayMs: 60_000, maxDelayMs: 60_000 } });
     await withStored(h, expired(h));
     h.client.queue(unavailable(), unavailable(), unavailable());
     const waiters = Array.from({ length: 5 }, () => h.manager.getAccessToken());
