@@ -281,6 +281,21 @@ describe('e2e against Glewlwyd: authorization code + PKCE, refresh, rotation, re
     assert.equal((await connectionStatus(runtime)).state, 'ready');
   });
 
+  it('an access token revoked early at Glewlwyd (the API answers 401) is renewed once and the request retried', async () => {
+    api.reset();
+    assert.equal((await callLane(runtime, '/records1')).status, 200);
+    const bearer = /^Bearer (.+)$/.exec(api.requests.at(-1)?.authorization ?? '')?.[1];
+    assert.ok(bearer);
+    assert.equal(await gw.revoke(bearer, gw.clients.web, 'access_token'), 200);
+    assert.equal((await gw.validateAccessToken(bearer)).active, false, 'Glewlwyd now calls the token inactive');
+    gw.resetCounts();
+    api.reset();
+    const res = await callLane(runtime, '/records1');
+    assert.equal(res.status, 200, res.text);
+    assert.equal(refreshCalls(), 1);
+    assert.deepEqual(api.requests.map((r) => r.authorised), [false, true], 'the revoked token, then the renewed one');
+  });
+
   it('FINDING (issue #25 item 1): a refresh token revoked at Glewlwyd (400, empty body) leads to login required, with no hammering', async () => {
     // Revoke every refresh token Glewlwyd issued, as an administrator or the user removing the app would.
     for (const token of gw.refreshTokens()) await gw.revoke(token, gw.clients.web);
