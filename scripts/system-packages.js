@@ -20,6 +20,12 @@ const SYSTEM_PACKAGES = [
     env: 'REDIS_SERVER',
     neededBy: 'the Redis store tests (test/unit/redis, test/node/redis-*, test/e2e/cluster, test/e2e/runtime-redis)',
   },
+  {
+    name: 'glewlwyd',
+    binary: '/usr/bin/glewlwyd',
+    env: 'GLEWLWYD',
+    neededBy: 'the grant suites against a second authorization server (test/e2e/glewlwyd)',
+  },
 ];
 
 /** Where the suites look for the package's program: its environment variable, else the Debian path. */

@@ -29,7 +29,7 @@ export interface ApiServer {
  *   GET  /open             -> 200 without any token check (for the "other origin" side of redirect tests)
  *   GET  /status/:code     -> that status with a JSON body (token checked)
  */
-export async function startApiServer(auth: AuthServer | undefined, options: { checkTokens?: boolean } = {}): Promise<ApiServer> {
+export async function startApiServer(auth: Pick<AuthServer, 'validateAccessToken'> | undefined, options: { checkTokens?: boolean } = {}): Promise<ApiServer> {
   const requests: SeenRequest[] = [];
   const checkTokens = options.checkTokens ?? true;
   const server = http.createServer((req, res) => {

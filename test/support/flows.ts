@@ -16,7 +16,7 @@ export interface ConnectionOptions {
 }
 
 /** An oauth2-connection config node as the editor saves it, with its credentials for a deploy. */
-export function connectionNode(auth: AuthServer, o: ConnectionOptions): Record<string, unknown> {
+export function connectionNode(auth: Pick<AuthServer, 'issuer'>, o: ConnectionOptions): Record<string, unknown> {
   const node: Record<string, unknown> = {
     id: o.id ?? 'conn1',
     type: 'oauth2-connection',

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 
 const repo = path.resolve(__dirname, '../..');
 const provision = path.join(repo, 'scripts/provision.js');
-const missing = { CHROMIUM_PATH: '/nonexistent/chromium', REDIS_SERVER: '/nonexistent/redis-server' };
+const missing = { CHROMIUM_PATH: '/nonexistent/chromium', REDIS_SERVER: '/nonexistent/redis-server', GLEWLWYD: '/nonexistent/glewlwyd' };
 
 function run(args: string[], env: NodeJS.ProcessEnv, opts: { uid?: number; gid?: number } = {}) {
   const r = spawnSync(process.execPath, [provision, ...args], { cwd: repo, env: { ...process.env, ...env }, encoding: 'utf8', ...opts });
@@ -26,9 +26,10 @@ describe('scripts/provision.js: the test command provisions what the suites need
     assert.equal(r.status, 0);
     const lines = r.out.split('\n');
     assert.equal(lines.length, 1, r.out);
-    assert.match(lines[0], /chromium, redis-server not installed \(report only, nothing installed\)/);
+    assert.match(lines[0], /chromium, redis-server, glewlwyd not installed \(report only, nothing installed\)/);
     assert.match(lines[0], /the browser tests \(test\/browser\) need chromium/);
     assert.match(lines[0], /test\/unit\/redis.*need redis-server/);
+    assert.match(lines[0], /test\/e2e\/glewlwyd.*need glewlwyd/);
     assert.match(lines[0], /those suites are skipped/);
   });
 
@@ -37,10 +38,10 @@ describe('scripts/provision.js: the test command provisions what the suites need
   });
 
   it('with nothing missing, says where each program is', () => {
-    const present = { CHROMIUM_PATH: process.execPath, REDIS_SERVER: process.execPath };
+    const present = { CHROMIUM_PATH: process.execPath, REDIS_SERVER: process.execPath, GLEWLWYD: process.execPath };
     const r = run(['--check', '--strict'], present);
     assert.equal(r.status, 0);
-    assert.match(r.out, /chromium \(.+\), redis-server \(.+\) present/);
+    assert.match(r.out, /chromium \(.+\), redis-server \(.+\), glewlwyd \(.+\) present/);
   });
 
   it('as a user who cannot install (not root, no sudo), says why in one line and goes on', function () {
@@ -49,7 +50,7 @@ describe('scripts/provision.js: the test command provisions what the suites need
     const r = run([], missing, { uid: 65534, gid: 65534 });
     assert.equal(r.status, 0, r.err);
     assert.equal(r.out.split('\n').length, 1, r.out);
-    assert.match(r.out, /chromium, redis-server not installed \(not root, and sudo is missing or asks for a password\)/);
+    assert.match(r.out, /chromium, redis-server, glewlwyd not installed \(not root, and sudo is missing or asks for a password\)/);
   });
 
   it('on a machine without apt-get, says so in one line and goes on', () => {
