@@ -5,8 +5,8 @@
  * introspection endpoint whether each bearer token is valid.
  *
  * Skipped only when the glewlwyd program is missing (scripts/provision.js installs it; in CI it must run).
- * Tests whose title starts with "FINDING" assert what the design and issue #25 require where Glewlwyd's real
- * behaviour shows the product falling short: they fail until the product is fixed.
+ * Glewlwyd refuses without an OAuth error body (an empty 400 for a dead refresh token, an empty 403 for a wrong
+ * secret): the two refusal tests pin that the product still reads them as refusals.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -161,7 +161,7 @@ describe('e2e against Glewlwyd: discovery and client credentials', function () {
     ]);
   });
 
-  it('FINDING (issue #25 item 2): a wrong secret (Glewlwyd: 403, empty body) is a refused request, no secret in the message, no hammering', async () => {
+  it('a wrong secret (Glewlwyd: 403, empty body) is a refused request, no secret in the message, no hammering', async () => {
     gw.resetCounts();
     const first = caught(await callLane(runtime, '/bad'));
     const status = await connectionStatus(runtime, 'conn-bad');
@@ -296,7 +296,7 @@ describe('e2e against Glewlwyd: authorization code + PKCE, refresh, rotation, re
     assert.deepEqual(api.requests.map((r) => r.authorised), [false, true], 'the revoked token, then the renewed one');
   });
 
-  it('FINDING (issue #25 item 1): a refresh token revoked at Glewlwyd (400, empty body) leads to login required, with no hammering', async () => {
+  it('a refresh token revoked at Glewlwyd (400, empty body) leads to login required, with no hammering', async () => {
     // Revoke every refresh token Glewlwyd issued, as an administrator or the user removing the app would.
     for (const token of gw.refreshTokens()) await gw.revoke(token, gw.clients.web);
     await sleep(TTL_SEC * 1000 + 200);

@@ -153,6 +153,14 @@ export function mapRefusal(status: number, body: unknown, ctx: EndpointContext):
       statusCode: status,
     });
   }
+  if (status >= 400 && status < 500 && status !== 429) {
+    // A refusal that says nothing (Glewlwyd: 403 with an empty body for a wrong secret): still a refusal, paced
+    // as one, not a malformed answer to retry at every request.
+    return new OAuth2Error('OAUTH2_TOKEN_REQUEST_REJECTED', `The ${where} refused the request (${answer}) without saying why${hintText || ': check the token URL, the client id, secret and client auth method'}`, {
+      params: { ...params, error: '', messageKey: hint ? 'tokenEndpoint.refusedSilentlyHint' : 'tokenEndpoint.refusedSilently' },
+      statusCode: status,
+    });
+  }
   return new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The ${where} answered ${answer} without a token or an OAuth error${hintText}`, {
     params: { ...params, field: 'error', messageKey: hint ? 'tokenEndpoint.notTokenResponseHint' : 'tokenEndpoint.notTokenResponse' },
     statusCode: status,

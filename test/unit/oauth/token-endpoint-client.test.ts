@@ -274,9 +274,9 @@ describe('oauth/simple-oauth2-client against oidc-provider', () => {
       assertNoSecrets(refreshErr, ['rt-value-123', h.server.clients.web.clientSecret]);
     });
 
-    it('maps a 400 without an OAuth body, and a 200 that is not a token response, to OAUTH2_INVALID_TOKEN_RESPONSE', async () => {
+    it('maps a 400 without an OAuth body to a refusal, and a 200 that is not a token response to OAUTH2_INVALID_TOKEN_RESPONSE', async () => {
       h.server.setTokenEndpointFailure({ status: 400, body: 'nope' });
-      await assert.rejects(tokenClient(h, service()).clientCredentials(), { code: 'OAUTH2_INVALID_TOKEN_RESPONSE', retryable: false });
+      await assert.rejects(tokenClient(h, service()).clientCredentials(), { code: 'OAUTH2_TOKEN_REQUEST_REJECTED', retryable: false, statusCode: 400 });
       h.server.setTokenEndpointFailure({ status: 200, body: '{"token_type":"Bearer"}' });
       await assert.rejects(tokenClient(h, service()).clientCredentials(), { code: 'OAUTH2_INVALID_TOKEN_RESPONSE', params: { field: 'access_token' } });
       h.server.setTokenEndpointFailure({ status: 200, body: 'not json' });

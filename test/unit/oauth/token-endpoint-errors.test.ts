@@ -79,10 +79,10 @@ describe('token endpoint errors say what happened; tokens go out as Bearer (real
     for (const text of Object.values(texts)) assert.ok(!text.includes('not-the-secret-0123'));
   });
 
-  it('an empty 401 (no OAuth error body): the status and the client-auth hint, not a bare "not a valid token response"', async () => {
+  it('an empty 401 (no OAuth error body): a refusal with the status and the client-auth hint, not a bare "not a valid token response"', async () => {
     proxy.fault({ kind: 'status', status: 401, body: '', contentType: 'text/plain' }, { match: isTokenPost });
     const err = await oauthRejection(viaProxy(service()).clientCredentials());
-    assert.equal(err.code, 'OAUTH2_INVALID_TOKEN_RESPONSE');
+    assert.equal(err.code, 'OAUTH2_TOKEN_REQUEST_REJECTED');
     assert.equal(err.statusCode, 401);
     await assertTranslated(err, /HTTP 401/, /client_secret_post/);
     proxy.fault({ kind: 'status', status: 403, body: '' }, { match: isTokenPost });
@@ -99,12 +99,15 @@ describe('token endpoint errors say what happened; tokens go out as Bearer (real
     assert.doesNotMatch(texts['en-US'], /not a valid token response/);
   });
 
-  it('a 400 that is neither a token nor an OAuth error: the status, and where to look', async () => {
+  it('a 400 that is neither a token nor an OAuth error: a refusal naming the status, and where to look', async () => {
     proxy.fault({ kind: 'status', status: 400, body: 'nope', contentType: 'text/plain' }, { match: isTokenPost });
     const err = await oauthRejection(viaProxy(service()).clientCredentials());
-    assert.equal(err.code, 'OAUTH2_INVALID_TOKEN_RESPONSE');
+    assert.equal(err.code, 'OAUTH2_TOKEN_REQUEST_REJECTED');
     const texts = await assertTranslated(err, /HTTP 400/);
-    assert.match(texts['en-US'], /Check the token URL/);
+    assert.match(texts['en-US'], /check the token URL/);
+    // A 2xx that is neither is still a malformed answer.
+    proxy.fault({ kind: 'status', status: 200, body: 'nope', contentType: 'text/plain' }, { match: isTokenPost });
+    assert.equal((await oauthRejection(viaProxy(service()).clientCredentials())).code, 'OAUTH2_INVALID_TOKEN_RESPONSE');
   });
 
   for (const tokenType of ['bot', 'bearer', 'BEARER']) {
