@@ -19,6 +19,7 @@ import { discoverProvider, discoveryFailureForCaller } from './lib/oauth/discove
 
 import type { RevocationResult } from './lib/oauth/revocation';
 import type { TokenEndpointClient } from './lib/oauth/token-endpoint';
+import { keepPreviousRefreshToken } from './lib/tokens/relogin';
 import type { StoredTokens } from './lib/tokens/token-store';
 import type { ProviderMetadata, TokenSet } from './lib/types';
 import type { NodeAPI } from './node-red/types';
@@ -195,7 +196,12 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     const connection = liveConnection(id);
     let awaitsDeploy = false;
     if (connection) awaitsDeploy = !(await connection.adoptTokens(tokens));
-    else await deps.store.set(id, stored);
+    else {
+      // Not deployed yet: the store alone says what the previous login left (relogin.ts).
+      const previous = tokens.refreshToken ? undefined : await deps.store.get(id).catch(() => undefined);
+      stored.tokens = keepPreviousRefreshToken(tokens, previous?.tokens);
+      await deps.store.set(id, stored);
+    }
     deps.mirrorToCredentials(id, stored);
     return awaitsDeploy;
   }

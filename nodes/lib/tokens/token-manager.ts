@@ -56,6 +56,7 @@ import type { CredentialTarget, GrantType, TokenSet } from '../types';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
 import { backoffCeiling, retryDelay, type RetryPolicy } from '../http/retry';
 import type { RenewalCoordination, RenewalLease, StoredTokens, TokenStore } from './token-store';
+import { keepPreviousRefreshToken } from './relogin';
 
 export type ConnectionState =
   | { kind: 'logged-out' }
@@ -383,8 +384,12 @@ export class TokenManager extends EventEmitter {
    * target than this connection's (made with the dialog's settings) is persisted and replaces the one in use,
    * but is not used here: resolves false, and the state says the login waits for a deploy of its settings.
    */
-  async setTokens(tokens: TokenSet): Promise<boolean> {
+  async setTokens(login: TokenSet): Promise<boolean> {
     this.assertOpen();
+    // A login without a refresh token keeps the previous one of the same grant (relogin.ts). An unreadable
+    // store keeps nothing: the login is stored as it came.
+    const previous = login.refreshToken ? undefined : await this.store.get(this.id).catch(() => undefined);
+    const tokens = keepPreviousRefreshToken(login, previous?.tokens ?? this.current?.tokens);
     this.generation++;
     this.localChanges++;
     this.proactiveCooldownUntil = 0;
