@@ -3,7 +3,9 @@
  * given state is never changed; the caller commits `next` only after the changes were sent (invariant 11).
  * O(n) in records + remembered ids (Maps, no nested scans): a 100,000-record list takes about 0.2 to 0.4 s on
  * the development machine, mostly reading ids and parsing updated-at strings (test/unit/changes/scale.test.ts
- * prints the figures). It is synchronous, so the event loop waits that long once per poll.
+ * prints the figures). Records in the updated-at digest window (digestWindowStart) are hashed as well, about
+ * 6 µs each: a list whose 100,000 records were all stamped within the last minute takes about 0.8 s. It is
+ * synchronous, so the event loop waits that long once per poll.
  */
 import {
   CONTENT_DIGEST_BYTES,

@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { detectChanges, type DetectOptions } from '../../../nodes/lib/changes/detect';
+import { detectChanges, onlyDigestDropped, type DetectOptions } from '../../../nodes/lib/changes/detect';
 import { RecordPoller } from '../../../nodes/lib/changes/poller';
 import { openTriggerStateStore } from '../../../nodes/lib/changes/state-store';
 import type { DetectedChange, TriggerSettings, TriggerState } from '../../../nodes/lib/changes/types';
@@ -231,6 +231,17 @@ describe('changes/same-second updates (updatedAt detection)', () => {
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('onlyDigestDropped: the same entry without its digest, watched entries included; nothing else, and never for a version', () => {
+    const updatedAt = settings().detection;
+    const watched = '\u0000["=\\"open\\""]';
+    assert.equal(onlyDigestDropped(`${T0}#abcdefgh`, String(T0), updatedAt), true);
+    assert.equal(onlyDigestDropped(`${T0}#abcdefgh${watched}`, `${T0}${watched}`, updatedAt), true);
+    assert.equal(onlyDigestDropped(`${T0}#abcdefgh`, String(T0 + 1000), updatedAt), false);
+    assert.equal(onlyDigestDropped(`${T0}#abcdefgh${watched}`, `${T0}\u0000["=\\"done\\""]`, updatedAt), false);
+    assert.equal(onlyDigestDropped(String(T0), String(T0), updatedAt), false, 'equal entries are compared before');
+    assert.equal(onlyDigestDropped('=a#bcdefghi', '=a', { kind: 'version', path: 'rev' }), false, 'an ETag with a # changed');
   });
 
   it('memory: bytes per record of the state, 10,000 records in and out of the digest window', () => {
