@@ -3,9 +3,20 @@
  * given state is never changed; the caller commits `next` only after the changes were sent (invariant 11).
  * O(n) in records + remembered ids (Maps, no nested scans): a 100,000-record list takes about 0.2 to 0.4 s on
  * the development machine, mostly reading ids and parsing updated-at strings (test/unit/changes/scale.test.ts
- * prints the figures). It is synchronous, so the event loop waits that long once per poll.
+ * prints the figures). Records in the updated-at digest window (digestWindowStart) are hashed as well, about
+ * 6 µs each: a list whose 100,000 records were all stamped within the last minute takes about 0.8 s. It is
+ * synchronous, so the event loop waits that long once per poll.
  */
-import { fingerprint, previousVersion, readRecord, rememberedVersion, stableStringify } from './fingerprint';
+import {
+  CONTENT_DIGEST_BYTES,
+  CONTENT_DIGEST_LENGTH,
+  contentFingerprint,
+  fingerprint,
+  previousVersion,
+  readRecord,
+  rememberedVersion,
+  stableStringify,
+} from './fingerprint';
 import { readPath } from '../http/records';
 import type { DetectedChange, FieldChange, FutureTimestamps, TriggerSettings, TriggerState, WatchSettings } from './types';
 import { FUTURE_TOLERANCE_MS, watermarkCeiling } from './watermark';
@@ -59,6 +70,16 @@ const UNREADABLE = undefined;
  *   read replica, a cache, the watermark overlap returning a stale page) is ignored and the newer time stays
  *   remembered: emitting it would send the flow an old state after a new one, and the newer version would then
  *   be emitted a second time when it reappears.
+ * - updatedAt detection, the same time again: an update when the content differs from the content digest kept
+ *   with the time, else nothing. Timestamps of one second's precision give a record updated twice within one
+ *   second, with a poll reading it in between, the same updated-at both times. The digest (8 characters after a
+ *   '#', contentFingerprint with CONTENT_DIGEST_BYTES) is kept only for records in the digest window (see
+ *   digestWindowStart: those the next poll may list again within their second) and dropped once a record is
+ *   past it, so an entry outside the window costs what it did. An entry without a digest (past the window, or
+ *   written by a version that kept none) reads as "no digest": the same time is no update, and the digest is
+ *   taken from this list when the record is in the window. What it cannot tell: which of two same-second
+ *   contents is the newer one, so a lagging replica that lists the earlier content again inside the window sends
+ *   it as an update, and the newer content once more when it is listed again.
  * - Deleted → remembered ids missing from two complete lists in a row, only when settings.events.deleted,
  *   opts.fullList and no watermark. A list read page by page while it changes shifts under the reader (a record
  *   deleted or moved on a page already read pulls the next page's first record onto it), so one complete list
@@ -115,6 +136,25 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
     versions.push('skip' in reading ? UNREADABLE : reading.version);
   }
 
+  let watermark = state.watermark;
+  if (detection.kind === 'updatedAt') {
+    for (let i = 0; i < ids.length; i++) {
+      const version = versions[i];
+      if (ids[i] === undefined || version === UNREADABLE) continue;
+      const ms = Number(version);
+      watermark = watermark === undefined || ms > watermark ? ms : watermark;
+    }
+  }
+  const bounded = settings.watermark !== undefined && detection.kind === 'updatedAt' && typeof opts.apiNow === 'number' && Number.isFinite(opts.apiNow);
+  if (bounded && watermark !== undefined) watermark = Math.min(watermark, watermarkCeiling(opts.apiNow as number, settings));
+  const digestFrom = digestWindowStart(state.watermark, watermark, settings, opts.apiNow);
+  /** The remembered entry with its digest dropped when its time is before the window (updatedAt only). */
+  const pastWindow = (entry: string): string => {
+    if (digestFrom === undefined) return entry;
+    const parts = splitRemembered(entry, detection);
+    return parts.digest !== undefined && !(Number(parts.version) >= digestFrom) ? joinRemembered(parts.version, undefined, parts.watchedRaw) : entry;
+  };
+
   const remembered = new Map(state.seen);
   const missedBefore = new Set(state.missing);
   const missing: string[] = [];
@@ -123,7 +163,6 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
   const changes: DetectedChange[] = [];
   const deletions: DetectedChange[] = [];
   let seen: Array<[string, string]> = [];
-  const bounded = settings.watermark !== undefined && detection.kind === 'updatedAt' && typeof opts.apiNow === 'number' && Number.isFinite(opts.apiNow);
   const futureAfter = bounded ? (opts.apiNow as number) + FUTURE_TOLERANCE_MS : Infinity;
   let future: FutureTimestamps | undefined;
   const noteFuture = (id: string, version: string): void => {
@@ -139,7 +178,7 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
     if (position.has(id)) continue;
     const missedLastTime = missedBefore.has(id);
     if (!inferDeletes || (!firstPoll && !missedLastTime)) {
-      seen.push([id, before]);
+      seen.push([id, pastWindow(before)]);
       if (inferDeletes || missedLastTime) missing.push(id);
     } else if (events.deleted && !firstPoll) {
       deletions.push({ event: 'deleted', id, record: deletedRecord(idPath, id) });
@@ -147,23 +186,26 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
   }
 
   // Pass 2b: this list, in its order, becomes the most recently seen.
-  let watermark = state.watermark;
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     if (id === undefined) continue;
     const version = versions[i];
     const before = remembered.get(id);
     if (version === UNREADABLE) {
-      if (before !== undefined) seen.push([id, before]);
+      if (before !== undefined) seen.push([id, pastWindow(before)]);
       continue;
-    }
-    if (detection.kind === 'updatedAt') {
-      const ms = Number(version);
-      watermark = watermark === undefined || ms > watermark ? ms : watermark;
     }
     const record = listedRecords[i];
     const watched = watch ? watchedEntries(record, watch) : undefined;
-    const now = rememberedVersion(version, detection) + (watched ? WATCH_SEPARATOR + JSON.stringify(watched) : '');
+    // Computed at most once per record, and only for records in the window or compared with a kept digest.
+    let digest: string | undefined;
+    const contentDigest = (): string | undefined => (digest ??= contentFingerprint(record, CONTENT_DIGEST_BYTES));
+    const inWindow = digestFrom !== undefined && Number(version) >= digestFrom;
+    const now = joinRemembered(
+      rememberedVersion(version, detection),
+      inWindow ? contentDigest() : undefined,
+      watched ? WATCH_SEPARATOR + JSON.stringify(watched) : '',
+    );
     if (firstPoll) {
       seen.push([id, now]);
       noteFuture(id, version);
@@ -172,12 +214,12 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
       seen.push([id, now]);
       noteFuture(id, version);
       if (events.created) changes.push(created(id, record, version, watch));
-    } else if (before === now || (detection.kind === 'updatedAt' && !isLater(version, splitRemembered(before).version))) {
-      seen.push([id, before]);
+    } else if (detection.kind !== 'updatedAt' ? before === now : !updatedAtChanged(version, splitRemembered(before, detection), contentDigest)) {
+      seen.push([id, detection.kind === 'updatedAt' ? unchangedEntry(before, version, inWindow ? contentDigest() : undefined, digestFrom) : before]);
     } else {
       seen.push([id, now]);
       noteFuture(id, version);
-      const remembered = splitRemembered(before);
+      const remembered = splitRemembered(before, detection);
       const fieldChanges = watch && watched ? changedFields(watch, record, remembered.watched, watched) : undefined;
       // With watched fields, a new version that changed none of them is remembered but is no update to send.
       if (events.updated && (!watch || (fieldChanges && Object.keys(fieldChanges).length > 0))) {
@@ -210,7 +252,6 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
     }
   }
 
-  if (bounded && watermark !== undefined) watermark = Math.min(watermark, watermarkCeiling(opts.apiNow as number, settings));
   const nextState: TriggerState = { version: 1, configKey: state.configKey, initialised: true, seen };
   if (watermark !== undefined) nextState.watermark = watermark;
   if (missing.length > 0) nextState.missing = missing;
@@ -235,15 +276,104 @@ const WATCH_SEPARATOR = '\u0000';
 /** Longest value JSON remembered as it is; longer values are remembered as a 16-character digest. */
 export const MAX_KEPT_VALUE = 200;
 
-function splitRemembered(stored: string): { version: string; watched?: string[] } {
+/**
+ * With updatedAt detection, a content digest rides along with the time of a record in the window, after this
+ * mark: `<ms>#<digest>`, then the watched entries if any. Decimal ms never contain '#'; other detections keep
+ * no digest (their version is not split, so a '#' in an ETag stays the ETag's).
+ */
+const DIGEST_MARK = '#';
+
+/**
+ * Whether `after` is the remembered entry `before` with only its content digest dropped (updatedAt detection): a
+ * record that left the digest window. The poller does not write the state for that alone; the digest left on
+ * disk is dropped with the next write, and until then it still tells a same-second change correctly.
+ */
+export function onlyDigestDropped(before: string, after: string, detection: TriggerSettings['detection']): boolean {
+  if (detection.kind !== 'updatedAt' || before.length !== after.length + DIGEST_MARK.length + CONTENT_DIGEST_LENGTH) return false;
+  const mark = before.indexOf(DIGEST_MARK);
+  const watched = before.indexOf(WATCH_SEPARATOR);
+  if (mark < 0 || (watched >= 0 && watched < mark)) return false;
+  return after === before.slice(0, mark) + before.slice(mark + DIGEST_MARK.length + CONTENT_DIGEST_LENGTH);
+}
+
+interface RememberedParts {
+  version: string;
+  digest?: string;
+  watched?: string[];
+  /** The watched part as stored (separator included), or '': to rebuild the entry exactly. */
+  watchedRaw: string;
+}
+
+function splitRemembered(stored: string, detection: TriggerSettings['detection']): RememberedParts {
   const at = stored.indexOf(WATCH_SEPARATOR);
-  if (at < 0) return { version: stored };
+  let head = at < 0 ? stored : stored.slice(0, at);
+  const watchedRaw = at < 0 ? '' : stored.slice(at);
+  let digest: string | undefined;
+  const mark = detection.kind === 'updatedAt' ? head.indexOf(DIGEST_MARK) : -1;
+  if (mark >= 0) {
+    digest = head.slice(mark + 1);
+    head = head.slice(0, mark);
+  }
+  const parts: RememberedParts = { version: head, watchedRaw };
+  if (digest !== undefined) parts.digest = digest;
+  if (at < 0) return parts;
   try {
     const watched: unknown = JSON.parse(stored.slice(at + 1));
-    return { version: stored.slice(0, at), watched: Array.isArray(watched) ? watched.map(String) : undefined };
+    if (Array.isArray(watched)) parts.watched = watched.map(String);
   } catch {
-    return { version: stored.slice(0, at) };
+    // A damaged watched part reads as none: every watched field then counts as changed once.
   }
+  return parts;
+}
+
+function joinRemembered(version: string, digest: string | undefined, watchedRaw: string): string {
+  return digest === undefined ? version + watchedRaw : version + DIGEST_MARK + digest + watchedRaw;
+}
+
+/**
+ * The earliest updated-at (epoch ms) whose records keep a content digest, or undefined for none (detection not by
+ * updated-at). With a watermark: the records the next poll may list again, from the earlier of the stored and
+ * the new watermark (a poll cut at Max pages keeps the stored one, poller.ts) minus the overlap, floored to the
+ * second (an `epoch-s` parameter is floored too). Without one every poll lists every record, but only a record
+ * stamped in the second of a poll can be updated again within its second after that poll; the API's time is
+ * its first page's Date header (whole seconds), or this machine's clock, and the API's records may be stamped
+ * by another clock: from FUTURE_TOLERANCE_MS (ordinary skew) before the API's time (undefined without apiNow).
+ */
+function digestWindowStart(
+  stored: number | undefined,
+  next: number | undefined,
+  settings: TriggerSettings,
+  apiNow: number | undefined,
+): number | undefined {
+  if (settings.detection.kind !== 'updatedAt') return undefined;
+  const floorSecond = (ms: number): number => Math.floor(ms / 1000) * 1000;
+  if (settings.watermark) {
+    const overlap = Number.isFinite(settings.watermark.overlapMs) && settings.watermark.overlapMs > 0 ? settings.watermark.overlapMs : 0;
+    const from = stored === undefined ? next : next === undefined ? stored : Math.min(stored, next);
+    // No watermark yet: this list was not filtered, and nothing in it had a time; keep no digest.
+    return from === undefined ? undefined : floorSecond(from - overlap);
+  }
+  return typeof apiNow === 'number' && Number.isFinite(apiNow) ? floorSecond(apiNow - FUTURE_TOLERANCE_MS) : undefined;
+}
+
+/** updatedAt detection: a later time, or the same time with content other than the digest kept with it. */
+function updatedAtChanged(version: string, before: RememberedParts, contentDigest: () => string | undefined): boolean {
+  if (isLater(version, before.version)) return true;
+  if (before.digest === undefined || Number(version) !== Number(before.version)) return false;
+  const digest = contentDigest();
+  return digest !== undefined && digest !== before.digest;
+}
+
+/**
+ * The entry of a record listed with no change (updatedAt detection): as it was, with the digest of this list's
+ * content when its time is the same and in the window, the kept digest when its time is older (a stale read: the
+ * remembered time stays) and still in the window, and none past the window.
+ */
+function unchangedEntry(before: string, version: string, digest: string | undefined, digestFrom: number | undefined): string {
+  const parts = splitRemembered(before, { kind: 'updatedAt', path: '' });
+  const same = Number(version) === Number(parts.version);
+  const keep = same ? digest : digestFrom !== undefined && Number(parts.version) >= digestFrom ? parts.digest : undefined;
+  return joinRemembered(parts.version, keep, parts.watchedRaw);
 }
 
 function valueJson(value: unknown): string {

@@ -24,10 +24,10 @@ import type { ResumePoint } from '../http/pagination';
 import { DEFAULT_RECORD_PROPERTIES } from '../http/records';
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import { backoffDelay } from '../http/retry';
-import { detectChanges, sameMissing, type DetectStats } from './detect';
+import { detectChanges, onlyDigestDropped, sameMissing, type DetectStats } from './detect';
 import type { PollLease } from './poll-lease';
 import type { TriggerStateStore } from './state-store';
-import type { ChangeEvent, Continuation, DetectedChange, FutureTimestamps, TriggerSettings, TriggerState } from './types';
+import type { ChangeDetection, ChangeEvent, Continuation, DetectedChange, FutureTimestamps, TriggerSettings, TriggerState } from './types';
 import { watermarkCeiling, watermarkQuery } from './watermark';
 
 export interface FetchResult {
@@ -214,11 +214,14 @@ function apiTime(result: FetchResult, localNow: number): number {
   return typeof server === 'number' && Number.isFinite(server) ? server : localNow;
 }
 
-function sameEntries(a: Array<[string, string]>, b: Array<[string, string]>): boolean {
+/** Same entries in any order; an entry that only lost its content digest (onlyDigestDropped) counts as the same. */
+function sameEntries(a: Array<[string, string]>, b: Array<[string, string]>, detection: ChangeDetection): boolean {
   if (a.length !== b.length) return false;
+  const same = (before: string | undefined, after: string): boolean =>
+    before === after || (before !== undefined && onlyDigestDropped(before, after, detection));
   let inOrder = true;
   for (let i = 0; i < a.length; i++) {
-    if (a[i][0] !== b[i][0] || a[i][1] !== b[i][1]) {
+    if (a[i][0] !== b[i][0] || !same(a[i][1], b[i][1])) {
       inOrder = false;
       break;
     }
@@ -226,21 +229,22 @@ function sameEntries(a: Array<[string, string]>, b: Array<[string, string]>): bo
   if (inOrder) return true;
   const map = new Map(a);
   if (map.size !== a.length) return false;
-  return b.every(([id, version]) => map.get(id) === version);
+  return b.every(([id, version]) => same(map.get(id), version));
 }
 
 /**
- * Whether `next` differs from `state` in anything but the order of `seen`. Order alone is not worth a write of
- * the whole file on every poll (an API listing by "updated desc" reorders every time, and Node-RED often runs
- * on SD cards): it only decides which ids the cap forgets first.
+ * Whether `next` differs from `state` in anything but the order of `seen`, or content digests dropped as records
+ * leave the digest window (detect.ts). Neither is worth a write of the whole file on every poll (an API listing
+ * by "updated desc" reorders every time, and Node-RED often runs on SD cards): order only decides which ids the
+ * cap forgets first, and a digest left behind is dropped with the next write.
  */
-function worthCommitting(state: TriggerState, next: TriggerState): boolean {
+function worthCommitting(state: TriggerState, next: TriggerState, detection: ChangeDetection): boolean {
   return (
     state.initialised !== next.initialised ||
     state.configKey !== next.configKey ||
     state.watermark !== next.watermark ||
     JSON.stringify(state.continuation) !== JSON.stringify(next.continuation) ||
-    !sameEntries(state.seen, next.seen) ||
+    !sameEntries(state.seen, next.seen, detection) ||
     !sameMissing(state.missing, next.missing)
   );
 }
@@ -567,7 +571,7 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
         });
       }
     }
-    if (worthCommitting(state, next)) await this.commit(next);
+    if (worthCommitting(state, next, settings.detection)) await this.commit(next);
 
     const outcome: PollOutcome = {
       skipped: false,

@@ -364,6 +364,9 @@ describe('changes/poller', () => {
     list.records = [rec('a', T0)];
     assert.equal((await poller.preview()).firstPoll, true);
     success(await poller.pollNow());
+    const committed = (await store.get('node-1'))?.seen;
+    // The time, with the content digest of a record stamped close to the API's time (detect.ts).
+    assert.match(String(committed?.[0][1]), new RegExp(`^${T0}#[\\w-]{8}$`));
     list.records = [rec('a', T0 + 1), rec('b', T0)];
     const preview = await poller.preview();
     assert.equal(preview.firstPoll, false);
@@ -373,7 +376,7 @@ describe('changes/poller', () => {
     );
     assert.equal(preview.stats.records, 2);
     assert.deepEqual(sent.all(), []);
-    assert.equal((await store.get('node-1'))?.seen[0][1], String(T0));
+    assert.deepEqual((await store.get('node-1'))?.seen, committed);
     success(await poller.pollNow());
     assert.deepEqual(sent.all(), ['updated:a', 'created:b']);
     list.failures.push(new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 500', { statusCode: 500, params: { statusCode: 500 } }));
