@@ -158,7 +158,10 @@ export interface RecordPollerOptions {
   previousConfigKeys?: ReadonlySet<string>;
   /** Delay of the first poll after start(); default 1000 ms (see start()). */
   firstPollDelayMs?: number;
-  /** Longest backoff after repeated failures; default the larger of intervalMs and one hour. */
+  /**
+   * Longest backoff after repeated failures; default the larger of intervalMs and one minute, so the trigger
+   * resumes within about a minute of the API recovering (a server that wants longer says so in Retry-After).
+   */
   maxBackoffMs?: number;
   /** Longest Retry-After honoured; default the larger of intervalMs and one hour. */
   maxRetryAfterMs?: number;
@@ -170,6 +173,7 @@ export interface RecordPollerOptions {
 
 const DEFAULT_FIRST_POLL_DELAY_MS = 1000;
 const HOUR_MS = 3_600_000;
+const MINUTE_MS = 60_000;
 
 /** Internal result of a poll whose result was thrown away (stop or reset during it). */
 const ABANDONED = Symbol('abandoned');
@@ -291,7 +295,7 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     this.setTimer = opts.setTimer ?? defaultSetTimer;
     this.clearTimer = opts.clearTimer ?? defaultClearTimer;
     this.random = opts.random ?? Math.random;
-    this.maxBackoffMs = opts.maxBackoffMs ?? Math.max(interval, HOUR_MS);
+    this.maxBackoffMs = opts.maxBackoffMs ?? Math.max(interval, MINUTE_MS);
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? Math.max(interval, HOUR_MS);
   }
 

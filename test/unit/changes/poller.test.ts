@@ -224,6 +224,24 @@ describe('changes/poller', () => {
     assert.equal(states.at(-1)?.kind, 'idle');
   });
 
+  it('by default the backoff stops growing at one minute: the trigger resumes within a minute of the API recovering', async () => {
+    const poller = makePoller({ random: () => 0.999 });
+    list.records = [rec('a', T0)];
+    const unavailable = (): OAuth2Error => new OAuth2Error('OAUTH2_HTTP_STATUS', 'HTTP 503', { statusCode: 503, retryable: true, params: { statusCode: 503 } });
+    for (let i = 0; i < 8; i++) list.failures.push(unavailable());
+    poller.start();
+    const waits: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const end = nextPollEnd(poller);
+      clock.fireNext();
+      await end;
+      waits.push(clock.pending()[0] - clock.time);
+    }
+    assert.ok(Math.max(...waits) <= 60_000, waits.join(', '));
+    assert.equal(waits.at(-1), Math.floor(0.999 * 60_000));
+    poller.stop();
+  });
+
   it('failures back off with full jitter, never faster than the interval, honouring Retry-After up to a cap; success restores the interval', async () => {
     let r = 0.999;
     const poller = makePoller({ random: () => r, maxBackoffMs: 60_000, maxRetryAfterMs: 300_000 });
