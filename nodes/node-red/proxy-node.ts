@@ -8,6 +8,6 @@ import type { NodeAPI } from './types';
 
 export function proxyOf(RED: NodeAPI, id: unknown): ProxySettings | undefined {
   if (typeof id !== 'string' || !id) return undefined;
-  const node = RED.nodes.getNode(id) as { url?: unknown; noproxy?: unknown; credentials?: { username?: unknown; password?: unknown } } | null;
+  const node = RED.nodes.getNode(id) as { type?: unknown; url?: unknown; noproxy?: unknown; credentials?: { username?: unknown; password?: unknown } } | null;
   return node ? proxySettingsFromNode(node) : undefined;
 }

@@ -36,8 +36,12 @@ export function proxySettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Prox
   return { httpsProxy, httpProxy, noProxy: splitNoProxy(env.no_proxy ?? env.NO_PROXY ?? '') };
 }
 
-/** A Node-RED `http proxy` config node's settings: one URL for both schemes. */
-export function proxySettingsFromNode(node: { url?: unknown; noproxy?: unknown; credentials?: { username?: unknown; password?: unknown } }): ProxySettings | undefined {
+/**
+ * A Node-RED `http proxy` config node's settings: one URL for both schemes. Any other node (an id typed into a
+ * dialog's body may name one) is no proxy, whatever `url` it has.
+ */
+export function proxySettingsFromNode(node: { type?: unknown; url?: unknown; noproxy?: unknown; credentials?: { username?: unknown; password?: unknown } }): ProxySettings | undefined {
+  if (node.type !== 'http proxy') return undefined;
   const url = typeof node.url === 'string' ? node.url.trim() : '';
   if (!url) return undefined;
   const noProxy = Array.isArray(node.noproxy) ? node.noproxy.filter((h): h is string => typeof h === 'string') : [];

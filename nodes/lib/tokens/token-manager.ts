@@ -386,8 +386,8 @@ export class TokenManager extends EventEmitter {
    */
   async setTokens(login: TokenSet): Promise<boolean> {
     this.assertOpen();
-    // A login without a refresh token keeps the previous one of the same grant (relogin.ts). An unreadable
-    // store keeps nothing: the login is stored as it came.
+    // A login without a refresh token keeps the previous one of the same grant (relogin.ts): the store's, or
+    // when the store cannot be read, the one this connection holds.
     const previous = login.refreshToken ? undefined : await this.store.get(this.id).catch(() => undefined);
     const tokens = keepPreviousRefreshToken(login, previous?.tokens ?? this.current?.tokens);
     this.generation++;

@@ -33,14 +33,16 @@ describe('http/proxy: one transport for every call of a connection', () => {
         httpProxy: undefined,
         noProxy: ['a.example', 'b.example'],
       });
-      assert.deepEqual(proxySettingsFromNode({ url: 'http://p:3', noproxy: ['x.example'], credentials: { username: 'u', password: 'pw' } }), {
+      assert.deepEqual(proxySettingsFromNode({ type: 'http proxy', url: 'http://p:3', noproxy: ['x.example'], credentials: { username: 'u', password: 'pw' } }), {
         httpsProxy: 'http://p:3',
         httpProxy: 'http://p:3',
         noProxy: ['x.example'],
         username: 'u',
         password: 'pw',
       });
-      assert.equal(proxySettingsFromNode({ url: '' }), undefined);
+      assert.equal(proxySettingsFromNode({ type: 'http proxy', url: '' }), undefined);
+      // A dialog may send any node id: a node of another type is no proxy, whatever url it carries.
+      assert.equal(proxySettingsFromNode({ type: 'http request', url: 'http://attacker.example:8080' }), undefined);
     });
   });
 
