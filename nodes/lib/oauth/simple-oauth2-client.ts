@@ -224,15 +224,17 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
     return rest;
   }
 
-  function normalize(body: unknown, requestedScopes: string[], previous?: TokenSet): TokenSet {
-    return normalizeTokenResponse(body, { now: now(), defaultLifetimeSec, requestedScopes, previous });
+  /** `sentAt`: when the token request left. A token's life counts from then, not from its arrival. */
+  function normalize(body: unknown, sentAt: number, requestedScopes: string[], previous?: TokenSet): TokenSet {
+    return normalizeTokenResponse(body, { now: sentAt, defaultLifetimeSec, requestedScopes, previous });
   }
 
   return {
     async exchangeCode({ code, codeVerifier, redirectUri, nonce }) {
       const params = { ...commonParams(), code, redirect_uri: redirectUri, code_verifier: codeVerifier };
+      const sentAt = now();
       const body = await tokenRequest(() => authorizationCode.getToken(params, wreckOptions()), [code, codeVerifier]);
-      const tokens = normalize(raw(body), client.scopes);
+      const tokens = normalize(raw(body), sentAt, client.scopes);
       if (nonce !== undefined && tokens.idToken) {
         // Replay protection for the id_token (OIDC Core 3.1.3.7 step 11). Signature checks are unnecessary
         // for a token received directly from the token endpoint over TLS (same section, step 6).
@@ -251,19 +253,21 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
       }
       const current = authorizationCode.createToken({ access_token: previous.accessToken, refresh_token: previous.refreshToken });
       const params = commonParams();
+      const sentAt = now();
       const body = await tokenRequest(() => current.refresh(params, wreckOptions()), [previous.refreshToken, previous.accessToken], true);
       // simple-oauth2 fills a missing refresh_token with undefined (a bug: it reads this.refresh_token), so
       // drop it and let normalizeTokenResponse keep the previous one, as RFC 6749 section 6 says.
       const response = raw(body);
       if (response.refresh_token === undefined) delete response.refresh_token;
-      return normalize(response, previous.scopes, previous);
+      return normalize(response, sentAt, previous.scopes, previous);
     },
 
     async clientCredentials() {
       const params: Record<string, string | string[]> = { ...commonParams() };
       if (client.scopes.length > 0) params.scope = client.scopes.join(' ');
+      const sentAt = now();
       const body = await tokenRequest(() => clientCredentialsGrant.getToken(params, wreckOptions()), []);
-      return normalize(raw(body), client.scopes);
+      return normalize(raw(body), sentAt, client.scopes);
     },
 
     async startDeviceAuthorization(): Promise<DeviceAuthorization> {
@@ -276,9 +280,10 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
     },
 
     async pollDeviceToken(deviceCode: string): Promise<TokenSet | DevicePollPending> {
+      const sentAt = now();
       const result = await pollDeviceTokenOnce({ tokenEndpoint: metadata.tokenEndpoint, deviceCode, client, transport });
       if ('status' in result) return result;
-      return normalize(result.body, client.scopes);
+      return normalize(result.body, sentAt, client.scopes);
     },
 
     async revoke(tokens) {

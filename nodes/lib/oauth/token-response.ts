@@ -101,6 +101,11 @@ export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): Tok
   const jwtExp = decodeJwtPayload(accessToken)?.exp;
   if (expiresIn !== undefined) {
     expiresAt = ctx.now + expiresIn * 1000;
+    // A JWT's exp has second precision: issued at 10.9 s for 3 s, it says 13 s, not 13.9 s. Within that one
+    // second the exp is the truer end; further off it is another clock (skew), and expires_in stands.
+    if (typeof jwtExp === 'number' && Number.isFinite(jwtExp) && jwtExp * 1000 < expiresAt && expiresAt - jwtExp * 1000 <= 1000) {
+      expiresAt = jwtExp * 1000;
+    }
     expirySource = 'expires_in';
   } else if (typeof jwtExp === 'number' && Number.isFinite(jwtExp)) {
     expiresAt = jwtExp * 1000;

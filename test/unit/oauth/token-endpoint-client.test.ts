@@ -293,6 +293,23 @@ describe('oauth/simple-oauth2-client against oidc-provider', () => {
       }
     });
 
+    it('counts a token\'s life from when its request was sent, not from when the slow answer arrived (a loopback stub delays it)', async () => {
+      const slow = await startLoopbackServer((_req, _body, res) => {
+        setTimeout(() => json(res, 200, { access_token: 'at', token_type: 'bearer', expires_in: 3 }), 600);
+      });
+      try {
+        const api = createTokenEndpointClient({ metadata: { tokenEndpoint: `${slow.url}/token` }, client: service(), timeoutMs: 5000 });
+        const sent = Date.now();
+        const tokens = await api.clientCredentials();
+        const arrived = Date.now();
+        assert.ok(arrived - sent >= 590, `the answer took ${arrived - sent} ms`);
+        assert.ok(tokens.obtainedAt >= sent && tokens.obtainedAt < sent + 300, `obtainedAt ${tokens.obtainedAt - sent} ms after sending`);
+        assert.ok(tokens.expiresAt <= sent + 3300, `expires ${tokens.expiresAt - sent} ms after sending, not 3 s after arrival`);
+      } finally {
+        await slow.close();
+      }
+    });
+
     it('sends repeated resource parameters and extra token parameters without letting extras replace the grant', async () => {
       const fake = await startLoopbackServer((_req, _body, res) => json(res, 200, { access_token: 'at', token_type: 'bearer' }));
       try {

@@ -33,6 +33,19 @@ describe('oauth/token-response', () => {
     assert.equal(notJson.expirySource, 'default');
   });
 
+  it('takes a JWT exp up to one second before expires_in as the truer end (second precision), and ignores one further off', () => {
+    // Issued at 10.9 s for 3 s: expires_in says 13.9 s, the exp (whole seconds) says 13 s.
+    const issued = 1_700_000_010_900;
+    const at = { ...ctx, now: issued };
+    const exp = Math.floor(issued / 1000) + 3;
+    const tight = normalizeTokenResponse({ access_token: jwt({ exp }), expires_in: 3 }, at);
+    assert.equal(tight.expiresAt, exp * 1000);
+    assert.equal(tight.expirySource, 'expires_in');
+    // An exp five seconds early is another clock (skew): expires_in stands; so does an exp after it.
+    assert.equal(normalizeTokenResponse({ access_token: jwt({ exp: exp - 5 }), expires_in: 3 }, at).expiresAt, issued + 3000);
+    assert.equal(normalizeTokenResponse({ access_token: jwt({ exp: exp + 60 }), expires_in: 3 }, at).expiresAt, issued + 3000);
+  });
+
   it('says Bearer for every bearer token_type (missing, any casing, a provider word) and refuses proof-of-possession types', () => {
     assert.equal(normalizeTokenResponse({ access_token: 'a' }, ctx).tokenType, 'Bearer');
     for (const type of ['bearer', 'BEARER', ' Bearer ', 'bot', 'user']) {
