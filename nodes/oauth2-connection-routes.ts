@@ -6,7 +6,6 @@ import { snapshotOf, type TokenSnapshot } from './lib/tokens/token-manager';
 import {
   credentialTarget,
   parseConnectionConfig,
-  sameCredentialTarget,
   type ConnectionConfig,
   type ConnectionSettings,
 } from './lib/connection-settings';
@@ -125,14 +124,14 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
    * endpoint): a dialog must not be able to send the stored secret to another server. `withheld` says the
    * deployed secret was not reused for that reason.
    */
-  function settingsFromBody(id: string, body: unknown): { settings: ConnectionSettings; withheld: boolean } {
-    const chosen = secretFor(id, body);
+  async function settingsFromBody(id: string, body: unknown): Promise<{ settings: ConnectionSettings; withheld: boolean }> {
+    const chosen = await secretFor(id, body);
     // The dialog's proxy node, as the deployed connection's: the login goes out the way its calls will.
     const config = (body as { config: ConnectionConfig }).config;
     return { ...chosen, settings: { ...chosen.settings, proxy: proxyOf(RED, config.proxy) } };
   }
 
-  function secretFor(id: string, body: unknown): { settings: ConnectionSettings; withheld: boolean } {
+  async function secretFor(id: string, body: unknown): Promise<{ settings: ConnectionSettings; withheld: boolean }> {
     const b = (body && typeof body === 'object' ? body : {}) as { config?: unknown; clientSecret?: unknown };
     if (!b.config || typeof b.config !== 'object' || Array.isArray(b.config)) {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: config', { params: { field: 'config', reason: 'required' } });
@@ -140,20 +139,22 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     const config = b.config as ConnectionConfig;
     const typed = typeof b.clientSecret === 'string' && b.clientSecret && b.clientSecret !== '__PWRD__' ? b.clientSecret : undefined;
     if (typed) return { settings: parseConnectionConfig(config, typed), withheld: false };
-    const deployed = liveConnection(id)?.settings;
+    const live = liveConnection(id);
     // Only compared with the deployed settings: a client-credentials config without a secret must not throw here.
     const candidate = parseConnectionConfig(config, undefined, { secretRequired: false });
-    const stored = deployed?.client.clientSecret;
-    if (!deployed || !stored) return { settings: parseConnectionConfig(config), withheld: false };
-    if (sameCredentialTarget(credentialTarget(deployed), credentialTarget(candidate))) {
+    const stored = live?.settings.client.clientSecret;
+    if (!live || !stored) return { settings: parseConnectionConfig(config), withheld: false };
+    // Where the deployed connection really sends it: for an issuer alone, the endpoints it discovers there (the
+    // dialog's Discover fills in exactly those).
+    if (await live.sendsTo(credentialTarget(candidate))) {
       return { settings: parseConnectionConfig(config, stored), withheld: false };
     }
     return { settings: parseConnectionConfig(config), withheld: true };
   }
 
   /** A login that authenticates the client needs its secret now, not at the callback after the user consented. */
-  function loginSettings(id: string, body: unknown): ConnectionSettings {
-    const { settings, withheld } = settingsFromBody(id, body);
+  async function loginSettings(id: string, body: unknown): Promise<ConnectionSettings> {
+    const { settings, withheld } = await settingsFromBody(id, body);
     if (settings.client.authMethod !== 'none' && !settings.client.clientSecret) {
       throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid configuration: clientSecret is required', {
         params: { field: 'clientSecret', reason: withheld ? 'retypeSecret' : 'required' },
@@ -168,21 +169,24 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
    * (or for tokens that do not say where they come from, which it obtained itself); else the dialog's
    * settings when they match; else nobody, and the tokens are only forgotten here.
    */
-  function revokerFor(
+  async function revokerFor(
     id: string,
     connection: Connection | undefined,
     stored: StoredTokens | undefined,
     body: unknown,
-  ): { revoker: Pick<TokenEndpointClient, 'revoke'>; close(): void } | undefined {
+  ): Promise<{ revoker: Pick<TokenEndpointClient, 'revoke'>; close(): void } | undefined> {
     if (!stored) return undefined;
     const issuedTo = stored.tokens.issuedTo;
-    if (connection && (!issuedTo || sameCredentialTarget(issuedTo, credentialTarget(connection.settings)))) {
+    if (connection && (!issuedTo || (await connection.sendsTo(issuedTo)))) {
       return { revoker: connection.client, close: () => undefined };
     }
     if (!issuedTo || !(body as { config?: unknown } | undefined)?.config) return undefined;
-    const { settings } = settingsFromBody(id, body);
-    if (!sameCredentialTarget(issuedTo, credentialTarget(settings))) return undefined;
+    const { settings } = await settingsFromBody(id, body);
     const temp = new Connection({ id, settings, store: deps.store });
+    if (!(await temp.sendsTo(issuedTo))) {
+      temp.close();
+      return undefined;
+    }
     return { revoker: temp.client, close: () => temp.close() };
   }
 
@@ -257,6 +261,8 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     // status; for a connection not deployed, the runtime's Redis connection (and the read just tried) tells.
     let storeUnavailable = false;
     if (connection) {
+      // Just deployed or started: the state once the stored tokens are loaded, not the one before.
+      await connection.whenStarted(3000);
       snapshot = connection.snapshot();
       storeUnavailable = node?.storeUnavailable === true;
     } else {
@@ -291,7 +297,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
 
   RED.httpAdmin.post('/oauth2-connection/:id/login', write, sessions, handle(async (req, res) => {
     const id = validId(req);
-    const settings = loginSettings(id, req.body);
+    const settings = await loginSettings(id, req.body);
     if (settings.grant !== 'authorization_code') {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: grantType', { params: { field: 'grantType', reason: 'invalidValue' } });
     }
@@ -327,7 +333,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
 
   RED.httpAdmin.post('/oauth2-connection/:id/device', write, handle(async (req, res) => {
     const id = validId(req);
-    const settings = loginSettings(id, req.body);
+    const settings = await loginSettings(id, req.body);
     if (settings.grant !== 'device_code') {
       throw new OAuth2Error('OAUTH2_INVALID_INPUT', 'Invalid input: grantType', { params: { field: 'grantType', reason: 'invalidValue' } });
     }
@@ -343,7 +349,7 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
     login.cancelDevice(id);
     const connection = liveConnection(id);
     const stored = await deps.store.get(id);
-    const revocation = revokerFor(id, connection, stored, req.body);
+    const revocation = await revokerFor(id, connection, stored, req.body);
     let result: RevocationResult = { refreshTokenRevoked: false, accessTokenRevoked: false };
     try {
       if (connection) {

@@ -217,6 +217,23 @@ export function credentialTarget(settings: ConnectionSettings): CredentialTarget
   };
 }
 
+/**
+ * Where settings really send the client secret and tokens once their endpoints are known: the endpoints of
+ * `metadata` (what discovery found, for settings that name only an issuer; the configured ones otherwise).
+ */
+export function resolvedCredentialTarget(
+  settings: ConnectionSettings,
+  metadata: Pick<ProviderMetadata, 'authorizationEndpoint' | 'tokenEndpoint' | 'revocationEndpoint' | 'deviceAuthorizationEndpoint'>,
+): CredentialTarget {
+  return {
+    ...credentialTarget(settings),
+    authorizationEndpoint: metadata.authorizationEndpoint,
+    tokenEndpoint: metadata.tokenEndpoint,
+    revocationEndpoint: metadata.revocationEndpoint,
+    deviceAuthorizationEndpoint: metadata.deviceAuthorizationEndpoint,
+  };
+}
+
 const TARGET_FIELDS: readonly (keyof CredentialTarget)[] = [
   'clientId', 'authMethod', 'issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint', 'deviceAuthorizationEndpoint',
 ];

@@ -4,7 +4,7 @@ import { OriginAllowlist, parseOriginList } from './http/origin';
 import { agentFetch } from './http/agent-fetch';
 import { createAgents, sharedAgents, type AgentPair } from './http/agents';
 import { proxySettingsFromEnv } from './http/proxy';
-import { credentialTarget, type ConnectionSettings } from './connection-settings';
+import { credentialTarget, resolvedCredentialTarget, sameCredentialTarget, type ConnectionSettings } from './connection-settings';
 import { OAuth2Error } from './errors';
 import { discoverProvider } from './oauth/discovery';
 import { acceptedDocumentIssuer } from './oauth/tenant-issuer';
@@ -13,7 +13,7 @@ import type { RevocationResult } from './oauth/revocation';
 import type { DevicePollPending, TokenEndpointClient } from './oauth/token-endpoint';
 import { TokenManager, type ConnectionState } from './tokens/token-manager';
 import type { RenewalCoordination, StoredTokens, TokenStore } from './tokens/token-store';
-import type { ProviderMetadata, TokenSet } from './types';
+import type { CredentialTarget, ProviderMetadata, TokenSet } from './types';
 
 export type TlsOptions = Parameters<typeof createAgents>[0]['tls'];
 
@@ -110,6 +110,10 @@ export class Connection extends EventEmitter implements Authorizer {
   readonly client: TokenEndpointClient;
   readonly metadata: () => Promise<ProviderMetadata>;
   private readonly manager: TokenManager;
+  /** The settings name no token endpoint: it is discovered from the issuer. */
+  private readonly discoverOnly: boolean;
+  private discoveredTarget: CredentialTarget | undefined;
+  private starting: Promise<void> | undefined;
   private readonly allowlist: OriginAllowlist;
   private readonly store: TokenStore;
 
@@ -121,7 +125,14 @@ export class Connection extends EventEmitter implements Authorizer {
     const timeoutMs = options.timeoutMs ?? 30_000;
     this.allowlist = new OriginAllowlist(options.settings.apiBaseUrl, parseOriginList(options.settings.allowedOrigins.join(' ')));
     this.agents = createAgents({ tls: options.tls, proxy: options.settings.proxy ?? proxySettingsFromEnv() });
-    this.metadata = metadataResolver(options.settings, timeoutMs, this.agents);
+    const resolve = metadataResolver(options.settings, timeoutMs, this.agents);
+    // Settings naming only an issuer send credentials where discovery says: that target is learnt here.
+    this.discoverOnly = !options.settings.metadata.tokenEndpoint;
+    this.metadata = () =>
+      resolve().then((md) => {
+        if (this.discoverOnly) this.discoveredTarget = resolvedCredentialTarget(options.settings, md);
+        return md;
+      });
     this.client = lazyTokenEndpointClient(options.settings, this.metadata, timeoutMs, this.agents);
     this.manager = new TokenManager({
       connectionId: options.id,
@@ -131,6 +142,12 @@ export class Connection extends EventEmitter implements Authorizer {
       coordination: options.coordination,
       skewMs: options.settings.refreshSkewMs,
       target: credentialTarget(options.settings),
+      discovered: this.discoverOnly
+        ? {
+            known: () => this.discoveredTarget,
+            resolve: () => this.metadata().then(() => this.discoveredTarget, () => undefined),
+          }
+        : undefined,
     });
     this.manager.on('state', (state: ConnectionState) => this.emit('state', state));
   }
@@ -141,7 +158,21 @@ export class Connection extends EventEmitter implements Authorizer {
 
   /** Loads tokens: the newer of the token store and `initial` (Node-RED's credential copy) wins. */
   start(initial?: StoredTokens): Promise<void> {
-    return this.manager.init(initial);
+    this.starting = this.manager.init(initial);
+    return this.starting;
+  }
+
+  /**
+   * Resolves once the stored tokens are loaded (a discovery-only connection may discover first to know whether
+   * they are its own), or after `maxWaitMs`; never rejects (a failed load shows in the state).
+   */
+  whenStarted(maxWaitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, maxWaitMs);
+      timer.unref?.();
+    });
+    return Promise.race([(this.starting ?? Promise.resolve()).catch(() => undefined), waited]).finally(() => clearTimeout(timer));
   }
 
   allows(url: URL): boolean {
@@ -153,8 +184,8 @@ export class Connection extends EventEmitter implements Authorizer {
     return { accessToken: tokens.accessToken, tokenType: tokens.tokenType };
   }
 
-  async renewAfterRejection(rejectedAccessToken: string): Promise<{ accessToken: string; tokenType: string }> {
-    const tokens = await this.manager.renewAfterRejection(rejectedAccessToken);
+  async renewAfterRejection(rejectedAccessToken: string, options?: { requestMs?: number }): Promise<{ accessToken: string; tokenType: string }> {
+    const tokens = await this.manager.renewAfterRejection(rejectedAccessToken, options);
     return { accessToken: tokens.accessToken, tokenType: tokens.tokenType };
   }
 
@@ -164,6 +195,17 @@ export class Connection extends EventEmitter implements Authorizer {
 
   snapshot(): ReturnType<TokenManager['snapshot']> {
     return this.manager.snapshot();
+  }
+
+  /**
+   * Whether this connection sends credentials exactly to `target`: its configured endpoints, or, for settings
+   * naming only an issuer, the endpoints it discovers there (discovered now if not yet; false if that fails).
+   */
+  async sendsTo(target: CredentialTarget): Promise<boolean> {
+    if (sameCredentialTarget(credentialTarget(this.settings), target)) return true;
+    if (!this.discoverOnly) return false;
+    const discovered = this.discoveredTarget ?? (await this.metadata().then(() => this.discoveredTarget, () => undefined));
+    return !!discovered && sameCredentialTarget(discovered, target);
   }
 
   /**

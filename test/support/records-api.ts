@@ -18,6 +18,11 @@ export interface RecordsApi extends RecordsApiServer {
   shiftLists(mode: { random: () => number; maxChanges: number } | undefined): void;
   /** What the shifting mode changed, in order. */
   shifts: Array<{ event: 'deleted' | 'updated'; id: number; rev: number }>;
+  /**
+   * Every request then takes `ms` before its token is checked, as a slow network or API does: a token that was
+   * valid when sent can have expired on arrival. 0: off.
+   */
+  slowTokenCheck(ms: number): void;
 }
 
 /**
@@ -27,6 +32,7 @@ export interface RecordsApi extends RecordsApiServer {
 export async function startRecordsApi(auth: AuthServer): Promise<RecordsApi> {
   const holds = new Map<number, { reachedResolve: () => void; gate: Promise<void> }>();
   let failing = false;
+  let tokenCheckDelayMs = 0;
   let shifting: { random: () => number; maxChanges: number } | undefined;
   /** The page index before which the current read's list changes. */
   let shiftBefore = 0;
@@ -58,7 +64,10 @@ export async function startRecordsApi(auth: AuthServer): Promise<RecordsApi> {
     }
   };
   const server = await startRecordsApiServer({
-    validateToken: async (token) => (await auth.validateAccessToken(token)).active,
+    validateToken: async (token) => {
+      if (tokenCheckDelayMs > 0) await new Promise((r) => setTimeout(r, tokenCheckDelayMs));
+      return (await auth.validateAccessToken(token)).active;
+    },
     beforePage: async (index) => {
       // The demo API answers 500 when its handler throws.
       if (failing) throw new Error('the list fails (test toggle)');
@@ -88,6 +97,9 @@ export async function startRecordsApi(auth: AuthServer): Promise<RecordsApi> {
       shiftBefore = 0;
     },
     shifts,
+    slowTokenCheck(ms: number) {
+      tokenCheckDelayMs = ms;
+    },
     close: () => {
       for (const hold of holds.values()) hold.reachedResolve();
       return close();

@@ -8,10 +8,11 @@ export interface Authorizer {
   /** A valid access token (refreshing first when within the skew). Throws OAuth2Error. */
   getAccessToken(): Promise<{ accessToken: string; tokenType: string }>;
   /**
-   * The API answered `token` with an expired status: refresh unless another caller already replaced it,
+   * The API answered `token` with an expired status: refresh unless another caller already replaced it with
+   * a token that has `requestMs` (the time the rejected request took) plus a second of life left,
    * and return the token to retry with. Throws OAuth2Error (for example OAUTH2_LOGIN_REQUIRED).
    */
-  renewAfterRejection(rejectedAccessToken: string): Promise<{ accessToken: string; tokenType: string }>;
+  renewAfterRejection(rejectedAccessToken: string, options?: { requestMs?: number }): Promise<{ accessToken: string; tokenType: string }>;
   /** Statuses that mean "token expired" for this connection (default [401]). */
   readonly expiredStatuses: readonly number[];
 }

@@ -168,6 +168,7 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
     }
 
     let response: OnceResponse;
+    const sentAt = Date.now();
     try {
       response = await sendOnce(hop, headers, timeoutMs, maxResponseBytes, deps.agents, req.signal);
     } catch (err) {
@@ -201,7 +202,8 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
     if (tokenUsed !== undefined && !renewed && authorizer.expiredStatuses.includes(status)) {
       // Once per request, redirects included: a second rejection is the API's answer, not an expired token.
       renewed = true;
-      pendingToken = await authorizer.renewAfterRejection(tokenUsed);
+      // The retry takes about as long again: its token must live at least that long.
+      pendingToken = await authorizer.renewAfterRejection(tokenUsed, { requestMs: Date.now() - sentAt });
       continue;
     }
 

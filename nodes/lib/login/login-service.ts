@@ -1,5 +1,5 @@
 import { metadataResolver } from '../connection';
-import { credentialTarget, type ConnectionSettings } from '../connection-settings';
+import { resolvedCredentialTarget, type ConnectionSettings } from '../connection-settings';
 import { OAuth2Error } from '../errors';
 import { buildAuthorizeUrl } from '../oauth/authorize-url';
 import { validateCallback } from '../oauth/callback';
@@ -112,7 +112,8 @@ export class LoginService {
   /**
    * Completes a login from the provider's redirect: the state must be a live one begun by this browser session
    * (consumed whatever happens next), the response must pass the `iss` check, and the code is exchanged with
-   * the verifier. Nothing is stored here. The tokens say which endpoints and client they were issued to.
+   * the verifier. Nothing is stored here. The tokens say which endpoints and client they were issued to (the
+   * discovered endpoints, for settings that name only an issuer).
    */
   async complete(query: Record<string, unknown>, sessionId: string): Promise<{ connectionId: string; tokens: TokenSet }> {
     const state = query.state;
@@ -139,7 +140,7 @@ export class LoginService {
         nonce: transaction.nonce,
       });
       if (pending.metadata.issuerTemplate) checkTenantIssuer(pending.metadata.issuerTemplate, tokens.idToken);
-      return { connectionId: transaction.connectionId, tokens: { ...tokens, issuedTo: credentialTarget(pending.settings) } };
+      return { connectionId: transaction.connectionId, tokens: { ...tokens, issuedTo: resolvedCredentialTarget(pending.settings, pending.metadata) } };
     } catch (err) {
       throw new LoginFailure(transaction.connectionId, err);
     }
@@ -195,7 +196,7 @@ export class LoginService {
           return;
         }
         if (metadata.issuerTemplate) checkTenantIssuer(metadata.issuerTemplate, result.idToken);
-        await onTokens({ ...result, issuedTo: credentialTarget(input.settings) });
+        await onTokens({ ...result, issuedTo: resolvedCredentialTarget(input.settings, metadata) });
         finish('approved');
       } catch (err) {
         if (cancelled) return;

@@ -112,6 +112,12 @@ export interface TokenManagerOptions {
    * here are stamped with it. Absent: every stored entry is taken as this connection's own.
    */
   target?: CredentialTarget;
+  /**
+   * For settings that name only an issuer: the target with the endpoints discovery found. `known` is the
+   * target once discovered (synchronous), `resolve` discovers it (undefined when discovery fails). Tokens issued
+   * to it are this connection's as well, and tokens it issues are stamped with it.
+   */
+  discovered?: { known(): CredentialTarget | undefined; resolve(): Promise<CredentialTarget | undefined> };
 }
 
 /**
@@ -168,7 +174,18 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL'
 const STORE_RETRY_MS = 200;
 
 /** Why a renewal runs: decides what counts as "good enough" when a stored-but-unsaved token is found. */
-type RenewalReason = { kind: 'due' } | { kind: 'rejected'; accessToken: string };
+/**
+ * Why a renewal runs: the token is due, or the API rejected `accessToken`; then another token is good enough
+ * only with `minLifeMs` of life left (the retry must not be rejected again as expired on its way).
+ */
+type RenewalReason = { kind: 'due' } | { kind: 'rejected'; accessToken: string; minLifeMs: number };
+
+/**
+ * The life a token used for the retry after a rejection must have left beyond the time the rejected request
+ * took: a provider's expiry has second precision (a "3 s" token issued at 10.9 s ends at 13 s), so a token
+ * believed to have 1.5 s left may have 0.5 s.
+ */
+const MIN_RETRY_LIFE_MS = 1000;
 
 export class TokenManager extends EventEmitter {
   private readonly id: string;
@@ -183,6 +200,7 @@ export class TokenManager extends EventEmitter {
   private readonly refusalBackoff: RefusalBackoff;
   private readonly lostAnswerPauseMs: number;
   private readonly target: CredentialTarget | undefined;
+  private readonly discovered: TokenManagerOptions['discovered'];
 
   /**
    * Tokens in use, always issued to this connection's target; durable in the store (or in Node-RED's
@@ -254,6 +272,7 @@ export class TokenManager extends EventEmitter {
     this.lostAnswerPauseMs = Math.max(0, opts.lostAnswerPauseMs ?? DEFAULT_LOST_ANSWER_PAUSE_MS);
     this.coordination = opts.coordination;
     this.target = opts.target;
+    this.discovered = opts.discovered;
     this.stopListening = opts.coordination?.onChange((connectionId) => {
       if (connectionId === undefined || connectionId === this.id) this.onStoreChange();
     });
@@ -315,6 +334,9 @@ export class TokenManager extends EventEmitter {
       this.setState({ kind: 'unavailable', error });
       throw error;
     }
+    // Issued to the endpoints this connection discovers: learn them before judging (a failed discovery judges
+    // by the configured target alone; the tokens are then kept and not used).
+    if (stored && !this.owns(stored)) await this.discovered?.resolve();
     this.initialised = true;
     this.applyStored(stored, 'providerChanged');
   }
@@ -367,16 +389,28 @@ export class TokenManager extends EventEmitter {
    * The API rejected `rejectedAccessToken` as expired. Renew once if it is still the current token; if another
    * caller already replaced it, return the current one.
    */
-  async renewAfterRejection(rejectedAccessToken: string): Promise<TokenSet> {
+  async renewAfterRejection(rejectedAccessToken: string, options: { requestMs?: number } = {}): Promise<TokenSet> {
     await this.ready();
     this.assertUsable();
+    const reason: RenewalReason = {
+      kind: 'rejected',
+      accessToken: rejectedAccessToken,
+      minLifeMs: MIN_RETRY_LIFE_MS + Math.max(0, options.requestMs ?? 0),
+    };
     const tokens = this.current?.tokens;
     if (this.flight) return this.flight;
-    if (tokens && tokens.accessToken !== rejectedAccessToken && !this.unsaved) return this.getAccessToken();
+    // Another token (renewed meanwhile) is used only with enough life left for the retry to arrive in time.
+    if (tokens && !this.unsaved && this.replaces(tokens, reason)) return tokens;
     if (!this.unsaved && !this.canRenew(tokens)) throw this.noRenewalPossible(tokens);
     const refused = this.refusedNow();
     if (refused) throw refused;
-    return this.startRenewal({ kind: 'rejected', accessToken: rejectedAccessToken });
+    return this.startRenewal(reason);
+  }
+
+  /** Whether `tokens` may serve for `reason` instead of a renewal. */
+  private replaces(tokens: TokenSet, reason: RenewalReason): boolean {
+    if (reason.kind === 'due') return this.isFresh(tokens);
+    return tokens.accessToken !== reason.accessToken && tokens.expiresAt - this.now() >= reason.minLifeMs;
   }
 
   /**
@@ -395,6 +429,7 @@ export class TokenManager extends EventEmitter {
     this.proactiveCooldownUntil = 0;
     this.forgetFailures();
     const entry: StoredTokens = { tokens, updatedAt: this.now() };
+    if (!this.owns(entry)) await this.discovered?.resolve();
     const own = this.owns(entry);
     try {
       await this.store.set(this.id, entry);
@@ -522,7 +557,9 @@ export class TokenManager extends EventEmitter {
    */
   private owns(entry: StoredTokens): boolean {
     const issuedTo = entry.tokens.issuedTo;
-    return !this.target || !issuedTo || sameCredentialTarget(issuedTo, this.target);
+    if (!this.target || !issuedTo || sameCredentialTarget(issuedTo, this.target)) return true;
+    const discovered = this.discovered?.known();
+    return !!discovered && sameCredentialTarget(issuedTo, discovered);
   }
 
   /** What the store holds as far as this manager knows (`current` unless it was kept out of the store). */
@@ -582,9 +619,7 @@ export class TokenManager extends EventEmitter {
       this.foreign = undefined;
       this.localOnly = false;
       this.setState({ kind: 'ready' });
-      const good =
-        reason.kind === 'rejected' ? pending.tokens.accessToken !== reason.accessToken : this.isFresh(pending.tokens);
-      if (good) return pending.tokens;
+      if (this.replaces(pending.tokens, reason)) return pending.tokens;
     }
 
     return this.callTokenEndpoint(reason, generation, { write: (entry) => this.store.set(this.id, entry) });
@@ -707,7 +742,8 @@ export class TokenManager extends EventEmitter {
     lease?: RenewalLease,
   ): Promise<TokenSet> {
     // Issued by this connection's endpoints to its client: they say so (a refresh keeps the login's own stamp).
-    const issued: TokenSet = this.target && !received.issuedTo ? { ...received, issuedTo: this.target } : received;
+    const stamp = this.discovered?.known() ?? this.target;
+    const issued: TokenSet = stamp && !received.issuedTo ? { ...received, issuedTo: stamp } : received;
     const entry: StoredTokens = { tokens: issued, updatedAt: this.now() };
     if (generation !== this.generation) return this.superseded();
     if (this.foreignLive()) {
@@ -803,7 +839,7 @@ export class TokenManager extends EventEmitter {
     }
     if (generation !== this.generation) return this.superseded();
     this.pendingWritten(pending);
-    const good = reason.kind === 'rejected' ? pending.tokens.accessToken !== reason.accessToken : this.isFresh(pending.tokens);
+    const good = this.replaces(pending.tokens, reason);
     return good ? pending.tokens : undefined;
   }
 
@@ -864,9 +900,7 @@ export class TokenManager extends EventEmitter {
     if (!sameEntry(stored, this.storedEntry())) this.applyStored(stored, 'awaitsDeploy');
     const tokens = this.current?.tokens;
     if (this.current?.loginRequired) throw loginRequired(this.id);
-    if (tokens && (reason.kind === 'rejected' ? tokens.accessToken !== reason.accessToken : this.isFresh(tokens))) {
-      return tokens;
-    }
+    if (tokens && this.replaces(tokens, reason)) return tokens;
     if (!this.canRenew(tokens)) {
       if (tokens && reason.kind === 'due' && this.isUnexpired(tokens)) return tokens;
       throw this.noRenewalPossible(tokens);

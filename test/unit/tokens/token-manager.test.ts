@@ -129,6 +129,30 @@ describe('TokenManager', () => {
     assert.equal(h.client.calls, 2);
   });
 
+  it('after a rejection, uses a token renewed meanwhile only with the request\'s time plus 1 s of life left, else renews', async () => {
+    // The current token was renewed in the background: it differs from the rejected one but is about to expire.
+    const h = harness();
+    const stored = makeTokens(h.clock.now, { expiresAt: h.clock.now + 5000 });
+    await withStored(h, stored);
+    // 5 s left, the request took 1.2 s (2.2 s needed): good enough, no refresh.
+    assert.equal((await h.manager.renewAfterRejection('rejected-token', { requestMs: 1200 })).accessToken, stored.accessToken);
+    assert.equal(h.client.calls, 0);
+    // The request took 4.5 s: with the second of expiry precision, the retry could arrive after the token's end.
+    const fresh = makeTokens(h.clock.now);
+    h.client.queue(fresh);
+    assert.equal((await h.manager.renewAfterRejection('rejected-token', { requestMs: 4500 })).accessToken, fresh.accessToken);
+    assert.equal(h.client.calls, 1);
+  });
+
+  it('after a rejection, renews rather than retry with a token that has less than 1 s left, however fast the request', async () => {
+    const h = harness();
+    await withStored(h, makeTokens(h.clock.now, { expiresAt: h.clock.now + 800 }));
+    const fresh = makeTokens(h.clock.now);
+    h.client.queue(fresh);
+    assert.equal((await h.manager.renewAfterRejection('rejected-token', { requestMs: 20 })).accessToken, fresh.accessToken);
+    assert.equal(h.client.calls, 1);
+  });
+
   it('writes the rotated refresh token to the store before anyone gets the new access token', async () => {
     const h = harness();
     await withStored(h, expired(h));
