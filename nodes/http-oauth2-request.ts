@@ -1,6 +1,6 @@
 import { isOAuth2Error, type OAuth2Error } from './lib/errors';
 import { createAgents } from './lib/http/agents';
-import { proxySettingsFromEnv } from './lib/http/proxy';
+import { proxySettingsFromEnv, useProxyOptions } from './lib/http/proxy';
 import { collectPages } from './lib/http/pagination';
 import { sendAuthorised, type AuthorisedRequest, type AuthorisedResponse, type SendDeps } from './lib/http/request';
 import { httpStatusError } from './lib/http/status';
@@ -8,6 +8,7 @@ import { messageRequest, parseRequestSettings, responseFields, type RequestNodeC
 import type { ConnectionState } from './lib/tokens/token-manager';
 import type { ConnectionNode } from './node-red/connection-node';
 import { toNodeError } from './node-red/node-error';
+import { runtimeSetting } from './node-red/store-backend';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
 
 interface RequestNodeDef extends NodeDef, RequestNodeConfig {
@@ -24,6 +25,7 @@ function setResponse(msg: NodeMessage, response: AuthorisedResponse): void {
 }
 
 export = function register(RED: NodeAPI): void {
+  useProxyOptions(runtimeSetting(RED, 'proxyOptions'));
   function HttpOAuth2RequestNode(this: Node<never>, def: RequestNodeDef): void {
     RED.nodes.createNode(this, def);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- Node-RED constructors are called with `this`

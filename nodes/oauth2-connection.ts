@@ -9,11 +9,12 @@ import type { ConnectionNode } from './node-red/connection-node';
 import { toNodeError, type NodeError } from './node-red/node-error';
 import type { Node, NodeAPI, NodeDef } from './node-red/types';
 import { registerConnectionRoutes } from './oauth2-connection-routes';
-import { storeBackend } from './node-red/store-backend';
+import { runtimeSetting, storeBackend } from './node-red/store-backend';
 import { tokenStoreSelector, type AttachedTokenStore, type RuntimeTokenStore } from './node-red/token-stores';
 import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
 import { safeSetting } from './node-red/instance-secret';
 import { proxyOf } from './node-red/proxy-node';
+import { useProxyOptions } from './lib/http/proxy';
 
 /** Token-store failure reasons with a text of their own in the catalog (reason.<name>). */
 const STORE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'lockBusy', 'lockLost', 'superseded', 'undecryptable']);
@@ -38,6 +39,8 @@ function parseStoredTokens(json: string | undefined): StoredTokens | undefined {
 }
 
 export = function register(RED: NodeAPI): void {
+  // Node-RED's proxyOptions shape every environment proxy lookup, as for its own http request node.
+  useProxyOptions(runtimeSetting(RED, 'proxyOptions'));
   // Chosen once, when the module loads: the login routes and every connection node share it.
   const backend = storeBackend(RED);
   const store: RuntimeTokenStore = tokenStoreSelector(RED)();

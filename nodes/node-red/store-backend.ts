@@ -17,7 +17,7 @@ import type { NodeAPI } from './types';
  * A setting by `RED.settings.get`, else as a property of RED.settings: Node-RED exposes settings.js keys both
  * ways, while node-red-node-test-helper's settings object only has the properties.
  */
-function setting(RED: NodeAPI, key: string): unknown {
+export function runtimeSetting(RED: NodeAPI, key: string): unknown {
   const value = safeSetting(RED, key);
   return value !== undefined ? value : (RED.settings as unknown as Record<string, unknown>)[key];
 }
@@ -82,7 +82,7 @@ function makeRedisBackend(RED: NodeAPI, settings: RedisStoreSettings): RedisBack
     settings,
     secret() {
       if (settings.secret) return settings.secret;
-      const credentialSecret = setting(RED, 'credentialSecret');
+      const credentialSecret = runtimeSetting(RED, 'credentialSecret');
       if (typeof credentialSecret === 'string' && credentialSecret.length > 0) return credentialSecret;
       throw new OAuth2Error(
         'OAUTH2_INVALID_CONFIG',
@@ -115,7 +115,7 @@ function makeRedisBackend(RED: NodeAPI, settings: RedisStoreSettings): RedisBack
 /** This runtime's backend; settings are read once. An invalid setting is reported by every node that needs a store. */
 export function storeBackend(RED: NodeAPI): StoreBackend {
   const key: object = RED.events ?? RED;
-  const value = setting(RED, 'httpOAuth2');
+  const value = runtimeSetting(RED, 'httpOAuth2');
   const raw = fingerprint(value);
   const known = backends.get(key);
   if (known && known.raw === raw) return known.backend;

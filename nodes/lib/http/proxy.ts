@@ -5,9 +5,12 @@
  * Every proxied target, https or http, goes through a CONNECT tunnel: the proxy sees the host and port only,
  * never a request line, a header or a body, so it never sees a bearer token, a client secret or a refresh
  * token. Where the proxy comes from (first found): the connection's Node-RED `http proxy` config node (its URL,
- * its "no proxy" list and its credentials), else the environment (`https_proxy`/`HTTPS_PROXY` for https targets,
- * `http_proxy`/`HTTP_PROXY` for http, `no_proxy`/`NO_PROXY`), as curl and Node-RED's own http request node read
- * them.
+ * its "no proxy" list and its credentials), else the environment as Node-RED's own http request node reads it
+ * (for an https target `npm_config_https_proxy`, `https_proxy`, `npm_config_proxy`, `all_proxy`; for http the
+ * same with `http`; `npm_config_no_proxy`, `no_proxy`; lowercase names before uppercase), shaped by the
+ * `proxyOptions` of Node-RED's settings: `favourUpperCase`, `lowerCaseOnly`, `excludeNpm`, `env` (another
+ * environment) and `mode: 'legacy'` (one `HTTP_PROXY`/`http_proxy` for both schemes, `NO_PROXY`/`no_proxy`),
+ * also set by the `NR_PROXY_MODE` environment variable as in Node-RED.
  *
  * NO_PROXY entries: `*` (no proxy at all), a host name (itself and its subdomains; a leading `.` or `*.` means
  * the same), an IP address, each optionally with `:port`. Entries are compared case-insensitively.
@@ -28,12 +31,58 @@ export interface ProxySettings {
   password?: string;
 }
 
-/** The environment's proxy settings, undefined when none is set. Lowercase names first, as curl reads them. */
-export function proxySettingsFromEnv(env: NodeJS.ProcessEnv = process.env): ProxySettings | undefined {
-  const httpsProxy = env.https_proxy || env.HTTPS_PROXY || undefined;
-  const httpProxy = env.http_proxy || env.HTTP_PROXY || undefined;
+/** Node-RED's `proxyOptions` setting (settings.js), as its http request node reads it. */
+export interface EnvProxyOptions {
+  mode?: 'strict' | 'legacy';
+  favourUpperCase?: boolean;
+  lowerCaseOnly?: boolean;
+  excludeNpm?: boolean;
+  env?: Record<string, string | undefined>;
+}
+
+let runtimeProxyOptions: EnvProxyOptions = {};
+
+/**
+ * Takes Node-RED's `proxyOptions` setting for every later environment lookup (called when the nodes register;
+ * the setting is the runtime's, like the environment itself). Anything but an object means none.
+ */
+export function useProxyOptions(value: unknown): void {
+  const o = value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+  const env = o.env && typeof o.env === 'object' ? (o.env as Record<string, string | undefined>) : undefined;
+  runtimeProxyOptions = {
+    mode: o.mode === 'legacy' ? 'legacy' : o.mode === 'strict' ? 'strict' : undefined,
+    favourUpperCase: o.favourUpperCase === true,
+    lowerCaseOnly: o.lowerCaseOnly === true,
+    excludeNpm: o.excludeNpm === true,
+    env,
+  };
+}
+
+/**
+ * The environment's proxy settings, undefined when none is set: the variables Node-RED's http request node
+ * reads, in its order, under `options` (by default the runtime's `proxyOptions`, see useProxyOptions).
+ */
+export function proxySettingsFromEnv(env: NodeJS.ProcessEnv = process.env, options: EnvProxyOptions = runtimeProxyOptions): ProxySettings | undefined {
+  const vars = options.env ?? env;
+  const modeOverride = vars.NR_PROXY_MODE ?? env.NR_PROXY_MODE;
+  const mode = modeOverride === 'legacy' || modeOverride === 'strict' ? modeOverride : (options.mode ?? 'strict');
+  if (mode === 'legacy') {
+    const proxy = vars.HTTP_PROXY || vars.http_proxy || undefined;
+    if (!proxy) return undefined;
+    return { httpsProxy: proxy, httpProxy: proxy, noProxy: splitNoProxy(vars.NO_PROXY || vars.no_proxy || '') };
+  }
+  const get = (key: string): string => {
+    if (options.excludeNpm && key.startsWith('npm_config_')) return '';
+    if (options.lowerCaseOnly) return vars[key] || '';
+    const upper = key.toUpperCase();
+    return (options.favourUpperCase ? vars[upper] || vars[key] : vars[key] || vars[upper]) || '';
+  };
+  const forScheme = (scheme: 'https' | 'http'): string | undefined =>
+    get(`npm_config_${scheme}_proxy`) || get(`${scheme}_proxy`) || get('npm_config_proxy') || get('all_proxy') || undefined;
+  const httpsProxy = forScheme('https');
+  const httpProxy = forScheme('http');
   if (!httpsProxy && !httpProxy) return undefined;
-  return { httpsProxy, httpProxy, noProxy: splitNoProxy(env.no_proxy ?? env.NO_PROXY ?? '') };
+  return { httpsProxy, httpProxy, noProxy: splitNoProxy(get('npm_config_no_proxy') || get('no_proxy')) };
 }
 
 /**

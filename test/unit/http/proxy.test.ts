@@ -46,6 +46,41 @@ describe('http/proxy: one transport for every call of a connection', () => {
     });
   });
 
+  describe('Node-RED\'s proxyOptions and variables, as its http request node reads them', () => {
+    const env = {
+      https_proxy: 'http://lower-https:1',
+      HTTPS_PROXY: 'http://upper-https:2',
+      npm_config_http_proxy: 'http://npm-http:3',
+      http_proxy: 'http://lower-http:4',
+      no_proxy: 'lower.example',
+      NO_PROXY: 'upper.example',
+    };
+
+    it('reads npm_config_* first, then the scheme\'s variable, npm_config_proxy and all_proxy; lowercase before uppercase', () => {
+      assert.deepEqual(proxySettingsFromEnv(env, {}), { httpsProxy: 'http://lower-https:1', httpProxy: 'http://npm-http:3', noProxy: ['lower.example'] });
+      assert.deepEqual(proxySettingsFromEnv({ all_proxy: 'http://all:5', npm_config_no_proxy: 'npm.example' }, {}), {
+        httpsProxy: 'http://all:5', httpProxy: 'http://all:5', noProxy: ['npm.example'],
+      });
+      assert.equal(proxySettingsFromEnv({ npm_config_proxy: 'http://npm:6' }, {})?.httpsProxy, 'http://npm:6');
+    });
+
+    it('favourUpperCase, lowerCaseOnly and excludeNpm change which variable wins', () => {
+      assert.deepEqual(proxySettingsFromEnv(env, { favourUpperCase: true }), { httpsProxy: 'http://upper-https:2', httpProxy: 'http://npm-http:3', noProxy: ['upper.example'] });
+      assert.deepEqual(proxySettingsFromEnv({ HTTPS_PROXY: 'http://upper-https:2' }, { lowerCaseOnly: true }), undefined);
+      assert.deepEqual(proxySettingsFromEnv(env, { excludeNpm: true }), { httpsProxy: 'http://lower-https:1', httpProxy: 'http://lower-http:4', noProxy: ['lower.example'] });
+    });
+
+    it('env replaces the process environment; legacy mode (or NR_PROXY_MODE=legacy) uses HTTP_PROXY for both schemes', () => {
+      assert.deepEqual(proxySettingsFromEnv({ https_proxy: 'http://ignored:1' }, { env: { http_proxy: 'http://given:7' } }), {
+        httpsProxy: undefined, httpProxy: 'http://given:7', noProxy: [],
+      });
+      const legacy = { HTTP_PROXY: 'http://legacy:8', http_proxy: 'http://legacy-lower:9', https_proxy: 'http://unused:1', NO_PROXY: 'a.example,b.example' };
+      assert.deepEqual(proxySettingsFromEnv(legacy, { mode: 'legacy' }), { httpsProxy: 'http://legacy:8', httpProxy: 'http://legacy:8', noProxy: ['a.example', 'b.example'] });
+      assert.deepEqual(proxySettingsFromEnv({ ...legacy, NR_PROXY_MODE: 'legacy' }, {}), proxySettingsFromEnv(legacy, { mode: 'legacy' }));
+      assert.equal(proxySettingsFromEnv({ https_proxy: 'http://unused:1', NR_PROXY_MODE: 'legacy' }, {}), undefined);
+    });
+  });
+
   describe('a connection behind a proxy (real oidc-provider, real API, a recording CONNECT proxy)', () => {
     let auth: AuthServer;
     let api: ApiServer;
