@@ -110,7 +110,7 @@
          * nodes/lib/http/records.ts); test/unit/editor-pagination.test.ts pins these lists to the engine's.
          */
         pagination: {
-            KINDS: ['none', 'link', 'next-url', 'cursor', 'page', 'offset'],
+            KINDS: ['none', 'link', 'next-url', 'cursor', 'page', 'offset', 'body-cursor'],
             /** The saved settings each kind reads; the others are hidden and ignored at runtime. */
             FIELDS: {
                 'none': [],
@@ -118,7 +118,8 @@
                 'next-url': ['paginationPath'],
                 'cursor': ['paginationPath', 'paginationParam'],
                 'page': ['paginationParam', 'pageStart', 'pageSizeParam', 'pageSize'],
-                'offset': ['paginationParam', 'pageSizeParam', 'pageSize']
+                'offset': ['paginationParam', 'pageSizeParam', 'pageSize'],
+                'body-cursor': ['paginationPath', 'paginationParam', 'paginationUrl', 'paginationMorePath']
             },
             /** Path segments that reach the prototype chain rather than the data: never read. */
             FORBIDDEN_SEGMENTS: ['__proto__', 'constructor', 'prototype'],

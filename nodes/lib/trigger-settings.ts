@@ -7,6 +7,10 @@ import { paginationFromConfig, validatePagination, type PaginationConfig, type P
 /** The record-change node's configuration as the editor saves it. */
 export interface TriggerConfig extends PaginationConfig {
   url?: string;
+  /** The list request's method: GET (default) or POST, for APIs that list by a query in the body. */
+  method?: string;
+  /** POST: the JSON body (text); `{{since}}` in a string of it is the watermark. */
+  body?: string;
   interval?: number | string;
   intervalUnit?: string;
   recordsPath?: string;
@@ -38,6 +42,12 @@ export interface TriggerConfig extends PaginationConfig {
 
 export interface ParsedTrigger {
   url: string;
+  method: 'GET' | 'POST';
+  /**
+   * POST: the body as parsed from its JSON; a string `{{since}}` in it (or containing it) gets the watermark
+   * on each poll (listBody). Undefined: no body.
+   */
+  body?: unknown;
   intervalMs: number;
   records: { type: 'auto' | 'path' | 'jsonata'; path: string };
   settings: TriggerSettings;
@@ -52,6 +62,12 @@ export interface ParsedTrigger {
   /** Digest of what the node watches: a different one means the remembered state is about something else. */
   configKey: string;
 }
+
+/**
+ * In a POST body, the place of the watermark ("updated since"). Also the watermark's parameter name when it
+ * goes only into the body (no query parameter named): never sent as a query parameter.
+ */
+export const SINCE_PLACEHOLDER = '{{since}}';
 
 /** Polling more often than this hammers the API for nothing; the editor says so too. */
 export const MIN_INTERVAL_MS = 5_000;
@@ -99,8 +115,21 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
   if (detectionKind !== 'hash' && !versionPath) throw invalid('versionPath', 'required');
   const detection = detectionKind === 'hash' ? { kind: 'hash' as const } : { kind: detectionKind, path: versionPath };
 
-  const watermarkParam = text(config.watermarkParam);
-  if (watermarkParam && detectionKind !== 'updatedAt') throw invalid('watermarkParam', 'needsUpdatedAt');
+  const method = pick(typeof config.method === 'string' ? config.method.toUpperCase() : config.method, ['GET', 'POST'] as const, 'GET', 'method');
+  // A GET sends no body: a body left from a POST setting is ignored, as the editor hides it.
+  const bodyText = method === 'POST' ? text(config.body) : '';
+  let body: unknown;
+  if (bodyText) {
+    try {
+      body = JSON.parse(bodyText) as unknown;
+    } catch {
+      throw invalid('body', 'invalidJson');
+    }
+  }
+  const sinceInBody = bodyText.includes(SINCE_PLACEHOLDER);
+
+  const watermarkParam = text(config.watermarkParam) || (sinceInBody ? SINCE_PLACEHOLDER : '');
+  if (watermarkParam && detectionKind !== 'updatedAt') throw invalid(text(config.watermarkParam) ? 'watermarkParam' : 'body', 'needsUpdatedAt');
   const watermark = watermarkParam
     ? {
         param: watermarkParam,
@@ -124,6 +153,10 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
 
   const pagination = paginationFromConfig(config);
   validatePagination(pagination);
+  if (pagination.kind === 'body-cursor') {
+    if (method !== 'POST') throw invalid('method', 'needsBody');
+    if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) throw invalid('body', 'needsJsonObject');
+  }
   const timeout = config.requestTimeout === undefined || config.requestTimeout === '' ? undefined : count(config.requestTimeout, 'requestTimeout', 0, 1);
   const maxResponse = maxResponseBytes(config.maxResponseMb);
   if (Number.isNaN(maxResponse)) throw invalid('maxResponseMb', 'invalidSize', String(config.maxResponseMb));
@@ -139,11 +172,24 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
   };
   // What is watched: the list (URL with its query, records path, pagination) and what a version means.
   const configKey = createHash('sha256')
-    .update(JSON.stringify({ url, records: [recordsType, recordsPath], idPath, detection, watermark: watermark?.param ?? '', ...(watch ? { watch } : {}) }))
+    .update(
+      JSON.stringify({
+        url,
+        // A GET keeps the key it had before the method setting existed: its memory stays its own.
+        ...(method === 'POST' ? { method, body: bodyText } : {}),
+        records: [recordsType, recordsPath],
+        idPath,
+        detection,
+        watermark: watermark?.param ?? '',
+        ...(watch ? { watch } : {}),
+      }),
+    )
     .digest('base64url')
     .slice(0, 22);
   return {
     url,
+    method,
+    ...(body !== undefined ? { body } : {}),
     intervalMs,
     records: { type: recordsType, path: recordsPath },
     settings,
@@ -155,4 +201,25 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
     condition,
     configKey,
   };
+}
+
+/**
+ * The POST body of one poll: the configured body with every `{{since}}` in its strings replaced by the
+ * watermark as the query would carry it (`since`, formatted), or, with no watermark yet (a first poll: the
+ * whole list), by the earliest time in that format. A string that is `{{since}}` alone becomes a number for
+ * the epoch formats, so a filter compares numbers with numbers.
+ */
+export function listBody(body: unknown, since: string | undefined, format: 'iso' | 'epoch-s' | 'epoch-ms' = 'iso'): unknown {
+  const value = since ?? (format === 'iso' ? new Date(0).toISOString() : '0');
+  const whole: string | number = format === 'iso' ? value : Number(value);
+  const walk = (node: unknown): unknown => {
+    if (typeof node === 'string') {
+      if (!node.includes(SINCE_PLACEHOLDER)) return node;
+      return node === SINCE_PLACEHOLDER ? whole : node.split(SINCE_PLACEHOLDER).join(value);
+    }
+    if (Array.isArray(node)) return node.map(walk);
+    if (node && typeof node === 'object') return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v)]));
+    return node;
+  };
+  return walk(body);
 }

@@ -84,6 +84,12 @@ export async function checkDialogs(session: BrowserSession, nodes: PackageNodes,
   });
   await page.locator('#node-input-oauth2-rc-preview-section').scrollIntoViewIfNeeded();
   await look('record-change-preview');
+  // A list by POST with the cursor in the body shows the body and three more pagination rows.
+  await page.selectOption('#node-input-method', 'POST');
+  await page.fill('#node-input-body', '{"filter": {"updated_since": "{{since}}"}, "limit": 100}');
+  await page.selectOption('#node-input-pagination', 'body-cursor');
+  await page.locator('#node-input-paginationMorePath').scrollIntoViewIfNeeded();
+  await look('record-change-post');
   await closeNodeDialog(page);
   return { shots, problems };
 }

@@ -140,6 +140,17 @@ describe('record trigger node (node-red-node-test-helper)', function () {
     return outcome;
   }
 
+  /** Polls until a poll reads the list to its end (a poll cut at Max pages goes on in the next). */
+  async function readToEnd(node: RuntimeNode): Promise<void> {
+    for (let i = 0; i < 10; i += 1) {
+      const outcome = await poll(node);
+      if (outcome.skipped) continue;
+      assert.ok(!('error' in outcome), 'error' in outcome ? outcome.error.message : '');
+      if (!outcome.continuing) return;
+    }
+    assert.fail('the list was never read to its end');
+  }
+
   async function firstPollDone(node: RuntimeNode): Promise<void> {
     await eventually(() => texts(node).some((t) => t.startsWith('remembered ')), 5000, `the first poll of ${node.id}`);
   }
@@ -321,5 +332,82 @@ describe('record trigger node (node-red-node-test-helper)', function () {
       await helper.unload();
       await pagesApi.close();
     }
+  });
+
+  // Lists that page by POST, with the cursor in the body: a search API that takes its "since" and its cursor in
+  // the body (HubSpot's search, Notion's query), and a listing whose later pages go to a "continue" endpoint
+  // that refuses any body member but the cursor (Dropbox). The records API of the other tests serves both.
+  it('POST search with {{since}} and the cursor in the body, cut at Max pages: every change once, the watermark in the body', async () => {
+    const old = new Date(Date.now() - 120_000);
+    const [a] = ['a', 'b', 'c'].map((name) => api.add(name, old));
+    const settings = {
+      url: '/records/search', method: 'POST', body: '{"filter": {"updated_since": "{{since}}"}, "limit": 2}', recordsPathType: 'path', recordsPath: 'results',
+      pagination: 'body-cursor', paginationPath: 'paging.next.after', paginationParam: 'after', maxPages: 1, watermarkOverlapSec: 0,
+    };
+    const trig = await load(recordChangeNode('trig', settings));
+    // The first poll reads from the earliest time, over two polls (3 records, 2 a page, 1 page a poll).
+    await readToEnd(trig);
+    const firstBody = api.listRequests[0]?.body as { filter: { updated_since: string } };
+    assert.equal(firstBody.filter.updated_since, '1970-01-01T00:00:00.000Z');
+    assert.deepEqual(api.listRequests.map((r) => (r.body as { after?: string }).after), [undefined, String(a.id + 1)]);
+    assert.deepEqual(arrivals, []);
+
+    const requestsBefore = api.listRequests.length;
+    const added = ['d', 'e', 'f', 'g'].map((n) => api.add(n));
+    api.update(a.id, { name: 'a 2' });
+    // One poll reads one page, then a restart: the next poll goes on from the cursor it kept.
+    const cut = await poll(trig);
+    assert.ok(!cut.skipped && !('error' in cut) && cut.continuing, JSON.stringify(cut));
+    await helper.unload();
+    const restarted = await load(recordChangeNode('trig', settings));
+    await readToEnd(restarted);
+    assert.deepEqual([...arrivals].sort(), [...added.map((r) => `created ${r.id}`), `updated ${a.id}`].sort());
+    const bodies = api.listRequests.slice(requestsBefore).map((r) => r.body as { filter: { updated_since: string }; after?: string });
+    // Every request was a POST with the watermark (the newest updated-at seen, not the earliest time) in the body.
+    assert.ok(api.listRequests.slice(requestsBefore).every((r) => r.method === 'POST' && r.path === '/records/search'));
+    assert.ok(bodies.every((b) => Date.parse(b.filter.updated_since) >= old.getTime() - 1000), JSON.stringify(bodies));
+    assert.ok(bodies.some((b) => b.after !== undefined), 'later pages carry the cursor in the body');
+
+    const resumed = api.listRequests.slice(requestsBefore).map((r) => (r.body as { after?: string }).after);
+    // since is inclusive: the three old records (updated at the watermark) are read again, 7 records in 4 pages.
+    assert.equal(resumed.length, 4, JSON.stringify(api.listRequests.slice(requestsBefore).map((r) => r.body)));
+    assert.equal(new Set(resumed).size, 4, 'no page read twice');
+    assert.equal(resumed[0], undefined);
+    assert.ok(resumed.slice(1).every((after) => after !== undefined), 'after the restart, the kept cursor');
+    // Nothing again on the next polls.
+    await readToEnd(restarted);
+    assert.equal(arrivals.length, 5, arrivals.join(', '));
+  });
+
+  it('POST list with a continue URL and has_more: later pages send the cursor alone, and deletes come from complete lists', async () => {
+    const old = new Date(Date.now() - 120_000);
+    const [, b] = ['a', 'b', 'c', 'd', 'e'].map((name) => api.add(name, old));
+    const trig = await load(
+      recordChangeNode('trig', {
+        url: '/records/list',
+        method: 'POST',
+        body: '{"limit": 2}',
+        recordsPathType: 'path',
+        recordsPath: 'entries',
+        pagination: 'body-cursor',
+        paginationPath: 'cursor',
+        paginationParam: 'cursor',
+        paginationUrl: '/records/list/continue',
+        paginationMorePath: 'has_more',
+        emitDeleted: true,
+      }),
+    );
+    await firstPollDone(trig);
+    assert.deepEqual(api.listRequests.map((r) => r.path), ['/records/list', '/records/list/continue', '/records/list/continue']);
+    assert.deepEqual(Object.keys(api.listRequests[1]?.body as object), ['cursor'], 'the continue endpoint got the cursor alone');
+
+    const f = api.add('f');
+    api.remove(b.id);
+    const outcome = await poll(trig);
+    assert.ok(!outcome.skipped && !('error' in outcome) && outcome.stats.complete, JSON.stringify(outcome));
+    await poll(trig);
+    assert.deepEqual([...arrivals].sort(), [`created ${f.id}`, `deleted ${b.id}`]);
+    // The API answers 400 to a continue body with any other member: no poll failed.
+    assert.ok(!texts(trig).some((t) => /error|failed/i.test(t)), texts(trig).join('\n'));
   });
 });

@@ -26,9 +26,12 @@ function editorPagination(): EditorPagination {
 }
 
 /** Which saved settings the engine reads for a kind: each one set to a value of its own, then looked for. */
-const SETTING_OF: Record<string, keyof PaginationConfig> = { path: 'paginationPath', param: 'paginationParam', start: 'pageStart', sizeParam: 'pageSizeParam', size: 'pageSize' };
+const SETTING_OF: Record<string, keyof PaginationConfig> = {
+  path: 'paginationPath', param: 'paginationParam', start: 'pageStart', sizeParam: 'pageSizeParam', size: 'pageSize', url: 'paginationUrl', morePath: 'paginationMorePath',
+};
+const EVERY_SETTING: PaginationConfig = { paginationPath: 'p', paginationParam: 'q', pageStart: 3, pageSizeParam: 'limit', pageSize: 7, paginationUrl: '/more', paginationMorePath: 'has_more' };
 function engineFields(kind: string): string[] {
-  const settings = paginationFromConfig({ pagination: kind, paginationPath: 'p', paginationParam: 'q', pageStart: 3, pageSizeParam: 'limit', pageSize: 7 }) as unknown as Record<string, unknown>;
+  const settings = paginationFromConfig({ pagination: kind, ...EVERY_SETTING }) as unknown as Record<string, unknown>;
   return Object.keys(settings)
     .filter((key) => key !== 'kind' && settings[key] !== undefined)
     .map((key) => SETTING_OF[key]!)
@@ -45,7 +48,7 @@ describe('editor pagination section (resources/editor.js) pinned to the engine',
   it('shows for each kind exactly the settings the engine reads for it', () => {
     for (const kind of PAGINATION_KINDS) {
       assert.deepEqual([...(pages.FIELDS[kind] ?? [])].sort(), engineFields(kind), kind);
-      validatePagination(paginationFromConfig({ pagination: kind, paginationPath: 'p', paginationParam: 'q', pageStart: 3, pageSizeParam: 'limit', pageSize: 7 }));
+      validatePagination(paginationFromConfig({ pagination: kind, ...EVERY_SETTING }));
     }
   });
 

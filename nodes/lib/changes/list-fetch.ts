@@ -9,7 +9,7 @@ import { findRecords, recordsNotFound } from '../http/records';
 import { resolveRequestUrl, sendAuthorised, type AuthorisedRequest, type SendDeps } from '../http/request';
 import { parseHttpDate, retryPolicy } from '../http/retry';
 import { httpStatusError } from '../http/status';
-import type { ParsedTrigger } from '../trigger-settings';
+import { listBody, SINCE_PLACEHOLDER, type ParsedTrigger } from '../trigger-settings';
 import type { FetchResult } from './poller';
 
 /** The records of one page's body; undefined when it has none. */
@@ -44,17 +44,22 @@ export function listFetcher(
 ): (query: Record<string, string>, signal: AbortSignal, resume?: ResumePoint) => Promise<FetchResult> {
   return async (query, signal, resume) => {
     const url = resolveRequestUrl(config.url, source.apiBaseUrl);
-    for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
+    for (const [name, value] of Object.entries(query)) if (name !== SINCE_PLACEHOLDER) url.searchParams.set(name, value);
+    const watermark = config.settings.watermark;
+    const since = watermark ? query[watermark.param] : undefined;
     const first: AuthorisedRequest = {
-      method: 'GET',
+      method: config.method,
       url: url.href,
       headers: { accept: 'application/json' },
+      // A POST list is a query (a search): its body is the configured one with the watermark put in.
+      ...(config.method === 'POST' && config.body !== undefined ? { body: listBody(config.body, since, watermark?.format) } : {}),
       timeoutMs: config.timeoutMs ?? 60_000,
       responseMode: 'obj',
       followRedirects: true,
       maxRedirects: 5,
       // The poller backs off between polls; inside a poll, one quick retry of a transient failure is enough.
-      retry: retryPolicy({ maxAttempts: 2 }),
+      // A POST here reads (a search or list query), so it is retried like a GET.
+      retry: retryPolicy({ maxAttempts: 2, retryUnsafeMethods: true }),
       maxResponseBytes: config.maxResponseBytes,
       // A node closing (redeploy) abandons the poll: nothing was emitted, so nothing is lost.
       signal,

@@ -59,7 +59,9 @@ const CONTINUATION_POINTS = 200;
 
 /** A short digest of a continuation point: the state stores these, never the URLs of a whole episode. */
 function pointDigest(point: ResumePoint): string {
-  return createHash('sha256').update(`${point.url}\n${point.pages}\n${point.offset}`).digest('base64url').slice(0, 16);
+  // A cursor in the body is in `body` (the URL stays the same); points without one digest as they always did.
+  const body = point.body === undefined ? '' : `\n${JSON.stringify(point.body)}`;
+  return createHash('sha256').update(`${point.url}\n${point.pages}\n${point.offset}${body}`).digest('base64url').slice(0, 16);
 }
 
 function maxOf(a: number | undefined, b: number | undefined): number | undefined {
@@ -621,7 +623,7 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       points: progress ? [...points, point].slice(-CONTINUATION_POINTS) : points,
     };
     const next = result.next ?? before?.next;
-    if (next) after.next = { url: next.url, pages: next.pages, offset: next.offset };
+    if (next) after.next = { url: next.url, pages: next.pages, offset: next.offset, ...(next.body !== undefined ? { body: next.body } : {}) };
     const watermark = maxOf(before?.watermark, newest);
     if (watermark !== undefined) after.watermark = watermark;
     return after;

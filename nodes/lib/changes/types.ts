@@ -114,7 +114,7 @@ export interface Continuation {
   /** The query of the episode's first poll (its `since`): every poll of the episode asks with it. */
   query: Record<string, string>;
   /** The next page to read (pagination.ts ResumePoint); absent: from the first page again (the list looped). */
-  next?: { url: string; pages: number; offset: number };
+  next?: { url: string; pages: number; offset: number; body?: unknown };
   /** Pages read in this episode so far. */
   pages: number;
   /** Polls in a row that read nothing new: the same continuation point, or a next link already followed. */

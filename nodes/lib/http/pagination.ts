@@ -1,6 +1,7 @@
 /**
  * Pagination over the authorised request pipeline, shared by the request node and the record trigger: follows
- * an API's pages (RFC 8288 Link header, a next-URL property, a cursor property, page or offset counting) and
+ * an API's pages (RFC 8288 Link header, a next-URL property, a cursor property sent back in the query or in a
+ * JSON body, page or offset counting) and
  * says whether it saw the end of the list. Every page goes through the caller's `send` (a wrapper around
  * sendAuthorised), so each page gets the origin allowlist, a fresh token, redirects and retries like any request.
  */
@@ -20,10 +21,18 @@ export type PaginationSettings =
   /** Page counting: `param` = start, start + 1, … (start defaults to 1 where the caller has no value). */
   | { kind: 'page'; param: string; start: number; sizeParam?: string; size?: number }
   /** Offset counting: `param` = 0, then += the number of records on each page. */
-  | { kind: 'offset'; param: string; sizeParam?: string; size?: number };
+  | { kind: 'offset'; param: string; sizeParam?: string; size?: number }
+  /**
+   * A cursor sent back in the JSON body of a POST (Notion's database query, HubSpot's search, Dropbox's
+   * list_folder): read at `path` of the answer, written at `param` (a dot path) of the request body. With
+   * `url`, the later pages go there with a body holding the cursor alone (Dropbox's list_folder/continue);
+   * without, they repeat the first body with the cursor set. `morePath`: a property of the answer that says
+   * whether more pages follow (`has_more`); false there ends the list even when a cursor is given.
+   */
+  | { kind: 'body-cursor'; path: string; param: string; url?: string; morePath?: string };
 
 export type PaginationKind = PaginationSettings['kind'];
-export const PAGINATION_KINDS: readonly PaginationKind[] = ['none', 'link', 'next-url', 'cursor', 'page', 'offset'];
+export const PAGINATION_KINDS: readonly PaginationKind[] = ['none', 'link', 'next-url', 'cursor', 'page', 'offset', 'body-cursor'];
 
 export interface Page {
   /** 0-based. */
@@ -77,6 +86,8 @@ export interface ResumePoint {
   pages: number;
   /** Offset counting: records counted before this point. */
   offset: number;
+  /** Cursor in the body: the next page's request body. */
+  body?: unknown;
 }
 
 /**
@@ -133,14 +144,21 @@ export async function fetchPages(
   const pages: Page[] = [];
 
   const base = settings.kind === 'none' ? first : await withQueryPayload(first);
+  if (settings.kind === 'body-cursor') checkBodyRequest(base);
   const resume = settings.kind === 'none' ? undefined : options.resume;
   let request = resume
-    ? { ...base, url: resume.url }
+    ? { ...base, url: resume.url, ...(settings.kind === 'body-cursor' && resume.body !== undefined ? { body: resume.body } : {}) }
     : settings.kind === 'page' || settings.kind === 'offset'
       ? { ...base, url: counterUrl(base.url, settings, settings.kind === 'page' ? settings.start : 0) }
       : base;
   const guard = new LoopGuard();
-  guard.check(settings.kind === 'cursor' ? cursorIn(request.url, settings.param) : resolveAgainst(request.url, request.url));
+  guard.check(
+    settings.kind === 'cursor'
+      ? cursorIn(request.url, settings.param)
+      : settings.kind === 'body-cursor'
+        ? cursorValue(readPath(request.body, settings.param))
+        : resolveAgainst(request.url, request.url),
+  );
   const pagesBefore = resume?.pages ?? 0;
   let offset = resume?.offset ?? 0;
 
@@ -162,9 +180,12 @@ export async function fetchPages(
     if (!ok) return stop(false, 'status');
     if (settings.kind === 'none') return stop(true, 'end');
     const counted = settings.kind === 'page' || settings.kind === 'offset' ? (list ?? records) : list;
-    if (counted !== undefined && counted.length === 0) return stop(true, 'empty');
+    // An answer that says more pages follow is believed over an empty page (Dropbox may send one).
+    const saysMore = settings.kind === 'body-cursor' && !!settings.morePath?.trim() && readPath(response.body, settings.morePath.trim()) === true;
+    if (counted !== undefined && counted.length === 0 && !saysMore) return stop(true, 'empty');
 
     let nextUrl: string;
+    let nextBody = base.body;
     switch (settings.kind) {
       case 'link': {
         const link = parseLinkHeader(response.headers.link).next;
@@ -198,9 +219,24 @@ export async function fetchPages(
         nextUrl = counterUrl(base.url, settings, offset);
         break;
       }
+      case 'body-cursor': {
+        const morePath = settings.morePath?.trim();
+        if (morePath && noMore(readPath(response.body, morePath))) return stop(true, 'end');
+        const cursor = cursorValue(readPath(response.body, settings.path));
+        if (cursor === undefined) return stop(true, 'end');
+        if (!guard.check(cursor)) return stop(false, 'loop');
+        const continueUrl = settings.url?.trim();
+        nextUrl = continueUrl ? resolveAgainst(continueUrl, base.url) : base.url;
+        nextBody = withBodyPath(continueUrl ? {} : base.body, settings.param, cursor);
+        break;
+      }
     }
-    if (index + 1 >= maxPages) return stop(false, 'max-pages', { url: nextUrl, pages: pagesBefore + index + 1, offset });
-    request = { ...base, url: nextUrl };
+    if (index + 1 >= maxPages) {
+      const next: ResumePoint = { url: nextUrl, pages: pagesBefore + index + 1, offset };
+      if (settings.kind === 'body-cursor') next.body = nextBody;
+      return stop(false, 'max-pages', next);
+    }
+    request = { ...base, url: nextUrl, body: nextBody };
   }
 }
 
@@ -214,9 +250,14 @@ export function validatePagination(settings: PaginationSettings): void {
     new OAuth2Error('OAUTH2_INVALID_CONFIG', `Invalid pagination setting: ${field} ${reason}`, { params: { field, reason } });
   if (!settings || !PAGINATION_KINDS.includes(settings.kind)) throw invalid('pagination', 'invalidValue');
   const text = (value: unknown): boolean => typeof value === 'string' && value.trim() !== '';
-  if ((settings.kind === 'next-url' || settings.kind === 'cursor') && !text(settings.path)) throw invalid('paginationPath', 'required');
-  if (settings.kind === 'cursor' || settings.kind === 'page' || settings.kind === 'offset') {
+  if ((settings.kind === 'next-url' || settings.kind === 'cursor' || settings.kind === 'body-cursor') && !text(settings.path)) throw invalid('paginationPath', 'required');
+  if (settings.kind === 'cursor' || settings.kind === 'page' || settings.kind === 'offset' || settings.kind === 'body-cursor') {
     if (!text(settings.param)) throw invalid('paginationParam', 'required');
+  }
+  if (settings.kind === 'body-cursor') {
+    if (!isBodyPath(settings.param)) throw invalid('paginationParam', 'invalidValue');
+    if (settings.url !== undefined && typeof settings.url !== 'string') throw invalid('paginationUrl', 'invalidValue');
+    if (settings.morePath !== undefined && typeof settings.morePath !== 'string') throw invalid('paginationMorePath', 'invalidValue');
   }
   if (settings.kind === 'page' && !(typeof settings.start === 'number' && Number.isInteger(settings.start))) {
     throw invalid('pageStart', 'invalidNumber');
@@ -325,6 +366,51 @@ function resolveAgainst(reference: string, current: string): string {
   }
 }
 
+/** Path segments that reach the prototype chain rather than the data: never written. */
+const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** A dot path a cursor can be written at: no empty or forbidden segment. */
+function isBodyPath(path: unknown): path is string {
+  return typeof path === 'string' && path.trim() !== '' && path.trim().split('.').every((s) => s !== '' && !FORBIDDEN_SEGMENTS.has(s));
+}
+
+/** `body` (a JSON object, or nothing) with `value` at the dot path `path`, objects created on the way; `body` is not changed. */
+function withBodyPath(body: unknown, path: string, value: string): Record<string, unknown> {
+  const root: Record<string, unknown> = isPlainObject(body) ? structuredClone(body) : {};
+  const segments = path.trim().split('.');
+  let at = root;
+  for (const segment of segments.slice(0, -1)) {
+    const child = at[segment];
+    at = at[segment] = isPlainObject(child) ? child : {};
+  }
+  at[segments[segments.length - 1]!] = value;
+  return root;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value);
+}
+
+/** A "more pages follow" property that says no: false, "false", 0. Missing or anything else: no say. */
+function noMore(value: unknown): boolean {
+  return value === false || value === 0 || (typeof value === 'string' && value.trim().toLowerCase() === 'false');
+}
+
+/** A cursor in the body needs a request with a JSON object body (or none yet). */
+function checkBodyRequest(request: AuthorisedRequest): void {
+  const method = typeof request.method === 'string' ? request.method.toUpperCase() : '';
+  if (QUERY_METHODS.has(method)) {
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid pagination setting: a cursor in the body needs a request with a body (POST)', {
+      params: { field: 'method', reason: 'needsBody' },
+    });
+  }
+  if (request.body !== undefined && !isPlainObject(request.body)) {
+    throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid pagination setting: a cursor in the body needs a JSON object body', {
+      params: { field: 'body', reason: 'needsJsonObject' },
+    });
+  }
+}
+
 /** A cursor as sent back: a non-empty string as it is, a finite number as text; anything else means "no more". */
 function cursorValue(value: unknown): string | undefined {
   if (typeof value === 'string') return value === '' ? undefined : value;
@@ -415,6 +501,10 @@ export interface PaginationConfig {
   pageStart?: number | string;
   pageSizeParam?: string;
   pageSize?: number | string;
+  /** Cursor in the body: where the later pages go (empty: the first URL). */
+  paginationUrl?: string;
+  /** Cursor in the body: the answer's "more pages follow" property. */
+  paginationMorePath?: string;
 }
 
 /**
@@ -444,6 +534,11 @@ export function paginationFromConfig(config: PaginationConfig): PaginationSettin
       return { kind: 'page', param, start, sizeParam, size };
     case 'offset':
       return { kind: 'offset', param, sizeParam, size };
+    case 'body-cursor': {
+      const url = text(config.paginationUrl) || undefined;
+      const morePath = text(config.paginationMorePath) || undefined;
+      return { kind: 'body-cursor', path, param, ...(url ? { url } : {}), ...(morePath ? { morePath } : {}) };
+    }
     default:
       // validatePagination names the field.
       return { kind: config.pagination } as unknown as PaginationSettings;

@@ -14,8 +14,8 @@ export interface RecordsApi {
   records: ApiRecord[];
   /** Bodies POSTed to /sink, in arrival order. */
   sink: unknown[];
-  /** GET requests to any /records route, with their query. */
-  listRequests: Array<{ path: string; query: Record<string, string>; at: number }>;
+  /** Requests to any /records route, with their query (and the JSON body of a POST). */
+  listRequests: Array<{ path: string; query: Record<string, string>; at: number; method?: string; body?: unknown }>;
   pageSize: number;
   /**
    * How lists are ordered: by id (default), by updated_at oldest or newest first (ties by id), or in no order
@@ -51,6 +51,12 @@ export interface RecordsApiOptions {
  *   GET /records/cursor?cursor=C               -> {data, next_cursor: C' | null}
  *   GET /records/page?page=N[&per_page=M]      -> {results} (1-based; empty past the end)
  *   GET /records/offset?offset=N[&limit=M]     -> {value}
+ *   POST /records/search {filter: {updated_since}, after, limit}
+ *                                              -> {results, paging: {next: {after}}} (no paging on the last page), as
+ *                                                 a search API with its cursor in the body
+ *   POST /records/list {updated_since, limit}  -> {entries, cursor, has_more}; the cursor always comes back, and
+ *   POST /records/list/continue {cursor}       -> the next page; any other member in that body is a 400, as an
+ *                                                 API with a separate "continue" endpoint
  *   POST /sink                                 -> 204, body kept in `sink`
  *   GET /received                              -> {count, items: the last 50 bodies POSTed to /sink}; no token
  *                                                 needed: it lets a person or a test watch what arrived
@@ -98,6 +104,67 @@ export async function startRecordsApi(options: RecordsApiOptions): Promise<Recor
     close: () => Promise.resolve(),
   };
 
+  /** The POST lists: a cursor in the body, and back in the answer. */
+  async function postList(path: string, text: string, json: (status: number, value: unknown) => void): Promise<void> {
+    let body: Record<string, unknown>;
+    try {
+      const parsed: unknown = text ? JSON.parse(text) : {};
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+      body = parsed as Record<string, unknown>;
+    } catch {
+      json(400, { error: 'invalid_request', message: 'the body must be a JSON object' });
+      return;
+    }
+    api.listRequests.push({ path, query: {}, at: Date.now(), method: 'POST', body });
+    let since: string | undefined;
+    let after = 0;
+    let limit: number;
+    if (path === '/records/search') {
+      const filter = body.filter as Record<string, unknown> | undefined;
+      since = typeof filter?.updated_since === 'string' ? filter.updated_since : undefined;
+      after = Number(body.after ?? 0);
+      limit = Number(body.limit ?? api.pageSize);
+    } else if (path === '/records/list') {
+      since = typeof body.updated_since === 'string' ? body.updated_since : undefined;
+      limit = Number(body.limit ?? api.pageSize);
+    } else if (path === '/records/list/continue') {
+      const extra = Object.keys(body).filter((k) => k !== 'cursor');
+      if (extra.length > 0 || typeof body.cursor !== 'string') {
+        json(400, { error_summary: `unexpected or missing fields: ${extra.join(', ') || 'cursor'}` });
+        return;
+      }
+      try {
+        const state = JSON.parse(Buffer.from(body.cursor, 'base64url').toString('utf8')) as { after: number; since?: string; limit: number };
+        ({ after, since, limit } = state);
+      } catch {
+        json(400, { error_summary: 'invalid cursor' });
+        return;
+      }
+    } else {
+      json(404, { error: 'not_found' });
+      return;
+    }
+    if (!Number.isInteger(limit) || limit < 1 || !Number.isFinite(after)) {
+      json(400, { error: 'invalid_request', message: 'limit and after must be numbers' });
+      return;
+    }
+    const sinceMs = since ? Date.parse(since) : NaN;
+    // Ordered by id: the cursor is the last id served.
+    const list = since ? api.records.filter((r) => Date.parse(r.updated_at) >= sinceMs) : api.records;
+    let start = after ? list.findIndex((r) => r.id > after) : 0;
+    if (start < 0) start = list.length;
+    await options.beforePage?.(Math.floor(start / limit));
+    const page = list.slice(start, start + limit);
+    const more = start + limit < list.length;
+    const last = page.at(-1)?.id ?? after;
+    if (path === '/records/search') {
+      json(200, { total: list.length, results: page, ...(more ? { paging: { next: { after: String(last) } } } : {}) });
+      return;
+    }
+    const cursor = Buffer.from(JSON.stringify({ after: last, since, limit })).toString('base64url');
+    json(200, { entries: page, cursor, has_more: more });
+  }
+
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -130,6 +197,10 @@ export async function startRecordsApi(options: RecordsApiOptions): Promise<Recor
         }
         if (!url.pathname.startsWith('/records')) {
           json(404, { error: 'not_found' });
+          return;
+        }
+        if (req.method === 'POST') {
+          await postList(url.pathname, Buffer.concat(chunks).toString('utf8'), json);
           return;
         }
         const query = Object.fromEntries(url.searchParams);

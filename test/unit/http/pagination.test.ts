@@ -205,6 +205,78 @@ describe('http/pagination', () => {
     });
   });
 
+  describe('cursor in a POST body', () => {
+    const bodies = (s: TestServer): unknown[] => s.seen.map((r) => JSON.parse(r.body.toString('utf8')) as unknown);
+    const post = (body: unknown): Partial<AuthorisedRequest> => ({ method: 'POST', body });
+
+    it('repeats the first body with the cursor set at a dot path, read back at a path of the answer (a search API)', async () => {
+      const s = await server((_req, res, body) => {
+        const after = Number((JSON.parse(body.toString('utf8')) as { paging?: { after?: string } }).paging?.after ?? 0);
+        json(res, { results: ALL.slice(after, after + 10), ...(after + 10 < ALL.length ? { paging: { next: { after: String(after + 10) } } } : {}) });
+      });
+      const first = { filter: { q: 'x' }, limit: 10 };
+      const result = await run(`${s.origin}/search`, { kind: 'body-cursor', path: 'paging.next.after', param: 'paging.after' }, [s.origin], {}, undefined, post(first));
+      assert.deepEqual(bodies(s), [first, { ...first, paging: { after: '10' } }, { ...first, paging: { after: '20' } }]);
+      assert.ok(s.seen.every((r) => r.method === 'POST' && r.url === '/search' && String(r.headers['content-type']).startsWith('application/json')));
+      assert.deepEqual(ids(result.pages.flatMap((p) => p.records ?? [])), ALL.map((r) => r.id));
+      assert.equal(result.complete, true);
+      assert.deepEqual(first, { filter: { q: 'x' }, limit: 10 }, 'the first body is not changed');
+    });
+
+    it('with a continue URL, later pages go there with the cursor alone; has_more false ends although a cursor comes back', async () => {
+      // The first page, then an empty page that says more follow (believed), then the rest.
+      const answers: Record<string, unknown> = {
+        first: { entries: ALL.slice(0, 10), cursor: 'c10', has_more: true },
+        c10: { entries: [], cursor: 'gap', has_more: true },
+        gap: { entries: ALL.slice(10, 20), cursor: 'c20', has_more: true },
+        c20: { entries: ALL.slice(20), cursor: 'c25', has_more: false },
+      };
+      const s = await server((req, res, body) => {
+        const sent = JSON.parse(body.toString('utf8')) as { cursor?: string };
+        json(res, answers[req.url === '/list' ? 'first' : String(sent.cursor)] ?? { error: 'unknown cursor' }, {}, req.url === '/list' || sent.cursor ? 200 : 400);
+      });
+      const result = await run(
+        `${s.origin}/list`,
+        { kind: 'body-cursor', path: 'cursor', param: 'cursor', url: '/list/continue', morePath: 'has_more' },
+        [s.origin],
+        { findRecords: (body) => findRecords(body, 'entries') },
+        undefined,
+        post({ path: '/docs', recursive: true }),
+      );
+      assert.deepEqual(paths(s), ['/list', '/list/continue', '/list/continue', '/list/continue']);
+      assert.deepEqual(bodies(s), [{ path: '/docs', recursive: true }, { cursor: 'c10' }, { cursor: 'gap' }, { cursor: 'c20' }]);
+      assert.deepEqual(ids(result.pages.flatMap((p) => p.records ?? [])), ALL.map((r) => r.id));
+      assert.equal(result.stop, 'end');
+      assert.equal(result.complete, true);
+    });
+
+    it('cut at maxPages, it says where to go on (the next body), and a fetch resumed there reads the rest', async () => {
+      const s = await server((_req, res, body) => {
+        const after = Number((JSON.parse(body.toString('utf8')) as { after?: string }).after ?? 0);
+        json(res, { results: ALL.slice(after, after + 10), next: after + 10 < ALL.length ? String(after + 10) : null });
+      });
+      const settings: PaginationSettings = { kind: 'body-cursor', path: 'next', param: 'after' };
+      const cut = await run(`${s.origin}/q`, settings, [s.origin], { maxPages: 1 }, undefined, post({ limit: 10 }));
+      assert.equal(cut.stop, 'max-pages');
+      assert.deepEqual(cut.next, { url: `${s.origin}/q`, pages: 1, offset: 0, body: { limit: 10, after: '10' } });
+      const rest = await run(`${s.origin}/q`, settings, [s.origin], { resume: cut.next }, undefined, post({ limit: 10 }));
+      assert.deepEqual(ids(rest.pages.flatMap((p) => p.records ?? [])), ALL.slice(10).map((r) => r.id));
+      assert.equal(rest.complete, true);
+    });
+
+    it('stops (loop guard) when the cursor comes back; refuses a GET and a body that is not an object, naming the field', async () => {
+      const s = await server((_req, res) => json(res, { data: [{ id: 1 }], next: 'same' }));
+      const looped = await run(`${s.origin}/q`, { kind: 'body-cursor', path: 'next', param: 'c' }, [s.origin], {}, undefined, post({}));
+      assert.equal(looped.stop, 'loop');
+      assert.equal(s.seen.length, 2);
+      const settings: PaginationSettings = { kind: 'body-cursor', path: 'next', param: 'c' };
+      await assert.rejects(run(`${s.origin}/q`, settings, [s.origin]), (err: unknown) => isOAuth2Error(err, 'OAUTH2_INVALID_CONFIG') && err.params?.field === 'method');
+      await assert.rejects(run(`${s.origin}/q`, settings, [s.origin], {}, undefined, post([1])), (err: unknown) => isOAuth2Error(err, 'OAUTH2_INVALID_CONFIG') && err.params?.field === 'body');
+      await assert.rejects(run(`${s.origin}/q`, { ...settings, param: 'a.__proto__' }, [s.origin], {}, undefined, post({})), (err: unknown) => isOAuth2Error(err, 'OAUTH2_INVALID_CONFIG') && err.params?.field === 'paginationParam');
+      assert.equal(s.seen.length, 2, 'nothing sent for the refused settings');
+    });
+  });
+
   describe('page counting', () => {
     function pagedServer(param: string, sizeParam: string, defaultSize = 10): Promise<TestServer> {
       return server((req, res) => {
