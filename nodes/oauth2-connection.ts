@@ -20,7 +20,7 @@ import { useProxyOptions } from './lib/http/proxy';
 const STORE_REASONS = new Set(['redis-unreachable', 'redis-timeout', 'redis-auth', 'redis-other', 'lockBusy', 'lockLost', 'superseded', 'undecryptable']);
 
 /** Login-required reasons with a text of their own in the catalog (loginRequired.<name>). */
-const LOGIN_REQUIRED_REASONS = new Set(['refreshAnswerLost', 'providerChanged', 'awaitsDeploy']);
+const LOGIN_REQUIRED_REASONS = new Set(['refreshAnswerLost', 'renewerStopped', 'providerChanged', 'awaitsDeploy']);
 
 /** Redis connections whose outages are already logged (one log line per outage, not one per connection node). */
 const watchedRedis = new WeakSet<RedisConnection>();

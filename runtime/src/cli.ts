@@ -57,8 +57,10 @@ Environment only:
                                  With both set, the editor and the admin API require that login.
   HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS  with Redis: a trigger whose polling instance died is taken over by
                                  another within this time. Default 15000.
-  HTTP_OAUTH2_REDIS_LOCK_TTL_MS  with Redis: how long a refresh lock outlives an instance that died holding it.
-                                 Default 30000.
+  HTTP_OAUTH2_REDIS_LOCK_TTL_MS  with Redis: how long a refresh lock outlives an instance that died holding it
+                                 (its holder extends it while it renews). Default 6000.
+  HTTP_OAUTH2_REDIS_COMMAND_TIMEOUT_MS  with Redis: a Redis command that takes longer fails with a clear error
+                                 instead of hanging. Default 3000.
 
 The user directory and the files Node-RED and the nodes write there are kept owner-only (mode 0700 / 0600).
 

@@ -15,6 +15,7 @@ export interface RedisStoreSetting {
   keyPrefix?: string;
   lockTtlMs?: number;
   triggerLeaseMs?: number;
+  commandTimeoutMs?: number;
 }
 
 export interface RedisOptions {
@@ -82,7 +83,9 @@ export function redisStoreSetting(options: RedisOptions, env: NodeJS.ProcessEnv)
   if (keyPrefix) setting.keyPrefix = keyPrefix;
   const lockTtlMs = milliseconds(env, 'HTTP_OAUTH2_REDIS_LOCK_TTL_MS', 1_000, 600_000);
   const triggerLeaseMs = milliseconds(env, 'HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS', 1_000, 600_000);
+  const commandTimeoutMs = milliseconds(env, 'HTTP_OAUTH2_REDIS_COMMAND_TIMEOUT_MS', 100, 60_000);
   if (lockTtlMs !== undefined) setting.lockTtlMs = lockTtlMs;
+  if (commandTimeoutMs !== undefined) setting.commandTimeoutMs = commandTimeoutMs;
   if (triggerLeaseMs !== undefined) setting.triggerLeaseMs = triggerLeaseMs;
   return setting;
 }

@@ -74,7 +74,13 @@ describe('runtime: production settings', function () {
       const prefixAlone = runCli(['start', '--port', '0', '--user-dir', tempUserDir()], { NODE_RED_CREDENTIAL_SECRET: SECRET, HTTP_OAUTH2_REDIS_PREFIX: 'x:' });
       assert.equal(await prefixAlone.exited, 2);
       assert.match(prefixAlone.stderr(), /needs --redis/);
-      for (const run of [noSecret, fromEnv, http, lease, prefixAlone]) assert.doesNotMatch(run.stdout() + run.stderr(), /hunter2/);
+      const timeout = runCli(['start', '--port', '0', '--user-dir', tempUserDir(), '--redis', 'redis://127.0.0.1:6390'], {
+        NODE_RED_CREDENTIAL_SECRET: SECRET,
+        HTTP_OAUTH2_REDIS_COMMAND_TIMEOUT_MS: '99',
+      });
+      assert.equal(await timeout.exited, 2);
+      assert.match(timeout.stderr(), /HTTP_OAUTH2_REDIS_COMMAND_TIMEOUT_MS must be a whole number of milliseconds from 100 to 60000/);
+      for (const run of [noSecret, fromEnv, http, lease, timeout, prefixAlone]) assert.doesNotMatch(run.stdout() + run.stderr(), /hunter2/);
     });
 
     it('refuses a weak NODE_RED_CREDENTIAL_SECRET beyond loopback and with Redis, warns on loopback, and new-secret makes a strong one', async () => {
@@ -129,7 +135,7 @@ describe('runtime: production settings', function () {
         'NR_OAUTH2_PORT', 'NR_OAUTH2_HOST', 'NR_OAUTH2_USER_DIR', 'NR_OAUTH2_FLOWS', 'NR_OAUTH2_DEMO', 'NR_OAUTH2_LOG_LEVEL',
         'NR_OAUTH2_INSECURE_NO_ADMIN_AUTH', 'NODE_RED_CREDENTIAL_SECRET', 'NR_OAUTH2_ADMIN_USER', 'NR_OAUTH2_ADMIN_PASSWORD_HASH', '/healthz',
         '--redis', '--redis-prefix', 'HTTP_OAUTH2_REDIS_URL', 'HTTP_OAUTH2_REDIS_PREFIX', 'HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS',
-        'HTTP_OAUTH2_REDIS_LOCK_TTL_MS', 'rediss://', 'new-secret', 'owner-only',
+        'HTTP_OAUTH2_REDIS_LOCK_TTL_MS', 'HTTP_OAUTH2_REDIS_COMMAND_TIMEOUT_MS', 'rediss://', 'new-secret', 'owner-only',
       ]) {
         assert.ok(run.stdout().includes(text), text);
       }

@@ -216,4 +216,40 @@ describe('connection node with the Redis token store', function () {
       if (!restarted) await redis.start();
     }
   });
+
+  it('Redis stopped: the held token serves every request until its real expiry, through the refresh-early window, then a clear error', async () => {
+    // A 6 s token with the default refresh skew (60 s, at most half the life): renewal is due after 3 s.
+    const short = await startAuthServer({ accessTokenTtlSec: 6 });
+    const shortApi = await startApiServer(short);
+    let restarted = false;
+    try {
+      settings({ commandTimeoutMs: 500 }, { credentialSecret: CREDENTIAL_SECRET });
+      const conn = serviceConnection(short, { apiBaseUrl: shortApi.url });
+      conn.node.refreshSkewSec = ''; // the editor's default: 60 s
+      await helper.load(nodeModules, [tab(), conn.node, requestNode('req', { url: '/echo' }), helperNode(), ...catchNodes(['req'])], conn.credentials);
+      const first = await outcome();
+      assert.equal(first.statusCode, 200);
+      const obtained = Date.now();
+      await redis.stop();
+      const results: Array<{ at: number; ok: boolean; code?: string }> = [];
+      // Requests every 250 ms until just before the token's end (6 s after it was fetched, less a margin).
+      while (Date.now() < obtained + 5_300) {
+        const reply = await outcome();
+        results.push({ at: Date.now() - obtained, ok: reply.statusCode === 200, code: (reply.error as { code?: string } | undefined)?.code });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const failed = results.filter((r) => !r.ok);
+      assert.deepEqual(failed, [], `requests failed while the held token was valid: ${JSON.stringify(failed.slice(0, 3))}`);
+      assert.ok(results.some((r) => r.at > 3_500), 'requests ran inside the refresh-early window');
+      assert.deepEqual(short.counts().token, { client_credentials: 1 }, 'no token fetched without the lock');
+      await new Promise((r) => setTimeout(r, Math.max(0, obtained + 6_300 - Date.now())));
+      const caught = await send({}, 'caught');
+      assert.equal((caught.error as { code?: string }).code, 'OAUTH2_TOKEN_STORE_FAILED');
+      await redis.start();
+      restarted = true;
+    } finally {
+      if (!restarted) await redis.start();
+      await Promise.all([shortApi.close(), short.close()]);
+    }
+  });
 });

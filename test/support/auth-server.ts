@@ -41,6 +41,12 @@ export interface AuthServerOptions {
   returnRefreshTokenOnRefresh?: boolean;
   /** When false, token responses carry no `expires_in` (for the JWT-exp / default fallbacks). Default true. */
   sendExpiresIn?: boolean;
+  /**
+   * A reuse grace period, as some providers have (a reuse interval): a rotated refresh token presented again
+   * within this many seconds of its first use gets that first use's answer again (the same new tokens), instead
+   * of the provider's reuse detection, which revokes the whole grant. Default 0: none.
+   */
+  refreshReuseGraceSec?: number;
 }
 
 export interface ConfidentialClient { clientId: string; clientSecret: string; redirectUris: string[] }
@@ -110,7 +116,7 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     issueRefreshToken: options.issueRefreshToken,
     requirePkce: options.requirePkce,
     jwtAudience: options.jwtAccessTokens ? JWT_AUDIENCE : undefined,
-    middlewares: [countAndFault, stripTokenResponseMembers],
+    middlewares: [countAndFault, ...(options.refreshReuseGraceSec ? [reuseGrace] : []), stripTokenResponseMembers],
     clients: [
       {
         client_id: clients.web.clientId,
@@ -183,13 +189,40 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     try {
       await next();
     } finally {
-      const grantType = ctx.oidc?.body?.grant_type;
+      // A grace-period answer never reached the provider: the form the grace middleware parsed says the grant.
+      const grantType = ctx.oidc?.body?.grant_type ?? (ctx.req as unknown as { body?: Record<string, string> }).body?.grant_type;
       bump(typeof grantType === 'string' ? grantType : 'unknown');
     }
   }
 
   function bump(grantType: string): void {
     counters.token[grantType] = (counters.token[grantType] ?? 0) + 1;
+  }
+
+  /** First answers to refresh_token grants by the refresh token presented, for the reuse grace period. */
+  const refreshAnswers = new Map<string, { at: number; status: number; body: unknown }>();
+
+  /**
+   * The grace period (options.refreshReuseGraceSec): reads the form itself (the provider then takes the parsed
+   * body from ctx.req.body), answers a refresh token used again within the period with its first answer, and
+   * remembers every first answer.
+   */
+  async function reuseGrace(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
+    if (ctx.method !== 'POST' || ctx.path !== '/token') return next();
+    const form = await readForm(ctx.req);
+    (ctx.req as unknown as { body: Record<string, string> }).body = Object.fromEntries(form);
+    const presented = form.get('grant_type') === 'refresh_token' ? form.get('refresh_token') : null;
+    const first = presented ? refreshAnswers.get(presented) : undefined;
+    if (first && Date.now() - first.at <= (options.refreshReuseGraceSec ?? 0) * 1000) {
+      ctx.status = first.status;
+      ctx.type = 'application/json';
+      ctx.body = structuredClone(first.body);
+      return;
+    }
+    await next();
+    if (presented && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      refreshAnswers.set(presented, { at: Date.now(), status: 200, body: JSON.parse(JSON.stringify(ctx.body)) as unknown });
+    }
   }
 
   /** Post-processes token responses for the server variants that omit refresh_token or expires_in. */

@@ -10,7 +10,8 @@
  *         url: 'redis://user:password@redis.internal:6379/0',   // rediss:// for TLS
  *         keyPrefix: 'http-oauth2:',     // one prefix per group of instances sharing flows
  *         secret: '...',                 // optional: defaults to credentialSecret (the same on every instance)
- *         lockTtlMs: 30000,              // how long a refresh lock lives unless its holder extends it
+ *         lockTtlMs: 6000,               // a refresh lock's life: its holder extends it every third of it while
+ *                                        // it renews, so a holder that dies is noticed after at most this long
  *         triggerLeaseMs: 15000,         // a dead poller's trigger is taken over after at most this long
  *         commandTimeoutMs: 3000,        // a Redis command that takes longer fails (clear error, no hang)
  *       }
@@ -33,7 +34,7 @@ export interface RedisStoreSettings {
 
 export type StoreSettings = { type: 'file' } | RedisStoreSettings;
 
-export const REDIS_DEFAULTS = { lockTtlMs: 30_000, triggerLeaseMs: 15_000, commandTimeoutMs: 3_000 } as const;
+export const REDIS_DEFAULTS = { lockTtlMs: 6_000, triggerLeaseMs: 15_000, commandTimeoutMs: 3_000 } as const;
 
 const FIELD = 'httpOAuth2.store';
 

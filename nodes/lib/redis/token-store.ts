@@ -63,6 +63,14 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1], 'f', f)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1`;
 
+/** Clears the in-flight mark of a refresh, if it is still this holder's (its fence). */
+const CLEAR_MARK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/** How long an in-flight mark is kept: far longer than any refresh; a mark this old says nothing any more. */
+const REFRESH_MARK_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
 /** Delete: draws a fence too (a renewal still running elsewhere cannot write the tokens back). */
 const DELETE = `
 redis.call('INCR', KEYS[2])
@@ -74,7 +82,10 @@ export interface RedisTokenStoreOptions {
   connection: RedisConnection;
   /** Key material shared by every instance (httpOAuth2.store.secret, else credentialSecret). */
   secret: string;
-  /** How long a renewal waits for another instance's lock before failing; default: the lock's TTL. */
+  /**
+   * How long a renewal waits for another instance's lock before failing; default: the lock's TTL, and at least
+   * 30 s (the holder extends a short lock for as long as its token request takes).
+   */
   lockWaitMs?: number;
 }
 
@@ -87,7 +98,8 @@ function isStoredTokens(value: unknown): value is StoredTokens {
     isRecord(value) &&
     typeof value.updatedAt === 'number' &&
     isTokenSet(value.tokens) &&
-    (value.loginRequired === undefined || typeof value.loginRequired === 'boolean')
+    (value.loginRequired === undefined || typeof value.loginRequired === 'boolean') &&
+    (value.loginRequiredReason === undefined || value.loginRequiredReason === 'renewerStopped')
   );
 }
 
@@ -118,7 +130,7 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
     this.connection = options.connection;
     this.secret = options.secret;
     const ttlMs = options.connection.settings.lockTtlMs;
-    this.lock = new FencedLock(options.connection, { ttlMs, waitLimitMs: options.lockWaitMs ?? ttlMs });
+    this.lock = new FencedLock(options.connection, { ttlMs, waitLimitMs: options.lockWaitMs ?? Math.max(ttlMs, 30_000) });
     this.channel = options.connection.key('tokens-changed');
     this.connection.on('status', (status) => {
       if (status === 'ready' && this.listeners.size > 0 && !this.subscribed) this.ensureSubscribed();
@@ -207,14 +219,36 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
   // --- RenewalCoordination ---------------------------------------------------------------------------------
 
   withRenewalLock<T>(connectionId: string, fn: (lease: RenewalLease) => Promise<T>): Promise<T> {
+    const markKey = this.connection.key('token-refreshing', connectionId);
     return this.lock.withLock(
       this.lockKeys(connectionId),
-      (held) =>
-        fn({
-          write: (value) => this.writeFenced(connectionId, value, held),
-          remainingMs: () => held.remainingMs(),
-          retain: () => held.retain(),
-        }),
+      async (held) => {
+        // A mark of an earlier holder: its refresh was at the provider when it stopped (or lost Redis).
+        const mark = await this.connection.client.get(markKey).catch(() => null);
+        let marked = false;
+        try {
+          return await fn({
+            write: (value) => this.writeFenced(connectionId, value, held),
+            remainingMs: () => held.remainingMs(),
+            retain: () => held.retain(),
+            abandoned: mark !== null && mark !== String(held.fence),
+            beginRefresh: async () => {
+              await this.connection.client.set(markKey, String(held.fence), 'PX', REFRESH_MARK_TTL_MS).then(
+                () => {
+                  marked = true;
+                },
+                () => undefined,
+              );
+            },
+          });
+        } finally {
+          // Finished here, whatever the outcome: only a holder that stops mid-request leaves its mark. An earlier
+          // holder's mark is cleared too once this holder's renewal ended (its outcome is the one that counts).
+          if (marked || mark !== null) {
+            await this.connection.client.eval(CLEAR_MARK, 1, markKey, marked ? String(held.fence) : String(mark)).catch(() => undefined);
+          }
+        }
+      },
       // Woken by the holder's announcement rather than only by polling.
       (wake) => this.onChange((id) => {
         if (id === connectionId) wake();

@@ -357,7 +357,10 @@ export class TokenManager extends EventEmitter {
       if (this.grant === 'client_credentials') return { kind: 'ready' };
       return { kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', error: this.otherSettingsError() };
     }
-    if (stored?.loginRequired) return { kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED' };
+    if (stored?.loginRequired) {
+      const reason = stored.loginRequiredReason;
+      return { kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', ...(reason ? { error: loginRequired(this.id, undefined, reason) } : {}) };
+    }
     return stored || this.grant === 'client_credentials' ? { kind: 'ready' } : { kind: 'logged-out' };
   }
 
@@ -666,6 +669,9 @@ export class TokenManager extends EventEmitter {
       // Cut off from the store for longer than the lock surely lives (no extension got through): another
       // instance may hold the lock now and refresh with the same refresh token; calling now would spend it twice.
       if (lease && lease.remainingMs() <= 0) throw lockLost();
+      // A refresh in flight is marked in the shared store: if this instance stops before it ends, the next
+      // holder knows why its own refresh may be refused.
+      if (lease?.beginRefresh && this.grant !== 'client_credentials') await lease.beginRefresh();
       let issued: TokenSet;
       try {
         issued = await call();
@@ -676,6 +682,12 @@ export class TokenManager extends EventEmitter {
           // Invariant 9: stop here, and no call to the token endpoint until a new login.
           const replaced = await onLoginRequired?.();
           if (replaced) return replaced;
+          if (lease?.abandoned && this.grant !== 'client_credentials') {
+            // An instance stopped while its refresh was at the provider: the rotated refresh token died with it.
+            const stopped = loginRequired(this.id, error, 'renewerStopped');
+            this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', error: stopped });
+            throw stopped;
+          }
           if (this.refreshAnswerLost && this.grant !== 'client_credentials') {
             const lost = loginRequired(this.id, error, 'refreshAnswerLost');
             this.setState({ kind: 'login-required', code: 'OAUTH2_LOGIN_REQUIRED', error: lost });
@@ -899,7 +911,7 @@ export class TokenManager extends EventEmitter {
     // updatedAt of different machines' clocks cannot order them): whatever differs from ours is newer.
     if (!sameEntry(stored, this.storedEntry())) this.applyStored(stored, 'awaitsDeploy');
     const tokens = this.current?.tokens;
-    if (this.current?.loginRequired) throw loginRequired(this.id);
+    if (this.current?.loginRequired) throw loginRequired(this.id, undefined, this.current.loginRequiredReason);
     if (tokens && this.replaces(tokens, reason)) return tokens;
     if (!this.canRenew(tokens)) {
       if (tokens && reason.kind === 'due' && this.isUnexpired(tokens)) return tokens;
@@ -912,7 +924,7 @@ export class TokenManager extends EventEmitter {
       // Tokens kept out of the store mark nothing there: the entry is another target's.
       if (!base || this.localOnly) return undefined;
       const { refreshToken: _dead, ...rest } = base.tokens;
-      const marked: StoredTokens = { tokens: rest, updatedAt: this.now(), loginRequired: true };
+      const marked: StoredTokens = { tokens: rest, updatedAt: this.now(), loginRequired: true, ...(lease.abandoned ? { loginRequiredReason: 'renewerStopped' as const } : {}) };
       try {
         await lease.write(marked);
       } catch (err) {
@@ -1087,7 +1099,11 @@ function mayHaveReachedServer(error: OAuth2Error): boolean {
   return !NEVER_SENT.has(reason) && !/CERT|TLS|SSL|SIGNATURE/.test(reason);
 }
 
-const LOGIN_REQUIRED_MESSAGES: Record<'refreshAnswerLost' | OtherSettingsReason, string> = {
+type LoginRequiredReason = 'refreshAnswerLost' | 'renewerStopped' | OtherSettingsReason;
+
+const LOGIN_REQUIRED_MESSAGES: Record<LoginRequiredReason, string> = {
+  renewerStopped:
+    'Login required: a Node-RED instance stopped while its refresh request was at the provider, so the refresh token the provider issued in that answer was lost with it, and the provider refused the one before (invalid_grant). Log in again from the editor; a provider setting that allows a refresh token to be reused for a short time (a reuse interval or grace period) prevents this.',
   refreshAnswerLost:
     'Login required: the provider refused the refresh token (invalid_grant) after the answer to a refresh was lost (a timeout or a cut connection after the request was sent); the provider most likely rotated the refresh token in that lost answer. Log in again from the editor.',
   providerChanged:
@@ -1096,7 +1112,7 @@ const LOGIN_REQUIRED_MESSAGES: Record<'refreshAnswerLost' | OtherSettingsReason,
     'Login required here: the stored login was made with other authorization-server settings than the deployed ones (in the dialog, or by another Node-RED instance sharing the token store). Deploy those settings to use it, or log in again.',
 };
 
-function loginRequired(connectionId: string, cause?: OAuth2Error, reason?: 'refreshAnswerLost' | OtherSettingsReason): OAuth2Error {
+function loginRequired(connectionId: string, cause?: OAuth2Error, reason?: LoginRequiredReason): OAuth2Error {
   const message = reason ? LOGIN_REQUIRED_MESSAGES[reason] : 'Login required: the connection has no usable tokens; log in again from the editor.';
   return new OAuth2Error('OAUTH2_LOGIN_REQUIRED', message, {
     params: reason ? { connection: connectionId, reason } : { connection: connectionId },

@@ -14,6 +14,12 @@ export interface StoredTokens {
    * these tokens, until a new login replaces the entry. The refresh token is removed from such an entry.
    */
   loginRequired?: boolean;
+  /**
+   * Why the login is required, when the instance that marked it knew more than invalid_grant: 'renewerStopped'
+   * (an instance stopped while its refresh request was at the provider, so the rotated refresh token died with
+   * it). Every instance then says the same.
+   */
+  loginRequiredReason?: 'renewerStopped';
 }
 
 /**
@@ -53,6 +59,16 @@ export interface RenewalLease {
    * so that another instance does not take the lock at once and refresh with the spent refresh token.
    */
   retain(): void;
+  /**
+   * An earlier holder of the lock sent a refresh and never finished it (it stopped, or lost the store, while
+   * the request was at the provider): the refresh token in the store may be spent. Read when the lock was taken.
+   */
+  readonly abandoned?: boolean;
+  /**
+   * Says, before the refresh request is sent, that it is in flight; cleared when the lock is released. A holder
+   * that stops in between leaves it for the next holder to see (`abandoned`). Best effort: never rejects.
+   */
+  beginRefresh?(): Promise<void>;
 }
 
 /**

@@ -336,6 +336,86 @@ describe('redis: token managers of several instances share one login', function 
     }
   });
 
+  // An instance stops while its refresh request is at the provider: the provider rotated the refresh token in an
+  // answer nobody will read. The lock's short life (extended by its holder while it renews) lets the others
+  // notice within about one lock life; the one that takes over knows a renewal was abandoned.
+  describe('a renewer that stops mid-refresh', () => {
+    const LOCK_MS = 2000;
+
+    /** A's refresh reaches the provider, then A stops; B renews after it. Returns B's outcome and how soon. */
+    async function renewerStops(): Promise<{ b: Instance; c: Instance; outcome: PromiseSettledResult<TokenSet>; noticedMs: number }> {
+      await seedExpired();
+      const endpoint = await httpProxy();
+      endpoint.fault(faults.loseAnswer()); // the provider answers; A never reads it
+      const a = await startInstance({ lockTtlMs: LOCK_MS, tokenEndpoint: `${endpoint.url}${new URL(metadata.tokenEndpoint).pathname}` });
+      const b = await startInstance({ lockTtlMs: LOCK_MS });
+      const c = await startInstance({ lockTtlMs: LOCK_MS });
+      auth.resetCounts();
+      void a.manager.getAccessToken().catch(() => undefined);
+      await eventually(() => (auth.counts().token.refresh_token ?? 0) === 1, 5000);
+      // A stops: nothing of it runs any more (no lock extension, no release, no write).
+      a.manager.close();
+      await a.connection.close();
+      const stoppedAt = Date.now();
+      const [outcome] = await Promise.allSettled([b.manager.getAccessToken()]);
+      return { b, c, outcome, noticedMs: Date.now() - stoppedAt };
+    }
+
+    it('a provider that revokes on reuse: noticed within one lock life, and every instance says an instance stopped while renewing', async () => {
+      const { b, c, outcome, noticedMs } = await renewerStops();
+      assert.equal(outcome.status, 'rejected');
+      const err = (outcome as PromiseRejectedResult).reason as OAuth2Error;
+      assert.ok(isOAuth2Error(err, 'OAUTH2_LOGIN_REQUIRED'), String(err));
+      assert.equal(err.params.reason, 'renewerStopped');
+      assert.match(err.message, /instance stopped while its refresh request was at the provider/);
+      assert.ok(noticedMs < LOCK_MS + 1500, `noticed ${noticedMs} ms after the renewer stopped`);
+      console.log(`      a renewer stopped mid-refresh: noticed after ${noticedMs} ms (lock ${LOCK_MS} ms)`);
+      // The whole group says the same, from the mark in the store; nobody calls the token endpoint again.
+      await eventually(() => {
+        const s = c.manager.state();
+        return s.kind === 'login-required' && s.error?.params.reason === 'renewerStopped';
+      });
+      assert.equal(b.manager.state().kind, 'login-required');
+      await assert.rejects(c.manager.getAccessToken(), (e: unknown) => isOAuth2Error(e, 'OAUTH2_LOGIN_REQUIRED') && e.params.reason === 'renewerStopped');
+      assert.deepEqual(auth.counts().token, { refresh_token: 2 }, "A's refresh, then B's; none after");
+      // B's renewal ended: the in-flight mark is gone.
+      assert.equal(await b.connection.client.exists(b.connection.key('token-refreshing', ID)), 0);
+    });
+
+    it('a renewal that finishes leaves no in-flight mark behind (a later takeover knows of no stopped renewer)', async () => {
+      await seedExpired();
+      const one = await startInstance({ lockTtlMs: LOCK_MS });
+      await one.manager.getAccessToken();
+      assert.equal(await one.connection.client.exists(one.connection.key('token-refreshing', ID)), 0);
+    });
+
+    describe('a provider with a reuse grace period', () => {
+      let strict: { auth: AuthServer; metadata: ProviderMetadata; client: ClientSettings };
+      before(async () => {
+        strict = { auth, metadata, client };
+        auth = await startAuthServer({ accessTokenTtlSec: 3600, refreshReuseGraceSec: 30 });
+        auth.addRedirectUri(REDIRECT_URI);
+        metadata = await discoverProvider(auth.issuer, { timeoutMs: 5000 });
+        client = clientSettings({ clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret, scopes: ['openid', 'email'] });
+      });
+      after(async () => {
+        await auth.close();
+        ({ auth, metadata, client } = strict);
+      });
+
+      it('the takeover within the grace period keeps the login: B renews with the refresh token A spent, and C adopts it', async () => {
+        const { b, c, outcome, noticedMs } = await renewerStops();
+        assert.equal(outcome.status, 'fulfilled', outcome.status === 'rejected' ? String(outcome.reason) : '');
+        const renewed = (outcome as PromiseFulfilledResult<TokenSet>).value;
+        assert.ok(noticedMs < LOCK_MS + 1500, `renewed ${noticedMs} ms after the renewer stopped`);
+        assert.equal(b.manager.state().kind, 'ready');
+        assert.equal((await c.manager.getAccessToken()).accessToken, renewed.accessToken);
+        assert.equal((await auth.validateAccessToken(renewed.accessToken)).active, true);
+        assert.deepEqual(auth.counts().token, { refresh_token: 2 });
+      });
+    });
+  });
+
   describe('renewed tokens the store could not take', () => {
     it('the fenced write fails (Redis refuses it): the holder keeps the lock, writes again, and the waiting instance adopts; one refresh, the login lives', async () => {
       const login = await seedExpired();
