@@ -372,4 +372,35 @@ describe('e2e: three instances sharing Redis (one OAuth2 client, rotating refres
     assert.equal(count('node-red-http-oauth2'), members.length, `clients: ${JSON.stringify(names)}`);
     assert.ok(count('node-red-http-oauth2-sub') <= members.length, `clients: ${JSON.stringify(names)}`);
   });
+
+  // Last: it ends the login.
+  it('the instance renewing is killed while its refresh is at the provider: the others learn it within the lock life, and say why', async () => {
+    if (!redis.pid) await redis.start();
+    await untilExpired();
+    const renewer = members[1];
+    const others = members.filter((m) => m !== renewer);
+    // The renewer's refresh is carried out by the provider (the refresh token rotates), and it dies before the
+    // answer reaches it: the only copy of the new refresh token dies with it.
+    const hold = auth.holdNextTokenAnswer();
+    const pending = requestOn(renewer, 0).catch(() => undefined);
+    await Promise.race([hold.reached, sleep(10_000).then(() => { throw new Error('the renewer did not refresh'); })]);
+    await cluster.kill(renewer);
+    const killedAt = Date.now();
+    hold.release();
+    await pending;
+    const answers = await Promise.all(others.map((m) => requestOn(m, 1).then((r) => ({ ...r, member: m.name }))));
+    figures.renewerKilledNoticedMs = Date.now() - killedAt;
+    for (const r of answers) {
+      assert.equal(r.status, 599, `${r.member}: ${r.text}`);
+      assert.equal((r.body as { code?: string }).code, 'OAUTH2_LOGIN_REQUIRED', `${r.member}: ${r.text}`);
+      assert.match((r.body as { message?: string }).message ?? '', /instance stopped while its refresh request was at the provider/, r.text);
+    }
+    // The lock (5 s here) runs out, one survivor takes over and learns it; not a 30 s time-out.
+    assert.ok(figures.renewerKilledNoticedMs < 5_000 + 3_000, `noticed ${figures.renewerKilledNoticedMs} ms after the kill`);
+    // Every survivor's connection says it, and nobody refreshes again with the dead refresh token.
+    const grants = userGrants();
+    const again = await Promise.all(others.map((m) => requestOn(m, 2)));
+    assert.ok(again.every((r) => r.status === 599));
+    assert.deepEqual(userGrants(), grants, 'no token call after the login was found dead');
+  });
 });

@@ -82,6 +82,11 @@ export interface AuthServer {
   validateAccessToken(token: string): Promise<{ active: boolean; sub?: string; scope?: string; clientId?: string }>;
   /** Fault toggle in front of POST /token: answer `status` with `body`, or reset the connection. null clears. */
   setTokenEndpointFailure(mode: null | { status: number; body?: string } | 'reset'): void;
+  /**
+   * The next POST /token is carried out by the provider (a refresh rotates), and its answer is then held until
+   * `release`: the request "is at the provider" in between. `reached` resolves once the provider has acted.
+   */
+  holdNextTokenAnswer(): { reached: Promise<void>; release: () => void };
   /** Audience of JWT access tokens when `jwtAccessTokens` is on. */
   jwtAudience: string;
   close(): Promise<void>;
@@ -109,6 +114,8 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
   const counters = { token: {} as Record<string, number>, revocation: 0, deviceAuthorization: 0 };
   let revocationHints: string[] = [];
   let failure: null | { status: number; body?: string } | 'reset' = null;
+  /** holdNextTokenAnswer: the next token request's answer waits for `gate`. */
+  let heldAnswer: { reached: () => void; gate: Promise<void> } | undefined;
 
   const server = await startProviderServer({
     accessTokenTtlSec: options.accessTokenTtlSec,
@@ -186,8 +193,14 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
       ctx.body = failure.body ?? JSON.stringify({ error: 'temporarily_unavailable' });
       return;
     }
+    const held = heldAnswer;
+    heldAnswer = undefined;
     try {
       await next();
+      if (held) {
+        held.reached();
+        await held.gate;
+      }
     } finally {
       // A grace-period answer never reached the provider: the form the grace middleware parsed says the grant.
       const grantType = ctx.oidc?.body?.grant_type ?? (ctx.req as unknown as { body?: Record<string, string> }).body?.grant_type;
@@ -265,6 +278,14 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     validateAccessToken: (token) => server.validateAccessToken(token),
     setTokenEndpointFailure(mode): void {
       failure = mode;
+    },
+    holdNextTokenAnswer() {
+      let reached!: () => void;
+      const reachedPromise = new Promise<void>((r) => (reached = r));
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      heldAnswer = { reached, gate };
+      return { reached: reachedPromise, release };
     },
     close: () => server.close(),
   };
