@@ -219,8 +219,8 @@ export async function runKillSweep(o: SweepOptions): Promise<SweepReport> {
   const lines = readSink(sinkFile);
   const byId = new Map<number, SinkLine[]>();
   for (const l of lines) byId.set(Number(l.id), [...(byId.get(Number(l.id)) ?? []), l]);
+  // The user directory stays, as the other suites' do: the leak scan (test/e2e/zz-leak-scan.test.ts) reads it.
   const seen = expected.map((id) => byId.get(id) ?? []);
-  fs.rmSync(userDir, { recursive: true, force: true });
   return {
     delivery: o.delivery,
     store: redis ? 'redis' : 'file',
