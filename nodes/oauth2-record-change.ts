@@ -7,7 +7,7 @@ import type { ConnectionState } from './lib/tokens/token-manager';
 import { createHash } from 'node:crypto';
 import { parseTriggerConfig, type ParsedTrigger, type TriggerConfig } from './lib/trigger-settings';
 import type { ConnectionNode } from './node-red/connection-node';
-import { DELIVERY_TIMEOUT_MS, DeliveryTracker, type MessageHooks } from './node-red/delivery-tracker';
+import { DELIVERY_TIMEOUT_MS, DeliveryTracker } from './node-red/delivery-tracker';
 import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
 import { NodeError, toNodeError } from './node-red/node-error';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
@@ -131,9 +131,9 @@ export = function register(RED: NodeAPI): void {
       { authorizer: connection, agents: connection.agents, apiBaseUrl: connection.settings.apiBaseUrl },
       recordsRule(config.records, (body) => evaluate(jsonata, body)),
     );
-    // At least once, a poll is recorded once its messages reached the next nodes (delivery-tracker.ts).
-    const hooks = (RED as NodeAPI & { hooks?: MessageHooks }).hooks;
-    const tracker = config.delivery === 'at-least-once' && hooks ? new DeliveryTracker(hooks, node.id) : undefined;
+    // At least once, a poll is recorded once its messages reached the next nodes (delivery-tracker.ts). Every
+    // Node-RED this package runs on (>= 4) has RED.hooks; without them a poll is recorded once node.send() returned.
+    const tracker = config.delivery === 'at-least-once' && RED.hooks ? new DeliveryTracker(RED.hooks, node.id) : undefined;
     let warnedSlowDelivery = false;
     const emit = (changes: DetectedChange[]): Promise<void> | void => {
       const msgs = changeMessages(changes, { batch: config.batch, includePrevious: config.settings.includePrevious === true, watch: Boolean(config.settings.watch) });
