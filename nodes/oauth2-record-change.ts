@@ -7,6 +7,7 @@ import type { ConnectionState } from './lib/tokens/token-manager';
 import { createHash } from 'node:crypto';
 import { parseTriggerConfig, type ParsedTrigger, type TriggerConfig } from './lib/trigger-settings';
 import type { ConnectionNode } from './node-red/connection-node';
+import { DELIVERY_TIMEOUT_MS, DeliveryTracker } from './node-red/delivery-tracker';
 import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
 import { NodeError, toNodeError } from './node-red/node-error';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
@@ -130,11 +131,22 @@ export = function register(RED: NodeAPI): void {
       { authorizer: connection, agents: connection.agents, apiBaseUrl: connection.settings.apiBaseUrl },
       recordsRule(config.records, (body) => evaluate(jsonata, body)),
     );
-    const emit = (changes: DetectedChange[]): void => {
+    // At least once, a poll is recorded once its messages reached the next nodes (delivery-tracker.ts). Every
+    // Node-RED this package runs on (>= 4) has RED.hooks; without them a poll is recorded once node.send() returned.
+    const tracker = config.delivery === 'at-least-once' && RED.hooks ? new DeliveryTracker(RED.hooks, node.id) : undefined;
+    let warnedSlowDelivery = false;
+    const emit = (changes: DetectedChange[]): Promise<void> | void => {
       const msgs = changeMessages(changes, { batch: config.batch, includePrevious: config.settings.includePrevious === true, watch: Boolean(config.settings.watch) });
       if (!msgs.length) return;
       // One output: a batch is one message, otherwise the changes go out in order as a sequence.
-      node.send((config.batch ? msgs[0] : [msgs]) as unknown as NodeMessage[]);
+      const send = (): void => node.send((config.batch ? msgs[0] : [msgs]) as unknown as NodeMessage[]);
+      if (!tracker) return send();
+      return tracker.send(send).then((result) => {
+        if (result === 'timeout' && !warnedSlowDelivery) {
+          warnedSlowDelivery = true;
+          node.warn(t('errors.deliveryTimeout', { seconds: DELIVERY_TIMEOUT_MS / 1000 }));
+        }
+      });
     };
 
     const past = pastConfigs.get(node.id) ?? new Set<string>();
@@ -155,6 +167,7 @@ export = function register(RED: NodeAPI): void {
       emit,
       filter: condition ? passCondition : undefined,
       intervalMs: config.intervalMs,
+      delivery: config.delivery,
     });
     node.poller = poller;
 
@@ -257,6 +270,7 @@ export = function register(RED: NodeAPI): void {
           () => undefined,
         )
         .finally(() => {
+          tracker?.close();
           attached!.release();
           done();
         });

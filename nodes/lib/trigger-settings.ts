@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { TriggerSettings } from './changes/types';
+import type { DeliveryMode, TriggerSettings } from './changes/types';
 import { OAuth2Error } from './errors';
 import { maxResponseBytes } from './http/body';
 import { paginationFromConfig, validatePagination, type PaginationConfig, type PaginationSettings } from './http/pagination';
@@ -38,6 +38,8 @@ export interface TriggerConfig extends PaginationConfig {
   watchValues?: boolean;
   /** JSONata condition on the record, with $previous: only changes for which it is true are sent. */
   condition?: string;
+  /** 'at-least-once' (default, also when absent: flows saved before the setting) or 'at-most-once'. */
+  delivery?: string;
 }
 
 export interface ParsedTrigger {
@@ -61,6 +63,8 @@ export interface ParsedTrigger {
   condition?: string;
   /** Digest of what the node watches: a different one means the remembered state is about something else. */
   configKey: string;
+  /** When the memory is recorded against the sending (changes/types.ts); not part of configKey. */
+  delivery: DeliveryMode;
 }
 
 /**
@@ -158,6 +162,7 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
     if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) throw invalid('body', 'needsJsonObject');
   }
   const timeout = config.requestTimeout === undefined || config.requestTimeout === '' ? undefined : count(config.requestTimeout, 'requestTimeout', 0, 1);
+  const delivery = pick(config.delivery, ['at-least-once', 'at-most-once'] as const, 'at-least-once', 'delivery');
   const maxResponse = maxResponseBytes(config.maxResponseMb);
   if (Number.isNaN(maxResponse)) throw invalid('maxResponseMb', 'invalidSize', String(config.maxResponseMb));
   const settings: TriggerSettings = {
@@ -200,6 +205,7 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
     maxResponseBytes: maxResponse,
     condition,
     configKey,
+    delivery,
   };
 }
 

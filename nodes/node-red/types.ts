@@ -82,6 +82,11 @@ export interface NodeAPI {
   httpAdmin: Express;
   auth: { needsPermission(permission: string): RequestHandler };
   _(key: string, params?: Record<string, unknown>): string;
+  /** The runtime's message hooks (Node-RED >= 1.3; node-red-node-test-helper's runtime has none). */
+  hooks?: {
+    add(hookId: string, callback: (event: unknown) => void): void;
+    remove(hookId: string): void;
+  };
   util: {
     cloneMessage<T>(msg: T): T;
     getMessageProperty(msg: NodeMessage, path: string): unknown;

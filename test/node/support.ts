@@ -56,7 +56,15 @@ interface I18n {
   registerMessageCatalog(namespace: string, dir: string, file: string): Promise<void>;
   _(key: string, params?: Record<string, unknown>): string;
 }
-const i18n = (load('@node-red/util') as { i18n: I18n }).i18n;
+/** Node-RED's message hooks, the module the runtime's router calls (Flow.js, Node.js). */
+export interface Hooks {
+  add(hookId: string, callback: (event: Record<string, unknown>) => unknown): void;
+  remove(hookId: string): void;
+}
+const util = load('@node-red/util') as { i18n: I18n; hooks: Hooks };
+const i18n = util.i18n;
+/** The hooks the router runs (a test adds its own to hold a message on its way, as another package's would). */
+export const hooks = util.hooks;
 let catalogsReady: Promise<void> | undefined;
 
 /**
@@ -85,6 +93,9 @@ function withCatalog(mod: NodeModule, file: string): NodeModule {
     const own = Object.create(RED) as Record<string, unknown>;
     // As the loader's: a key that names its namespace (`module/set:key`) is taken as it is.
     own._ = (key: string, params?: Record<string, unknown>) => i18n._(key.includes(':') ? key : `${namespaceOf(file)}:${key}`, params);
+    // The real loader's RED.hooks is the runtime's (registry/lib/util.js createNodeApi); the helper's mock runtime
+    // has none, while its router still runs the hooks of @node-red/util: hand the modules that same object.
+    own.hooks ??= hooks;
     return mod(own);
   };
 }

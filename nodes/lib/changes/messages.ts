@@ -1,6 +1,7 @@
 /**
  * The trigger's output messages for a poll's changes: one message per change, or one message for all of them
- * (batch), each carrying the record, the event, the id (topic) and the version.
+ * (batch), each carrying the record, the event, the id (topic), the version and the change's key (changeKey,
+ * change-key.ts: what a downstream node deduplicates on when the same poll is sent again, at least once).
  */
 import type { DetectedChange } from './types';
 
@@ -21,13 +22,14 @@ export function changeMessages(changes: readonly DetectedChange[], options: Chan
       event: changes.map((c) => c.event),
       topic: changes.map((c) => c.id),
       version: changes.map((c) => c.version),
+      changeKey: changes.map((c) => c.key),
     };
     if (options.includePrevious) msg.previous = changes.map((c) => c.previous);
     if (options.watch) msg.changes = changes.map((c) => c.changes);
     return [msg];
   }
   return changes.map((c) => {
-    const msg: ChangeMessage = { payload: c.record, event: c.event, topic: c.id, version: c.version };
+    const msg: ChangeMessage = { payload: c.record, event: c.event, topic: c.id, version: c.version, changeKey: c.key };
     if (options.includePrevious && c.previous !== undefined) msg.previous = c.previous;
     if (c.changes) msg.changes = c.changes;
     return msg;

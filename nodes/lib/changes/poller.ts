@@ -1,17 +1,27 @@
 /**
  * The record trigger's scheduler: polls on an interval and on demand, never two at once, diffs each list
- * against the remembered state, sends the changes, and only then commits the new state (invariant 11).
+ * against the remembered state, sends the changes and commits the new state, in the order `delivery` says
+ * (invariant 11).
  *
- * Delivery guarantee, case by case:
+ * At least once (the default): the state is committed only after `emit`'s promise resolved, which the adapter
+ * resolves once the messages reached the next nodes (node.send delivers asynchronously). Case by case:
  * - fetch fails → nothing is sent, nothing committed; the next poll starts from the same state.
  * - the process dies between fetch and send → nothing was committed, so the next run sends those changes.
- * - `emit` throws → not committed; the next poll sends the changes again (some may have gone out before the
- *   throw: at-least-once for that poll).
+ * - the process dies between sending and the commit (delivery included) → the next run sends that poll's
+ *   changes again, with the same msg.changeKey (change-key.ts), for a downstream node to deduplicate on.
+ * - `emit` throws or its promise rejects → not committed; the next poll sends the changes again (some may
+ *   have gone out before the throw: at-least-once for that poll).
  * - the commit fails after sending → the error is reported (OAUTH2_TRIGGER_STATE_FAILED). The store keeps the new
  *   state in memory, so this process does not send the same changes again; the next poll first writes it again
  *   and does not fetch until that succeeds. If the process dies before a write succeeds, the next run sends
  *   those changes again: at-least-once while the store is failing, never a loss.
  * - after a successful commit nothing sent is sent again.
+ *
+ * At most once: the state is committed first, and the changes are sent only once the commit succeeded.
+ * - the process dies between the commit and the send → that poll's changes are lost, never sent twice.
+ * - the commit fails → nothing is sent; the changes are held in memory and sent right after the next poll's
+ *   write of the state succeeds (or dropped when the store by then holds another instance's state, which
+ *   decides on its own what to send). A process dying meanwhile loses them, as a crash loses one poll's.
  *
  * With a lease (poll-lease.ts: several instances, one shared store), the same holds across the cluster: only the
  * holder polls, it sends only while held() (checked right before sending), and its commit is fenced; a takeover
@@ -27,7 +37,8 @@ import { backoffDelay } from '../http/retry';
 import { detectChanges, onlyDigestDropped, sameMissing, type DetectStats } from './detect';
 import type { PollLease } from './poll-lease';
 import type { TriggerStateStore } from './state-store';
-import type { ChangeDetection, ChangeEvent, Continuation, DetectedChange, FutureTimestamps, TriggerSettings, TriggerState } from './types';
+import { changeKey } from './change-key';
+import type { ChangeDetection, ChangeEvent, Continuation, DeliveryMode, DetectedChange, FutureTimestamps, TriggerSettings, TriggerState } from './types';
 import { watermarkCeiling, watermarkQuery } from './watermark';
 
 export interface FetchResult {
@@ -140,8 +151,14 @@ export interface RecordPollerOptions {
   settings: TriggerSettings;
   store: TriggerStateStore;
   fetch: RecordFetch;
-  /** Sends the messages; synchronous from the poller's view. A throw means "not sent": nothing is committed. */
-  emit: (changes: DetectedChange[]) => void;
+  /**
+   * Sends the messages (each change carries its `key`). A throw means "not sent": nothing is committed. At least
+   * once, the commit waits for the promise it may return: it resolves once the messages reached the next nodes
+   * (a rejection counts as not delivered). At most once it is called only after the commit, and not waited for.
+   */
+  emit: (changes: DetectedChange[]) => void | Promise<void>;
+  /** Commit after delivery ('at-least-once', default) or before sending ('at-most-once'); see above. */
+  delivery?: DeliveryMode;
   /**
    * Which detected changes to send (a condition). Runs after the diff and before `emit`; the changes it drops
    * are remembered all the same, so they are not sent later either. Must not throw for one record's sake.
@@ -271,8 +288,13 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
   /** The running poll (polls never overlap). */
   private running: Promise<PollOutcome> | undefined;
   private abort: AbortController | undefined;
-  /** The store write of a poll's commit, while it runs: stop() and reset() wait for it. */
+  /**
+   * A poll's commit while it runs (at least once, the wait for delivery before it too): stop() and reset()
+   * wait for it, so what was sent is recorded before the node closes and a reset cannot be undone by it.
+   */
   private committing: Promise<void> | undefined;
+  /** At most once: changes whose commit failed, sent once a later write succeeds (see above). */
+  private held: { changes: DetectedChange[]; state: TriggerState } | undefined;
   /** The last commit failed: the next poll writes the state again before fetching. */
   private commitPending = false;
   /** Bumped by reset(): a poll that started before a reset throws its result away. */
@@ -506,8 +528,11 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
     if (this.commitPending) {
       // What the last poll sent is in memory but maybe not on disk: write it before sending anything new, so a
       // failing store holds back at most one poll's worth of at-least-once.
-      await this.commit(state);
+      await this.guarded(() => this.commit(state));
     }
+    // At most once, changes held back by a failed commit go out only while the store holds the state they were
+    // recorded in (another instance's state instead: it decides by itself what to send).
+    if (this.held && worthCommitting(this.held.state, state, this.opts.settings.detection)) this.held = undefined;
     if (abandoned()) return ABANDONED;
 
     const firstPoll = !state.initialised;
@@ -564,20 +589,58 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
       if (newest !== undefined) next = { ...next, watermark: Math.min(newest, watermarkCeiling(continuation.apiStart, settings)) };
     }
 
-    const changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
+    let changes = this.opts.filter && detected.changes.length > 0 ? await this.opts.filter(detected.changes) : detected.changes;
     if (abandoned()) return ABANDONED;
     // Synchronous from here to the send: held() now means the lease is ours while the messages leave.
     if (leaseLost()) return STANDBY;
-    if (changes.length > 0) {
-      try {
-        this.opts.emit(changes);
-      } catch (err) {
-        throw stateFailure('The changes could not be sent; the state was not moved, the next poll sends them again.', err, {
-          reason: 'emit',
-        });
+    const remembered = changes.some((change) => change.event === 'deleted') ? new Map(state.seen) : undefined;
+    for (const change of changes) change.key = changeKey(change, settings.detection, remembered?.get(change.id));
+    const worth = worthCommitting(state, next, settings.detection);
+    if (this.opts.delivery === 'at-most-once') {
+      const sending = this.held ? [...this.held.changes, ...changes] : changes;
+      if (worth) {
+        try {
+          await this.guarded(() => this.commit(next));
+        } catch (err) {
+          if (sending.length > 0) this.held = { changes: sending, state: next };
+          throw err;
+        }
       }
+      this.held = undefined;
+      // Recorded: sent now even when the node stopped during the commit (a redeploy must not lose them), and
+      // never again. A throw here loses them, as a crash would.
+      if (sending.length > 0) {
+        try {
+          void Promise.resolve(this.opts.emit(sending)).catch(() => undefined);
+        } catch (err) {
+          throw stateFailure('The changes were recorded but could not be sent (at most once: they are not sent again).', err, { reason: 'emit' });
+        }
+      }
+      changes = sending;
+    } else {
+      let delivered: void | Promise<void> = undefined;
+      if (changes.length > 0) {
+        try {
+          delivered = this.opts.emit(changes);
+        } catch (err) {
+          throw stateFailure('The changes could not be sent; the state was not moved, the next poll sends them again.', err, {
+            reason: 'emit',
+          });
+        }
+      }
+      // From the send to the end of the commit, stop() and reset() wait: the messages are out, so what they
+      // carry is recorded once they reached the next nodes, even when the node is closing meanwhile.
+      await this.guarded(async () => {
+        try {
+          await delivered;
+        } catch (err) {
+          throw stateFailure('The changes may not have reached the next nodes; the state was not moved, the next poll sends them again.', err, {
+            reason: 'delivery',
+          });
+        }
+        if (worth) await this.commit(next);
+      });
     }
-    if (worthCommitting(state, next, settings.detection)) await this.commit(next);
 
     const outcome: PollOutcome = {
       skipped: false,
@@ -648,17 +711,24 @@ export class RecordPoller extends EventEmitter<RecordPollerEvents> {
 
   private async commit(state: TriggerState): Promise<void> {
     const lease = this.opts.lease;
-    const write = lease ? lease.commit(this.opts.nodeId, state) : this.opts.store.set(this.opts.nodeId, state);
-    this.committing = write;
     try {
-      await write;
+      await (lease ? lease.commit(this.opts.nodeId, state) : this.opts.store.set(this.opts.nodeId, state));
       this.commitPending = false;
     } catch (err) {
       this.commitPending = true;
       throw asStateError(err);
-    } finally {
-      if (this.committing === write) this.committing = undefined;
     }
+  }
+
+  /** Runs `work` (a commit, or a wait for delivery and a commit) as what stop() and reset() wait for. */
+  private guarded(work: () => Promise<void>): Promise<void> {
+    const run = work();
+    this.committing = run;
+    const clear = (): void => {
+      if (this.committing === run) this.committing = undefined;
+    };
+    run.then(clear, clear);
+    return run;
   }
 
   /** The adapter finds the records; a non-list here is a bug or a JSONata result, reported like a missing path. */

@@ -67,7 +67,16 @@ export interface DetectedChange {
   changes?: Record<string, FieldChange>;
   /** With watched fields: the previous values known of every watched field ($previous for a condition). */
   previousValues?: Record<string, unknown>;
+  /** msg.changeKey (change-key.ts): set by the poller just before the change is sent. */
+  key?: string;
 }
+
+/**
+ * When a poll's memory is recorded against when its messages go out (poller.ts):
+ * - 'at-least-once' (default): after the messages reached the next nodes; a crash in between sends them again;
+ * - 'at-most-once': before they are sent; a crash in between loses them, nothing is ever sent twice.
+ */
+export type DeliveryMode = 'at-least-once' | 'at-most-once';
 
 /**
  * Records listed with an updated-at further ahead of the API's clock than FUTURE_TOLERANCE_MS (watermark.ts), among
