@@ -56,7 +56,7 @@ Environment only:
   NR_OAUTH2_ADMIN_PASSWORD_HASH  ... and bcrypt hash of its password (node-red-http-oauth2 hash-password).
                                  With both set, the editor and the admin API require that login.
   HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS  with Redis: a trigger whose polling instance died is taken over by
-                                 another within this time. Default 15000.
+                                 another within this time. Default 3000.
   HTTP_OAUTH2_REDIS_LOCK_TTL_MS  with Redis: how long a refresh lock outlives an instance that died holding it
                                  (its holder extends it while it renews). Default 6000.
   HTTP_OAUTH2_REDIS_COMMAND_TIMEOUT_MS  with Redis: a Redis command that takes longer fails with a clear error

@@ -12,7 +12,8 @@
  *         secret: '...',                 // optional: defaults to credentialSecret (the same on every instance)
  *         lockTtlMs: 6000,               // a refresh lock's life: its holder extends it every third of it while
  *                                        // it renews, so a holder that dies is noticed after at most this long
- *         triggerLeaseMs: 15000,         // a dead poller's trigger is taken over after at most this long
+ *         triggerLeaseMs: 3000,          // a dead poller's trigger is taken over after about this long (its
+ *                                        // holder renews the lease every third of it)
  *         commandTimeoutMs: 3000,        // a Redis command that takes longer fails (clear error, no hang)
  *       }
  *     }
@@ -34,7 +35,7 @@ export interface RedisStoreSettings {
 
 export type StoreSettings = { type: 'file' } | RedisStoreSettings;
 
-export const REDIS_DEFAULTS = { lockTtlMs: 6_000, triggerLeaseMs: 15_000, commandTimeoutMs: 3_000 } as const;
+export const REDIS_DEFAULTS = { lockTtlMs: 6_000, triggerLeaseMs: 3_000, commandTimeoutMs: 3_000 } as const;
 
 const FIELD = 'httpOAuth2.store';
 

@@ -7,7 +7,7 @@ describe('runtime: the Redis settings from the environment reach httpOAuth2.stor
 
   it('lock life, trigger lease and command timeout, each with its default when unset', () => {
     const defaults = parseStoreSettings({ store: redisStoreSetting({ url: 'redis://127.0.0.1:6379' }, env) });
-    assert.deepEqual(defaults.type === 'redis' && [defaults.lockTtlMs, defaults.triggerLeaseMs, defaults.commandTimeoutMs], [6000, 15000, 3000]);
+    assert.deepEqual(defaults.type === 'redis' && [defaults.lockTtlMs, defaults.triggerLeaseMs, defaults.commandTimeoutMs], [6000, 3000, 3000]);
     const set = redisStoreSetting(
       { url: 'redis://127.0.0.1:6379' },
       { ...env, HTTP_OAUTH2_REDIS_LOCK_TTL_MS: '8000', HTTP_OAUTH2_REDIS_TRIGGER_LEASE_MS: '4000', HTTP_OAUTH2_REDIS_COMMAND_TIMEOUT_MS: '750' },
