@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import catalogue from '../../nodes/lib/providers/catalogue.json';
 import {
   FACT_FIELDS,
@@ -145,6 +147,17 @@ describe('provider catalogue', () => {
           }
         }
       }
+    }
+  });
+});
+
+describe('docs/PROVIDERS.md', () => {
+  it('lists every preset with its unverified facts', () => {
+    const doc = readFileSync(path.resolve(__dirname, '..', '..', 'docs', 'PROVIDERS.md'), 'utf8');
+    for (const p of presets) {
+      assert.ok(doc.includes(`| \`${p.id}\` |`), `${p.id} missing from the table`);
+      const section = doc.split(`(\`${p.id}\`)`)[1]?.split('\n### ')[0] ?? '';
+      for (const u of p.notes.unverified ?? []) assert.ok(section.includes(`\`${u.field}\``), `${p.id}.${u.field} missing from the unverified list`);
     }
   });
 });
