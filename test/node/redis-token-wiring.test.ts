@@ -248,6 +248,13 @@ describe('connection node with the Redis token store', function () {
       assert.equal((caught.error as { code?: string }).code, 'OAUTH2_TOKEN_STORE_FAILED');
       await redis.start();
       restarted = true;
+      // Back: the connection renews (under the lock) and answers again before the flow is unloaded.
+      const back = Date.now();
+      while ((await outcome()).statusCode !== 200) {
+        assert.ok(Date.now() - back < 10_000, 'not recovered within 10 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(short.counts().token, { client_credentials: 2 }, 'one new token after Redis came back');
     } finally {
       if (!restarted) await redis.start();
       await Promise.all([shortApi.close(), short.close()]);
