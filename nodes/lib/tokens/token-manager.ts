@@ -173,7 +173,6 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL'
 /** Pause between retries of a failed write of renewed tokens under the lock. */
 const STORE_RETRY_MS = 200;
 
-/** Why a renewal runs: decides what counts as "good enough" when a stored-but-unsaved token is found. */
 /**
  * Why a renewal runs: the token is due, or the API rejected `accessToken`; then another token is good enough
  * only with `minLifeMs` of life left (the retry must not be rejected again as expired on its way).
