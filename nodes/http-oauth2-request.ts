@@ -204,7 +204,10 @@ export = function register(RED: NodeAPI): void {
         node.status({ fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) });
         try {
           if (paginationError) throw paginationError;
-          const { request, invalidTimeout } = messageRequest(settings, msg, connection.settings.apiBaseUrl);
+          const values = connection.values();
+          const { request, invalidTimeout } = messageRequest(settings, msg, connection.apiBaseUrl, values);
+          // What the provider told the connection (its instance URL, tenant id...), never a token.
+          (msg as NodeMessage & { oauth2?: unknown }).oauth2 = values;
           if (invalidTimeout !== undefined) node.warn(t('errors.invalidTimeout', { value: invalidTimeout }));
           const deps: SendDeps = { authorizer: connection, agents: ownAgents ?? connection.agents };
           if (pagination.kind !== 'none') {

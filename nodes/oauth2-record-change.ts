@@ -128,7 +128,7 @@ export = function register(RED: NodeAPI): void {
 
     const fetchList = listFetcher(
       config,
-      { authorizer: connection, agents: connection.agents, apiBaseUrl: connection.settings.apiBaseUrl },
+      { authorizer: connection, agents: connection.agents, apiBaseUrl: connection.settings.apiBaseUrl, values: () => connection.values() },
       recordsRule(config.records, (body) => evaluate(jsonata, body)),
     );
     // At least once, a poll is recorded once its messages reached the next nodes (delivery-tracker.ts). Every
@@ -138,6 +138,9 @@ export = function register(RED: NodeAPI): void {
     const emit = (changes: DetectedChange[]): Promise<void> | void => {
       const msgs = changeMessages(changes, { batch: config.batch, includePrevious: config.settings.includePrevious === true, watch: Boolean(config.settings.watch) });
       if (!msgs.length) return;
+      // What the provider told the connection (its instance URL, tenant id...), never a token.
+      const values = connection.values();
+      for (const msg of msgs) (msg as { oauth2?: unknown }).oauth2 = { ...values };
       // One output: a batch is one message, otherwise the changes go out in order as a sequence.
       const send = (): void => node.send((config.batch ? msgs[0] : [msgs]) as unknown as NodeMessage[]);
       if (!tracker) return send();

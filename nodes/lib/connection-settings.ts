@@ -3,6 +3,7 @@ import { RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS } from './oauth/reserv
 import type { ProxySettings } from './http/proxy';
 import { isLoopbackHost } from './url-policy';
 import { REVOCATION_STYLES } from './oauth/revocation';
+import { parseLookup, parseTokenPath, parseValueSources, type ProviderBehaviour } from './connection-values';
 import type { ClientAuthMethod, ClientSettings, CredentialTarget, GrantType, ProviderMetadata, RevocationStyle } from './types';
 
 /** The connection node's configuration as the editor saves it (flows.json). Strings unless noted. */
@@ -28,6 +29,23 @@ export interface ConnectionConfig {
   redirectUri?: string;
   /** Id of a Node-RED `http proxy` config node; the adapter resolves it into ConnectionSettings.proxy. */
   proxy?: string;
+  /** The provider preset the dialog filled the fields from (providers/catalogue.json); empty for Custom. */
+  provider?: string;
+  /** `' '` (default) or `','`: how scopes are joined in requests. */
+  scopeSeparator?: string;
+  /** `S256` (default) or `off` (the provider refuses PKCE parameters). */
+  pkce?: string;
+  /** Dot path of the token response where the tokens sit (`authed_user`). */
+  tokenPath?: string;
+  /** Token-response fields kept as connection values: `[{from, as, setsApiBaseUrl, pattern}]`. */
+  tokenValues?: unknown;
+  /** Login-callback query parameters kept as connection values, same shape. */
+  callbackValues?: unknown;
+  /** A GET after each login whose answer's first item gives a connection value (and maybe a header). */
+  lookupUrl?: string;
+  lookupPick?: string;
+  lookupAs?: string;
+  lookupHeader?: string;
 }
 
 /** Validated settings the engine works with. */
@@ -47,6 +65,10 @@ export interface ConnectionSettings {
    * `http proxy` config node; undefined means the environment's.
    */
   proxy?: ProxySettings;
+  /** The provider's deviations from RFC 6749 this connection is set up for (connection-values.ts). */
+  behaviour: ProviderBehaviour;
+  /** The preset the fields came from, for display; never read to decide anything. */
+  provider?: string;
 }
 
 const GRANTS: readonly GrantType[] = ['authorization_code', 'client_credentials', 'device_code'];
@@ -168,6 +190,18 @@ export function parseConnectionConfig(
   const revocationStyle = (config.revocationStyle || 'rfc7009') as RevocationStyle;
   if (!REVOCATION_STYLES.includes(revocationStyle)) throw invalid('revocationStyle', 'invalidValue', String(config.revocationStyle));
 
+  const scopeSeparator = config.scopeSeparator === undefined || config.scopeSeparator === '' || config.scopeSeparator === ' ' ? ' ' : config.scopeSeparator;
+  if (scopeSeparator !== ' ' && scopeSeparator !== ',') throw invalid('scopeSeparator', 'invalidValue', String(config.scopeSeparator));
+  const pkce = config.pkce === undefined || config.pkce === '' ? 'S256' : config.pkce;
+  if (pkce !== 'S256' && pkce !== 'off') throw invalid('pkce', 'invalidValue', String(config.pkce));
+  const behaviour: ProviderBehaviour = {
+    tokenPath: parseTokenPath(config.tokenPath),
+    tokenValues: parseValueSources(config.tokenValues, 'tokenValues'),
+    callbackValues: parseValueSources(config.callbackValues, 'callbackValues'),
+    lookup: parseLookup(config as Record<string, unknown>, parseEndpointUrl),
+  };
+  const provider = typeof config.provider === 'string' && /^[a-z0-9-]{1,64}$/.test(config.provider) ? config.provider : undefined;
+
   const secret = clientSecret && clientSecret.length ? clientSecret : undefined;
   if (authMethod !== 'none' && !secret && grant === 'client_credentials' && options.secretRequired !== false) {
     throw invalid('clientSecret', 'required');
@@ -194,12 +228,16 @@ export function parseConnectionConfig(
       resources: splitList(config.resources),
       extraAuthorizeParams: parseParamList(config.authorizeParams, 'authorizeParams', RESERVED_AUTHORIZE_PARAMS),
       extraTokenParams: parseParamList(config.tokenParams, 'tokenParams', RESERVED_TOKEN_PARAMS),
+      scopeSeparator,
+      pkce,
     },
     apiBaseUrl,
     allowedOrigins: splitList(config.allowedOrigins),
     expiredStatuses: parseExpiredStatuses(config.expiredStatuses),
     refreshSkewMs: skew * 1000,
     redirectUri,
+    behaviour,
+    ...(provider ? { provider } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import { createAgents, sharedAgents, type AgentPair } from './http/agents';
 import { proxySettingsFromEnv } from './http/proxy';
 import { credentialTarget, resolvedCredentialTarget, sameCredentialTarget, type ConnectionSettings } from './connection-settings';
 import { OAuth2Error } from './errors';
+import { valueApiBaseUrl } from './connection-values';
 import { discoverProvider } from './oauth/discovery';
 import { acceptedDocumentIssuer } from './oauth/tenant-issuer';
 import { createTokenEndpointClient } from './oauth/simple-oauth2-client';
@@ -76,6 +77,7 @@ export function lazyTokenEndpointClient(
         createTokenEndpointClient({
           metadata: md,
           client: settings.client,
+          behaviour: settings.behaviour,
           timeoutMs,
           httpAgent: agents.http,
           httpsAgent: agents.https,
@@ -175,8 +177,35 @@ export class Connection extends EventEmitter implements Authorizer {
     return Promise.race([(this.starting ?? Promise.resolve()).catch(() => undefined), waited]).finally(() => clearTimeout(timer));
   }
 
+  /**
+   * The API base URL requests resolve against: the one the provider's token response set (checked against its
+   * pattern: Salesforce's instance_url), else the configured one.
+   */
+  get apiBaseUrl(): string | undefined {
+    return valueApiBaseUrl(this.settings.behaviour, { values: this.manager.currentValues() }) ?? this.settings.apiBaseUrl;
+  }
+
+  /**
+   * The connection values request and trigger nodes read (`{{{connection.name}}}`, `msg.oauth2`): what the
+   * provider gave with the tokens, and `apiBaseUrl`. Never a token or a secret.
+   */
+  values(): Record<string, string> {
+    const base = this.apiBaseUrl;
+    return { ...this.manager.currentValues(), ...(base ? { apiBaseUrl: base } : {}) };
+  }
+
+  /** Headers every request of the connection carries (a post-login lookup's tenant id), unless it sets them. */
+  requestHeaders(): Record<string, string> | undefined {
+    const lookup = this.settings.behaviour.lookup;
+    const value = lookup?.header ? this.manager.currentValues()?.[lookup.as] : undefined;
+    return lookup?.header && value ? { [lookup.header]: value } : undefined;
+  }
+
   allows(url: URL): boolean {
-    return this.allowlist.allows(url);
+    if (this.allowlist.allows(url)) return true;
+    // The provider's API base URL, once its value passed its pattern: its origin is the connection's API origin.
+    const base = valueApiBaseUrl(this.settings.behaviour, { values: this.manager.currentValues() });
+    return base !== undefined && new OriginAllowlist(base).allows(url);
   }
 
   async getAccessToken(): Promise<{ accessToken: string; tokenType: string }> {

@@ -150,15 +150,20 @@ function inputHeaders(msg: RequestMessage): Record<string, unknown> {
   return record;
 }
 
-function render(template: string, msg: RequestMessage): string {
-  return template.includes('{{') ? mustache.render(template, msg) : template;
+/**
+ * A URL or header template, rendered as the core node does (mustache over msg), with the connection's values
+ * as `connection` (`{{{connection.instanceUrl}}}`): a message property named `connection` is not reachable there.
+ */
+function render(template: string, msg: RequestMessage, values?: Readonly<Record<string, string>>): string {
+  if (!template.includes('{{')) return template;
+  return mustache.render(template, values && template.includes('connection.') ? { ...msg, connection: values } : msg);
 }
 
 /**
  * msg.headers, then the node's headers (mustache), one value per name whatever its case. The response-hash
  * header is never sent; Authorization is the pipeline's to drop (http/request.ts), in one place.
  */
-function requestHeaders(settings: RequestSettings, msg: RequestMessage): Record<string, string | string[]> {
+function requestHeaders(settings: RequestSettings, msg: RequestMessage, values?: Readonly<Record<string, string>>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const names = new Map<string, string>();
   const put = (name: string, value: unknown, field: string): void => {
@@ -175,7 +180,7 @@ function requestHeaders(settings: RequestSettings, msg: RequestMessage): Record<
     out[name] = v;
   };
   for (const [name, value] of Object.entries(inputHeaders(msg))) put(name, value, 'msg.headers');
-  for (const h of settings.headers) put(h.name, render(h.value, msg), 'headers');
+  for (const h of settings.headers) put(h.name, render(h.value, msg, values), 'headers');
   return out;
 }
 
@@ -188,12 +193,13 @@ export function messageRequest(
   settings: RequestSettings,
   msg: RequestMessage,
   apiBaseUrl: string | undefined,
+  values?: Readonly<Record<string, string>>,
 ): { request: AuthorisedRequest; invalidTimeout?: string } {
   const method = settings.method === 'USE' ? String(msg.method ?? '').toUpperCase() : settings.method;
   if (!REQUEST_METHODS.has(method)) {
     throw settings.method === 'USE' ? invalidInput('msg.method', 'invalidMethod', String(msg.method ?? '')) : invalidInput('method', 'invalidMethod', settings.method);
   }
-  const rawUrl = settings.url ? render(settings.url, msg) : typeof msg.url === 'string' ? msg.url : '';
+  const rawUrl = settings.url ? render(settings.url, msg, values) : typeof msg.url === 'string' ? msg.url : '';
   if (!rawUrl) throw invalidInput('msg.url', 'required');
   let timeoutMs = settings.timeoutMs;
   let invalidTimeout: string | undefined;
@@ -205,7 +211,7 @@ export function messageRequest(
   const request: AuthorisedRequest = {
     method,
     url: resolveRequestUrl(rawUrl, apiBaseUrl).href,
-    headers: requestHeaders(settings, msg),
+    headers: requestHeaders(settings, msg, values),
     body: msg.payload,
     paytoqs: settings.paytoqs,
     timeoutMs,

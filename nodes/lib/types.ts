@@ -39,6 +39,10 @@ export interface ClientSettings {
   extraAuthorizeParams: Record<string, string>;
   /** Extra token-request parameters, for example audience=... */
   extraTokenParams: Record<string, string>;
+  /** How scopes are joined in requests: a space (RFC 6749 3.3), or a comma for providers that want one. */
+  scopeSeparator?: ' ' | ',';
+  /** `off`: no PKCE (RFC 7636) parameters at all, for providers that refuse them. Default S256. */
+  pkce?: 'S256' | 'off';
 }
 
 /**
@@ -64,11 +68,19 @@ export interface TokenSet {
   idToken?: string;
   /** When the access token stops being usable (from expires_in, else the JWT exp, else a default). */
   expiresAt: number;
-  /** How expiresAt was decided, shown to the user. */
-  expirySource: 'expires_in' | 'jwt' | 'default';
+  /**
+   * How expiresAt was decided, shown to the user: `expires_at`, the provider's absolute time; `none`, the
+   * provider gave no lifetime and no refresh token, so the token is used until the API refuses it.
+   */
+  expirySource: 'expires_in' | 'expires_at' | 'jwt' | 'default' | 'none';
   /** Granted scopes when the server said (else the requested ones). */
   scopes: string[];
   obtainedAt: number;
+  /**
+   * Connection values the provider gave with the tokens (connection-values.ts): token-response fields, callback
+   * parameters and the post-login lookup, checked before they were kept. Never a token or a secret.
+   */
+  values?: Record<string, string>;
   /** Account or subject when the provider told us (id_token `sub` / `email` / `preferred_username`). */
   subject?: string;
   /**

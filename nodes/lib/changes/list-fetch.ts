@@ -3,6 +3,7 @@
  * each page found by one rule (the automatic lookup, a path, or an expression the adapter evaluates).
  */
 import { OAuth2Error } from '../errors';
+import { renderConnectionValues } from '../connection-values';
 import type { Authorizer } from '../http/authorizer';
 import { fetchPages, type ResumePoint } from '../http/pagination';
 import { findRecords, recordsNotFound } from '../http/records';
@@ -34,6 +35,11 @@ export interface ListSource {
   authorizer: Authorizer;
   agents: SendDeps['agents'];
   apiBaseUrl?: string;
+  /**
+   * The connection's values at the time of a poll (connection-values.ts): `{{{connection.name}}}` in the URL,
+   * and `apiBaseUrl`, which then replaces the one above (a provider's instance URL learnt at login).
+   */
+  values?: () => Readonly<Record<string, string>>;
 }
 
 /** One poll's fetch for the poller (lib/changes/poller.ts). Throws OAuth2Error. */
@@ -43,7 +49,8 @@ export function listFetcher(
   recordsOf: RecordsOf,
 ): (query: Record<string, string>, signal: AbortSignal, resume?: ResumePoint) => Promise<FetchResult> {
   return async (query, signal, resume) => {
-    const url = resolveRequestUrl(config.url, source.apiBaseUrl);
+    const values = source.values?.();
+    const url = resolveRequestUrl(values ? renderConnectionValues(config.url, values) : config.url, values?.apiBaseUrl ?? source.apiBaseUrl);
     for (const [name, value] of Object.entries(query)) if (name !== SINCE_PLACEHOLDER) url.searchParams.set(name, value);
     const watermark = config.settings.watermark;
     const since = watermark ? query[watermark.param] : undefined;

@@ -13,6 +13,8 @@ export interface Authorizer {
    * and return the token to retry with. Throws OAuth2Error (for example OAUTH2_LOGIN_REQUIRED).
    */
   renewAfterRejection(rejectedAccessToken: string, options?: { requestMs?: number }): Promise<{ accessToken: string; tokenType: string }>;
+  /** Headers every request carries unless it sets them itself (a tenant id the provider named at login). */
+  requestHeaders?(): Record<string, string> | undefined;
   /** Statuses that mean "token expired" for this connection (default [401]). */
   readonly expiredStatuses: readonly number[];
 }

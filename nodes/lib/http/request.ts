@@ -142,6 +142,13 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
   for (const name of Object.keys(callerHeaders)) {
     if (name.toLowerCase() === 'authorization') delete callerHeaders[name];
   }
+  const connectionHeaders = authorizer.requestHeaders?.();
+  if (connectionHeaders) {
+    const set = new Set(Object.keys(callerHeaders).map((name) => name.toLowerCase()));
+    for (const [name, value] of Object.entries(connectionHeaders)) {
+      if (!set.has(name.toLowerCase())) callerHeaders[name] = value;
+    }
+  }
   const encoded = await encodeRequest(method, url, callerHeaders, req.body, req.paytoqs ?? 'ignore');
 
   let hop: Hop = { url: encoded.url, method, headers: encoded.headers, body: encoded.body };

@@ -9,7 +9,9 @@ import { sharedAgents } from '../http/agents';
 import { createTokenEndpointClient } from '../oauth/simple-oauth2-client';
 import type { TokenEndpointClient } from '../oauth/token-endpoint';
 import type { ProviderMetadata, TokenSet } from '../types';
+import { pickValues } from '../connection-values';
 import { ExpiringMap } from './expiring-map';
+import { runPostLoginLookup } from './post-login-lookup';
 import { LoginTransactionStore } from './transactions';
 
 /** A login that failed after its transaction was found: says which connection it was for. */
@@ -79,7 +81,14 @@ export class LoginService {
       ((settings, metadata) => {
         // The dialog's login goes out as the connection's calls do: through its proxy (or the environment's).
         const agents = sharedAgents(settings.proxy);
-        return createTokenEndpointClient({ metadata, client: settings.client, timeoutMs: this.timeoutMs, httpAgent: agents.http, httpsAgent: agents.https });
+        return createTokenEndpointClient({
+          metadata,
+          client: settings.client,
+          behaviour: settings.behaviour,
+          timeoutMs: this.timeoutMs,
+          httpAgent: agents.http,
+          httpsAgent: agents.https,
+        });
       });
   }
 
@@ -140,7 +149,11 @@ export class LoginService {
         nonce: transaction.nonce,
       });
       if (pending.metadata.issuerTemplate) checkTenantIssuer(pending.metadata.issuerTemplate, tokens.idToken);
-      return { connectionId: transaction.connectionId, tokens: { ...tokens, issuedTo: resolvedCredentialTarget(pending.settings, pending.metadata) } };
+      // Callback parameters the connection keeps (Intuit's realmId), checked like the token response's values.
+      const fromCallback = pickValues(query, pending.settings.behaviour.callbackValues, 'OAUTH2_INVALID_INPUT');
+      const withCallback = Object.keys(fromCallback).length > 0 ? { ...tokens, values: { ...tokens.values, ...fromCallback } } : tokens;
+      const complete = await this.lookup(pending.settings, withCallback);
+      return { connectionId: transaction.connectionId, tokens: { ...complete, issuedTo: resolvedCredentialTarget(pending.settings, pending.metadata) } };
     } catch (err) {
       throw new LoginFailure(transaction.connectionId, err);
     }
@@ -196,7 +209,8 @@ export class LoginService {
           return;
         }
         if (metadata.issuerTemplate) checkTenantIssuer(metadata.issuerTemplate, result.idToken);
-        await onTokens({ ...result, issuedTo: resolvedCredentialTarget(input.settings, metadata) });
+        const complete = await this.lookup(input.settings, result);
+        await onTokens({ ...complete, issuedTo: resolvedCredentialTarget(input.settings, metadata) });
         finish('approved');
       } catch (err) {
         if (cancelled) return;
@@ -217,6 +231,21 @@ export class LoginService {
     };
     schedule();
     return { ...view };
+  }
+
+  /** The post-login lookup of settings that have one (post-login-lookup.ts), through the connection's proxy. */
+  private async lookup(settings: ConnectionSettings, tokens: TokenSet): Promise<TokenSet> {
+    const lookup = settings.behaviour.lookup;
+    if (!lookup) return tokens;
+    return runPostLoginLookup({
+      lookup,
+      behaviour: settings.behaviour,
+      tokens,
+      apiBaseUrl: settings.apiBaseUrl,
+      allowedOrigins: settings.allowedOrigins,
+      agents: sharedAgents(settings.proxy),
+      timeoutMs: this.timeoutMs,
+    });
   }
 
   deviceStatus(connectionId: string): DeviceLoginView | undefined {

@@ -27,10 +27,16 @@ export function buildAuthorizeUrl(input: AuthorizeUrlInput): string {
   q.set('client_id', client.clientId);
   q.set('redirect_uri', input.redirectUri);
   q.delete('scope');
-  if (client.scopes.length > 0) q.set('scope', client.scopes.join(' '));
+  if (client.scopes.length > 0) q.set('scope', client.scopes.join(client.scopeSeparator ?? ' '));
   q.set('state', input.state);
-  q.set('code_challenge', input.codeChallenge);
-  q.set('code_challenge_method', 'S256');
+  if (client.pkce === 'off') {
+    // A provider that refuses PKCE parameters: none is sent, whatever the endpoint's own query holds.
+    q.delete('code_challenge');
+    q.delete('code_challenge_method');
+  } else {
+    q.set('code_challenge', input.codeChallenge);
+    q.set('code_challenge_method', 'S256');
+  }
   q.delete('nonce');
   if (input.nonce && client.scopes.includes('openid')) q.set('nonce', input.nonce);
   q.delete('resource');

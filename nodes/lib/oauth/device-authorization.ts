@@ -39,7 +39,7 @@ export async function requestDeviceAuthorization(input: {
   const { endpoint, client } = input;
   const host = hostOf(endpoint);
   const form = new URLSearchParams();
-  if (client.scopes.length > 0) form.set('scope', client.scopes.join(' '));
+  if (client.scopes.length > 0) form.set('scope', client.scopes.join(client.scopeSeparator ?? ' '));
   for (const resource of client.resources) form.append('resource', resource);
   for (const [name, value] of Object.entries(client.extraTokenParams)) if (!form.has(name)) form.set(name, value);
 

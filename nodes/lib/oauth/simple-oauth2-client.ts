@@ -11,6 +11,7 @@ import type { Agent as HttpsAgent } from 'node:https';
 import { AuthorizationCode, ClientCredentials, type ModuleOptions } from 'simple-oauth2';
 import { OAuth2Error, isOAuth2Error } from '../errors';
 import { sharedAgents } from '../http/agents';
+import { NO_BEHAVIOUR, type ProviderBehaviour } from '../connection-values';
 import type { ClientSettings, ProviderMetadata, TokenSet } from '../types';
 import { errorInSuccessBody, mapEndpointFailure, mapRefusal, type EndpointContext, type EndpointFailure } from './error-mapping';
 import { pollDeviceTokenOnce, requestDeviceAuthorization } from './device-authorization';
@@ -33,6 +34,8 @@ export interface TokenEndpointClientConfig {
   httpsAgent?: HttpsAgent;
   /** Clock, injectable for tests. */
   now?: () => number;
+  /** Where the tokens sit in the answers and which of its fields become connection values. */
+  behaviour?: ProviderBehaviour;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -138,6 +141,8 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
   const now = config.now ?? Date.now;
   const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const defaultLifetimeSec = config.defaultLifetimeSec ?? DEFAULT_LIFETIME_SEC;
+  const behaviour = config.behaviour ?? NO_BEHAVIOUR;
+  const scopeSeparator = client.scopeSeparator ?? ' ';
   const tokenHost = new URL(metadata.tokenEndpoint).host;
   const isHttps = new URL(metadata.tokenEndpoint).protocol === 'https:';
   // No agents given (a dialog's login): the shared ones, never Node's global agents (see sharedAgents).
@@ -218,20 +223,39 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
     return body;
   }
 
-  /** simple-oauth2 adds expires_at (a Date) to what the server sent; we compute expiry ourselves. */
+  /**
+   * simple-oauth2 adds expires_at (a Date) to what the server sent: from expires_in, which we read ourselves, or
+   * from the server's own expires_at, read as epoch seconds or an ISO date. That one is given back as epoch ms
+   * (a server's epoch milliseconds, read as seconds, land past the year 50000 and are scaled back); a numeric
+   * string it could not read is lost, and the lifetime is then decided as when none is given.
+   */
   function raw(token: Record<string, unknown>): Record<string, unknown> {
-    const { expires_at: _ignored, ...rest } = token;
+    const { expires_at: parsed, ...rest } = token;
+    if (rest.expires_in === undefined && parsed instanceof Date && Number.isFinite(parsed.getTime())) {
+      const ms = parsed.getTime();
+      rest.expires_at = ms > 1e14 ? ms / 1000 : ms;
+    }
     return rest;
   }
 
   /** `sentAt`: when the token request left. A token's life counts from then, not from its arrival. */
-  function normalize(body: unknown, sentAt: number, requestedScopes: string[], previous?: TokenSet): TokenSet {
-    return normalizeTokenResponse(body, { now: sentAt, defaultLifetimeSec, requestedScopes, previous });
+  function normalize(body: unknown, sentAt: number, requestedScopes: string[], previous?: TokenSet, userGrant = true): TokenSet {
+    return normalizeTokenResponse(body, {
+      now: sentAt,
+      defaultLifetimeSec,
+      requestedScopes,
+      previous,
+      scopeSeparator,
+      tokenPath: behaviour.tokenPath,
+      valueSources: behaviour.tokenValues,
+      lifetimeUnknownMeansUntilRefused: userGrant,
+    });
   }
 
   return {
     async exchangeCode({ code, codeVerifier, redirectUri, nonce }) {
-      const params = { ...commonParams(), code, redirect_uri: redirectUri, code_verifier: codeVerifier };
+      // Without PKCE (a provider that refuses it) the exchange carries no verifier either.
+      const params = { ...commonParams(), code, redirect_uri: redirectUri, ...(client.pkce === 'off' ? {} : { code_verifier: codeVerifier }) };
       const sentAt = now();
       const body = await tokenRequest(() => authorizationCode.getToken(params, wreckOptions()), [code, codeVerifier]);
       const tokens = normalize(raw(body), sentAt, client.scopes);
@@ -264,10 +288,10 @@ export function createTokenEndpointClient(config: TokenEndpointClientConfig): To
 
     async clientCredentials() {
       const params: Record<string, string | string[]> = { ...commonParams() };
-      if (client.scopes.length > 0) params.scope = client.scopes.join(' ');
+      if (client.scopes.length > 0) params.scope = client.scopes.join(scopeSeparator);
       const sentAt = now();
       const body = await tokenRequest(() => clientCredentialsGrant.getToken(params, wreckOptions()), []);
-      return normalize(raw(body), sentAt, client.scopes);
+      return normalize(raw(body), sentAt, client.scopes, undefined, false);
     },
 
     async startDeviceAuthorization(): Promise<DeviceAuthorization> {

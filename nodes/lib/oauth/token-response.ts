@@ -1,5 +1,6 @@
 /** Validates a token endpoint's success body (RFC 6749 5.1) and turns it into our TokenSet. */
 import { OAuth2Error } from '../errors';
+import { pickValues, type ValueSource } from '../connection-values';
 import type { TokenSet } from '../types';
 
 export interface NormalizeContext {
@@ -11,7 +12,22 @@ export interface NormalizeContext {
   requestedScopes: string[];
   /** The token set being refreshed: its refresh token survives when the server sends none. */
   previous?: TokenSet;
+  /** How the granted `scope` is separated (a comma for some providers); default a space. */
+  scopeSeparator?: ' ' | ',';
+  /** Where the tokens sit in the response (Slack's user token: `['authed_user']`); the top level when empty. */
+  tokenPath?: readonly string[];
+  /** Top-level response fields kept as connection values (checked: connection-values.ts). */
+  valueSources?: readonly ValueSource[];
+  /**
+   * A token that comes with no lifetime and no refresh token is used until the API refuses it (GitHub's and
+   * Slack's long-lived tokens) instead of being taken for expired after the default lifetime, when no new one
+   * could be had without a person. Not for client credentials, where asking again costs nothing.
+   */
+  lifetimeUnknownMeansUntilRefused?: boolean;
 }
+
+/** A lifetime for tokens used until the API refuses them: far enough to never come, small enough for a Date. */
+const UNTIL_REFUSED_MS = 100 * 365 * 24 * 3600 * 1000;
 
 function invalid(field: string, why: string): OAuth2Error {
   return new OAuth2Error('OAUTH2_INVALID_TOKEN_RESPONSE', `The token response's ${field} ${why}`, { params: { field } });
@@ -22,6 +38,37 @@ function optionalString(body: Record<string, unknown>, field: string): string | 
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string') throw invalid(field, 'is not a string');
   return value === '' ? undefined : value;
+}
+
+/**
+ * An absolute expiry (`expires_at`) as epoch ms: epoch seconds, epoch milliseconds (a number past the year
+ * 33658 in seconds is taken as milliseconds), a numeric string of either, or an ISO 8601 date.
+ */
+function expiresAtMs(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  let ms: number;
+  if (typeof value === 'number' || (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value))) {
+    const n = Number(value);
+    ms = n >= 1e12 ? n : n * 1000;
+  } else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value)) {
+    ms = Date.parse(value);
+  } else {
+    ms = Number.NaN;
+  }
+  if (!Number.isFinite(ms) || ms <= 0) throw invalid('expires_at', 'is not a time');
+  return ms;
+}
+
+/** The object at `path` of the response, where the tokens are. */
+function tokenObject(body: Record<string, unknown>, path: readonly string[] | undefined): Record<string, unknown> {
+  let current: unknown = body;
+  for (const part of path ?? []) {
+    current = typeof current === 'object' && current !== null && !Array.isArray(current) ? (current as Record<string, unknown>)[part] : undefined;
+  }
+  if (typeof current !== 'object' || current === null || Array.isArray(current)) {
+    throw invalid((path ?? []).join('.') || 'body', 'is not a JSON object');
+  }
+  return current as Record<string, unknown>;
 }
 
 /** Seconds from expires_in, which some servers send as a numeric string. */
@@ -86,7 +133,8 @@ function normalizeTokenType(value: string | undefined): string {
 
 export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): TokenSet {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('body', 'is not a JSON object');
-  const body = raw as Record<string, unknown>;
+  const response = raw as Record<string, unknown>;
+  const body = tokenObject(response, ctx.tokenPath);
 
   const accessToken = optionalString(body, 'access_token');
   if (!accessToken) throw invalid('access_token', 'is missing or empty');
@@ -107,9 +155,15 @@ export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): Tok
       expiresAt = jwtExp * 1000;
     }
     expirySource = 'expires_in';
+  } else if (body.expires_at !== undefined && body.expires_at !== null && body.expires_at !== '') {
+    expiresAt = expiresAtMs(body.expires_at) as number;
+    expirySource = 'expires_at';
   } else if (typeof jwtExp === 'number' && Number.isFinite(jwtExp)) {
     expiresAt = jwtExp * 1000;
     expirySource = 'jwt';
+  } else if (!refreshToken && ctx.lifetimeUnknownMeansUntilRefused) {
+    expiresAt = ctx.now + UNTIL_REFUSED_MS;
+    expirySource = 'none';
   } else {
     expiresAt = ctx.now + ctx.defaultLifetimeSec * 1000;
     expirySource = 'default';
@@ -120,7 +174,7 @@ export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): Tok
     tokenType,
     expiresAt,
     expirySource,
-    scopes: scope !== undefined ? scope.split(' ').filter(Boolean) : [...ctx.requestedScopes],
+    scopes: scope !== undefined ? scope.split(ctx.scopeSeparator ?? ' ').map((s) => s.trim()).filter(Boolean) : [...ctx.requestedScopes],
     obtainedAt: ctx.now,
   };
   if (refreshToken) tokens.refreshToken = refreshToken;
@@ -128,6 +182,9 @@ export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): Tok
   if (keptIdToken) tokens.idToken = keptIdToken;
   const subject = subjectFromIdToken(idToken) ?? ctx.previous?.subject;
   if (subject) tokens.subject = subject;
+  // Values the answer repeats replace the kept ones; those it leaves out stay (a refresh need not repeat them).
+  const values = { ...ctx.previous?.values, ...pickValues(response, ctx.valueSources ?? [], 'OAUTH2_INVALID_TOKEN_RESPONSE') };
+  if (Object.keys(values).length > 0) tokens.values = values;
   // A refresh comes from the provider the login was made with: the tokens stay bound to it.
   if (ctx.previous?.issuedTo) tokens.issuedTo = ctx.previous.issuedTo;
   return tokens;

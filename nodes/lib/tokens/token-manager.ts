@@ -134,6 +134,8 @@ export interface TokenSnapshot {
   subject?: string;
   hasRefreshToken: boolean;
   expirySource?: TokenSet['expirySource'];
+  /** The connection values the provider gave (never a token or secret), shown in the dialog. */
+  values?: Record<string, string>;
   /** With the 'refused' state: when the token endpoint is asked again. */
   retryAt?: number;
 }
@@ -151,6 +153,7 @@ export function snapshotOf(stored: StoredTokens | undefined, state?: ConnectionS
     subject: tokens?.subject,
     hasRefreshToken: Boolean(tokens?.refreshToken),
     expirySource: tokens?.expirySource,
+    ...(tokens?.values ? { values: { ...tokens.values } } : {}),
     ...(state?.kind === 'refused' ? { retryAt: state.retryAt } : {}),
   };
 }
@@ -475,6 +478,11 @@ export class TokenManager extends EventEmitter {
 
   snapshot(): TokenSnapshot {
     return snapshotOf(this.current, this.currentState);
+  }
+
+  /** The connection values the current tokens carry (connection-values.ts), not copied: read, never change. */
+  currentValues(): Readonly<Record<string, string>> | undefined {
+    return this.current?.tokens.values;
   }
 
   state(): ConnectionState {
