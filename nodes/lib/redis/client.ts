@@ -196,8 +196,15 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
 
   private subscriberClient(): RedisClient {
     if (this.subscriber) return this.subscriber;
-    const sub = this.client.duplicate({ ...this.options('node-red-http-oauth2-sub'), commandTimeout: undefined });
+    // ioredis would resubscribe by itself after a reconnect, with a promise nobody handles: when Redis drops
+    // again meanwhile, that rejection is unhandled (invariant 10). The channels are resubscribed here instead.
+    const sub = this.client.duplicate({ ...this.options('node-red-http-oauth2-sub'), commandTimeout: undefined, autoResubscribe: false });
     sub.on('error', () => undefined);
+    sub.on('ready', () => {
+      const channels = [...this.channels.keys()];
+      // A failure here is followed by another reconnect, and another 'ready'.
+      if (channels.length > 0) sub.subscribe(...channels).catch(() => undefined);
+    });
     sub.on('message', (channel: string, message: string) => {
       for (const listener of [...(this.channels.get(channel) ?? [])]) {
         try {

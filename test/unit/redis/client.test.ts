@@ -87,6 +87,47 @@ describe('redis/client: RedisConnection', function () {
     unsubscribe();
   });
 
+  it('a subscription survives Redis restarts (resubscribed once per reconnect, each message once), and a restart during the resubscribe leaves no unhandled rejection', async () => {
+    const connection: RedisConnection = instances.connect(testSettings(redis.url, { commandTimeoutMs: 500 }));
+    await ready(connection);
+    const channel = connection.key('client-test', 'restart');
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown): void => {
+      rejections.push(reason);
+    };
+    process.on('unhandledRejection', onRejection);
+    try {
+      let delivered = 0;
+      const unsubscribe = await connection.subscribe(channel, () => (delivered += 1));
+      // Flapping: Redis comes back and goes again while the subscriber reconnects and resubscribes.
+      for (let flap = 0; flap < 3; flap++) {
+        await redis.stop();
+        await until(() => connection.status() === 'unavailable', 5_000, 'unavailable');
+        await redis.start();
+        await sleep(flap * 40);
+      }
+      await ready(connection);
+      // The subscriber reconnects on its own schedule: publish until a message gets through.
+      let through = false;
+      for (let i = 0; i < 60 && !through; i++) {
+        const before = delivered;
+        await connection.client.publish(channel, 'after restart');
+        await sleep(150);
+        through = delivered > before;
+      }
+      assert.ok(through, 'a message published after the restarts reaches the listener');
+      const count = delivered;
+      await connection.client.publish(channel, 'once');
+      await sleep(300);
+      assert.equal(delivered, count + 1, 'each message reaches the listener once');
+      unsubscribe();
+      await sleep(100);
+      assert.deepEqual(rejections.map(String), []);
+    } finally {
+      process.removeListener('unhandledRejection', onRejection);
+    }
+  });
+
   it('twenty status listeners (twenty connection nodes) print no MaxListenersExceededWarning', async () => {
     const connection = instances.connect(testSettings(redis.url));
     const warnings: Error[] = [];
