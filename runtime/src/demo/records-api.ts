@@ -9,12 +9,19 @@ export interface ApiRecord {
   [key: string]: unknown;
 }
 
+/**
+ * How many list requests and sink bodies are remembered: the latest ones. A demo left running for weeks polls
+ * every few seconds; what tests look at is far fewer.
+ */
+export const REMEMBERED_REQUESTS = 10_000;
+
+
 export interface RecordsApi {
   url: string;
   records: ApiRecord[];
-  /** Bodies POSTed to /sink, in arrival order. */
+  /** Bodies POSTed to /sink, in arrival order (the latest REMEMBERED_REQUESTS). */
   sink: unknown[];
-  /** Requests to any /records route, with their query (and the JSON body of a POST). */
+  /** Requests to any /records route, with their query (and the JSON body of a POST); the latest REMEMBERED_REQUESTS. */
   listRequests: Array<{ path: string; query: Record<string, string>; at: number; method?: string; body?: unknown }>;
   pageSize: number;
   /**
@@ -40,6 +47,8 @@ export interface RecordsApiOptions {
   port?: number;
   /** Awaited before a list page (0-based index) is answered: tests hold a page there. */
   beforePage?(index: number): Promise<void>;
+  /** How many list requests and sink bodies are kept (the latest). Default REMEMBERED_REQUESTS. */
+  remembered?: number;
 }
 
 /**
@@ -76,6 +85,11 @@ function ordered(records: ApiRecord[], order: RecordsApi['order']): ApiRecord[] 
 
 export async function startRecordsApi(options: RecordsApiOptions): Promise<RecordsApi> {
   let nextId = 1;
+  const kept = options.remembered ?? REMEMBERED_REQUESTS;
+  const remember = <T>(list: T[], item: T): void => {
+    list.push(item);
+    if (list.length > kept) list.splice(0, list.length - kept);
+  };
   const api: RecordsApi = {
     url: '',
     records: [],
@@ -115,7 +129,7 @@ export async function startRecordsApi(options: RecordsApiOptions): Promise<Recor
       json(400, { error: 'invalid_request', message: 'the body must be a JSON object' });
       return;
     }
-    api.listRequests.push({ path, query: {}, at: Date.now(), method: 'POST', body });
+    remember(api.listRequests, { path, query: {}, at: Date.now(), method: 'POST', body });
     let since: string | undefined;
     let after = 0;
     let limit: number;
@@ -187,9 +201,9 @@ export async function startRecordsApi(options: RecordsApiOptions): Promise<Recor
         if (req.method === 'POST' && url.pathname === '/sink') {
           const text = Buffer.concat(chunks).toString('utf8');
           try {
-            api.sink.push(JSON.parse(text));
+            remember(api.sink, JSON.parse(text));
           } catch {
-            api.sink.push(text);
+            remember(api.sink, text);
           }
           res.writeHead(204);
           res.end();
@@ -204,7 +218,7 @@ export async function startRecordsApi(options: RecordsApiOptions): Promise<Recor
           return;
         }
         const query = Object.fromEntries(url.searchParams);
-        api.listRequests.push({ path: url.pathname, query, at: Date.now() });
+        remember(api.listRequests, { path: url.pathname, query, at: Date.now() });
         const since = url.searchParams.get('updated_since');
         const sinceMs = since ? Date.parse(since) : NaN;
         const list = ordered(since ? api.records.filter((r) => Date.parse(r.updated_at) >= sinceMs) : api.records, api.order);
