@@ -8,6 +8,8 @@
  *   tokens:<id>          hash { v: base64 of the sealed StoredTokens, f: fencing number of the write }
  *   token-fence:<id>     counter: every write, delete and lock acquisition draws the next number
  *   token-lock:<id>      the refresh lock (random holder token, with an expiry); see lock.ts
+ *   token-refreshing:<id> the fence of a holder whose refresh request is at the provider (removed when it ends,
+ *                        and with the tokens)
  *   tokens-changed       pub/sub channel: the connection id (never a token) after every write and delete
  *
  * - Values are sealed exactly as the file store's (../sealed/crypto: AES-256-GCM, key by HKDF-SHA256 from the
@@ -74,6 +76,7 @@ const REFRESH_MARK_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 /** Delete: draws a fence too (a renewal still running elsewhere cannot write the tokens back). */
 const DELETE = `
 redis.call('INCR', KEYS[2])
+redis.call('DEL', KEYS[3])
 local n = redis.call('DEL', KEYS[1])
 if n > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return n`;
@@ -181,7 +184,10 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
   delete(connectionId: string): Promise<void> {
     return this.track(async () => {
       try {
-        await this.connection.client.eval(DELETE, 2, this.dataKey(connectionId), this.fenceKey(connectionId), this.channel, connectionId);
+        // The in-flight mark goes with the tokens: a refresh of the next login's tokens was never at the provider
+        // before it. The fence counter stays (a delete draws a number too: a late write of an earlier holder is
+        // refused), and a lock expires by itself.
+        await this.connection.client.eval(DELETE, 3, this.dataKey(connectionId), this.fenceKey(connectionId), this.markKey(connectionId), this.channel, connectionId);
       } catch (err) {
         throw redisFailure('OAUTH2_TOKEN_STORE_FAILED', err, 'delete tokens', this.connection.where);
       }
@@ -219,7 +225,7 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
   // --- RenewalCoordination ---------------------------------------------------------------------------------
 
   withRenewalLock<T>(connectionId: string, fn: (lease: RenewalLease) => Promise<T>): Promise<T> {
-    const markKey = this.connection.key('token-refreshing', connectionId);
+    const markKey = this.markKey(connectionId);
     return this.lock.withLock(
       this.lockKeys(connectionId),
       async (held) => {
@@ -262,6 +268,11 @@ export class RedisTokenStore implements TokenStore, RenewalCoordination {
     return () => {
       this.listeners.delete(listener);
     };
+  }
+
+  /** The in-flight mark of a refresh at the provider (`token-refreshing:<id>`; tests read it). */
+  markKey(connectionId: string): string {
+    return this.connection.key('token-refreshing', connectionId);
   }
 
   /** The lock's keys for a connection (tests use them to play a stalled holder). */

@@ -64,6 +64,19 @@ describe('redis/token-store', function () {
     beforeEach(setup);
     afterEach(teardown);
 
+    it('a delete removes the in-flight refresh mark with the tokens and keeps the fence counter', async () => {
+      const connection = await instance();
+      const store = new RedisTokenStore({ connection, secret: SECRET });
+      await store.set('marked', entry(1));
+      // A refresh that was at the provider when its holder stopped left its mark.
+      await connection.client.set(store.markKey('marked'), '7', 'PX', 60_000);
+      const fence = Number(await connection.client.get(store.lockKeys('marked').fence));
+      await store.delete('marked');
+      assert.equal(await connection.client.exists(store.markKey('marked')), 0, 'the mark outlived the tokens');
+      assert.ok(Number(await connection.client.get(store.lockKeys('marked').fence)) > fence, 'the delete drew a fencing number');
+      assert.equal(await store.get('marked'), undefined);
+    });
+
     it('announces every write and delete with the connection id only', async () => {
       const writer = new RedisTokenStore({ connection: await instance(), secret: SECRET });
       const reader = new RedisTokenStore({ connection: await instance(), secret: SECRET });
