@@ -20,6 +20,16 @@ interface TlsConfigNode extends Node<never> {
   addTLSOptions(opts: Record<string, unknown>): void;
 }
 
+/** Failures of the request itself (no usable answer): the core node sends these on as well as raising them. */
+const REQUEST_FAILURES: ReadonlySet<string> = new Set(['OAUTH2_REQUEST_FAILED', 'OAUTH2_REQUEST_TIMEOUT', 'OAUTH2_TOO_MANY_REDIRECTS', 'OAUTH2_RESPONSE_TOO_LARGE']);
+
+/** The code the core node puts in msg.statusCode for a failed request: the socket's (ECONNREFUSED...), else ours. */
+function failureStatusCode(err: OAuth2Error): string {
+  const code = err.params.code;
+  if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return code;
+  return err.code === 'OAUTH2_REQUEST_TIMEOUT' ? 'ETIMEDOUT' : err.code;
+}
+
 function setResponse(msg: NodeMessage, response: AuthorisedResponse): void {
   Object.assign(msg, responseFields(response));
 }
@@ -193,6 +203,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     node.on('input', (msg, send, done) => {
+      let requestUrl: string | undefined;
       void (async () => {
         if (!connectionNode?.connection) {
           // A connection that failed its configuration says why, with its code; none at all is a node error.
@@ -206,6 +217,7 @@ export = function register(RED: NodeAPI): void {
           if (paginationError) throw paginationError;
           const values = connection.values();
           const { request, invalidTimeout } = messageRequest(settings, msg, connection.apiBaseUrl, values);
+          requestUrl = request.url;
           // What the provider told the connection (its instance URL, tenant id...), never a token.
           (msg as NodeMessage & { oauth2?: unknown }).oauth2 = values;
           if (invalidTimeout !== undefined) node.warn(t('errors.invalidTimeout', { value: invalidTimeout }));
@@ -249,7 +261,19 @@ export = function register(RED: NodeAPI): void {
               node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code }) });
             }
           }
-          done(translate(err));
+          const error = translate(err);
+          if (!settings.errorsToCatchOnly && isOAuth2Error(err) && REQUEST_FAILURES.has(err.code) && requestUrl !== undefined) {
+            // The core node's contract: the message goes on with the failure as its status and payload (a flow
+            // switching on msg.statusCode sees it), and Catch hears of it too.
+            const out = msg as NodeMessage & { statusCode?: unknown };
+            out.statusCode = failureStatusCode(err);
+            out.payload = `${error.message} : ${requestUrl}`;
+            node.error(error, out);
+            send(out);
+            done();
+            return;
+          }
+          done(error);
         }
       })();
     });

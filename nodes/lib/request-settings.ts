@@ -36,6 +36,8 @@ export interface RequestNodeConfig extends PaginationConfig {
   retryUnsafe?: boolean;
   maxRetryAfterSec?: string | number;
   non2xxAsOutput?: boolean;
+  /** The core node's "Only send errors to Catch": a failed request is not also sent on as a message. */
+  senderr?: boolean;
   maxPages?: string | number;
   recordsPath?: string;
   pageOutput?: string;
@@ -55,6 +57,11 @@ export interface RequestSettings {
   maxResponseBytes: number;
   /** Non-2xx answers are sent on as messages instead of raised. */
   non2xxAsOutput: boolean;
+  /**
+   * A request that got no answer (timeout, network, too many redirects, too large) goes to Catch only; otherwise
+   * it goes to Catch and is also sent on with msg.statusCode set to the error's code, as the core node does.
+   */
+  errorsToCatchOnly: boolean;
   pagination: PaginationSettings;
   maxPages: number;
   recordsPath: string;
@@ -104,7 +111,11 @@ export function parseRequestSettings(config: RequestNodeConfig, defaults: { time
     followRedirects: config.followRedirects !== false,
     maxRedirects: Math.max(0, Math.floor(numberOr(config.maxRedirects, 5))),
     maxResponseBytes: maxResponseBytes(config.maxResponseMb),
-    non2xxAsOutput: config.non2xxAsOutput === true,
+    // A flow retyped from the core node saves neither setting: it gets the core node's behaviour (every answer
+    // on the output, a failed request on the output and to Catch). A node saved by an earlier version of this
+    // package has non2xxAsOutput saved (false by default then) and keeps its behaviour: failures to Catch only.
+    non2xxAsOutput: config.non2xxAsOutput !== false,
+    errorsToCatchOnly: config.senderr === true || (config.senderr === undefined && config.non2xxAsOutput !== undefined),
     pagination: paginationFromConfig(config),
     maxPages: maxPagesText === '' ? 10 : Number(maxPagesText),
     recordsPath: text(config.recordsPath),

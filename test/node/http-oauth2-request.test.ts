@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { startApiServer, type ApiServer } from '../support/api-server';
 import { startAuthServer, type AuthServer } from '../support/auth-server';
@@ -342,6 +343,75 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       assert.deepEqual(out.payload, { status: 500 });
       assert.deepEqual(statusLog(helper.getNode('req')).slice(-1), [{ fill: 'yellow', shape: 'dot', text: '500' }]);
       assert.equal(caught, false);
+    });
+  });
+
+  describe("the core node's outputs (a flow retyped from http request, or a new node)", () => {
+    /** The settings a flow retyped from the core node has: neither of this node's output settings. */
+    const retyped = { non2xxAsOutput: undefined, senderr: undefined };
+
+    /** An allowed origin where nothing listens: the request fails with ECONNREFUSED. */
+    async function closedOrigin(): Promise<string> {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as net.AddressInfo;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return `http://127.0.0.1:${port}`;
+    }
+
+    function watch(id: string): Msg[] {
+      const seen: Msg[] = [];
+      helper.getNode(id).on('input', (m: Msg) => seen.push(m));
+      return seen;
+    }
+
+    it('a non-2xx response goes to the output, not to Catch', async () => {
+      await loadFlow([requestNode('req', { url: '/status/503', ...retyped }), helperNode(), ...catchNodes(['req'])]);
+      const caught = watch('caught');
+      const out = await send('req', { topic: 't' });
+      assert.equal(out.statusCode, 503);
+      assert.deepEqual(out.payload, { status: 503 });
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(caught.length, 0);
+    });
+
+    it('a failed request goes to Catch and to the output, msg.statusCode the socket error code and msg.payload the error text and URL', async () => {
+      const origin = await closedOrigin();
+      await loadFlow([requestNode('req', { url: `${origin}/x`, ...retyped }), helperNode(), ...catchNodes(['req'])], { allowedOrigins: origin });
+      const caught = watch('caught');
+      const out = await send('req', { topic: 't' });
+      assert.equal(out.statusCode, 'ECONNREFUSED');
+      assert.equal(out.topic, 't');
+      assert.equal(out.payload, `The request to ${origin.slice(7)} failed on the network after 1 attempt(s) : ${origin}/x`);
+      await eventually(() => caught.length === 1);
+      assert.equal((caught[0].error as CaughtError).code, 'OAUTH2_REQUEST_FAILED');
+    });
+
+    it('with "only send errors to Catch" a failed request goes to Catch only', async () => {
+      const origin = await closedOrigin();
+      await loadFlow([requestNode('req', { url: `${origin}/x`, ...retyped, senderr: true }), helperNode(), ...catchNodes(['req'])], { allowedOrigins: origin });
+      const outputs = watch('out');
+      const caught = await sendAndCatch('req', {});
+      assert.equal(caught.error.code, 'OAUTH2_REQUEST_FAILED');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(outputs.length, 0);
+    });
+
+    it('a node saved by an earlier version (non2xxAsOutput saved false, no senderr) keeps sending failures to Catch only', async () => {
+      const origin = await closedOrigin();
+      await loadFlow([requestNode('req', { url: `${origin}/x`, non2xxAsOutput: false }), helperNode(), ...catchNodes(['req'])], { allowedOrigins: origin });
+      const outputs = watch('out');
+      assert.equal((await sendAndCatch('req', {})).error.code, 'OAUTH2_REQUEST_FAILED');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(outputs.length, 0);
+    });
+
+    it('login and origin errors go to Catch only, whatever the settings: they are not answers of the API', async () => {
+      await loadFlow([requestNode('req', { url: `${other.url}/echo`, ...retyped }), helperNode(), ...catchNodes(['req'])]);
+      const outputs = watch('out');
+      assert.equal((await sendAndCatch('req', {})).error.code, 'OAUTH2_ORIGIN_NOT_ALLOWED');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(outputs.length, 0);
     });
   });
 
