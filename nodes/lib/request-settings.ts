@@ -4,7 +4,7 @@
  * msg.headers, msg.payload, msg.requestTimeout). Each rule is checked here once: the request pipeline
  * (http/request.ts) adds the credential, the origin check and the transport.
  */
-import { createHash } from 'node:crypto';
+import hashSum from 'hash-sum';
 import mustache from 'mustache';
 import { OAuth2Error } from './errors';
 import { maxResponseBytes } from './http/body';
@@ -16,7 +16,10 @@ import type { ResponseMode, PayToQs } from './http/body';
 
 export const REQUEST_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 const RETURN_MODES = new Set(['txt', 'bin', 'obj', 'auto']);
-/** Header the node adds to its output so a following request node does not send response headers on. */
+/**
+ * Header the node adds to its output so a following request node does not send response headers on: the core
+ * node's name and hash (hash-sum of the other headers), so that either node recognises the other's mark.
+ */
 export const RESPONSE_HASH_HEADER = 'x-node-red-request-node';
 const DEFAULT_RETRY_STATUSES = '429,502,503,504';
 
@@ -24,7 +27,12 @@ export interface RequestNodeConfig extends PaginationConfig {
   method?: string;
   url?: string;
   paytoqs?: string | boolean;
-  headers?: Array<{ k?: string; v?: string }>;
+  /**
+   * This node's `{k, v}` (both mustache templates), or the core node's `{keyType, keyValue, valueType,
+   * valueValue}` kept by a flow whose node was retyped: a type `other` is the typed text, `msg` a message
+   * property, any other type the header name or value itself (the core dialog's list of common headers).
+   */
+  headers?: Array<{ k?: string; v?: string; keyType?: string; keyValue?: string; valueType?: string; valueValue?: string }>;
   ret?: string;
   requestTimeout?: string | number;
   followRedirects?: boolean;
@@ -69,6 +77,24 @@ export interface RequestSettings {
   pageOutput: 'all' | 'each';
 }
 
+/** A message property as a mustache tag: the core node's `msg` header name or value, in this node's form. */
+function propertyTemplate(path: unknown): string {
+  const text = typeof path === 'string' ? path.trim() : '';
+  // `a.b[0]` is `a.b.0` to mustache; an empty path names nothing.
+  return text ? `{{{${text.replace(/^msg\./, '').replace(/\[(\d+)\]/g, '.$1')}}}}` : '';
+}
+
+/** One configured header, in this node's form or the core node's (see RequestNodeConfig.headers). */
+function headerTemplate(h: NonNullable<RequestNodeConfig['headers']>[number]): { name: string; value: string } {
+  if (!h || typeof h !== 'object') return { name: '', value: '' };
+  if (typeof h.keyType === 'string') {
+    const part = (type: string | undefined, value: string | undefined): string =>
+      type === 'other' ? (value ?? '') : type === 'msg' ? propertyTemplate(value) : (type ?? '');
+    return { name: part(h.keyType, h.keyValue).trim(), value: part(h.valueType, h.valueValue) };
+  }
+  return { name: typeof h.k === 'string' ? h.k.trim() : '', value: h.v ?? '' };
+}
+
 function numberOr(value: unknown, fallback: number): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() ? Number(value) : NaN;
   return Number.isFinite(n) ? n : fallback;
@@ -95,9 +121,7 @@ export function parseRequestSettings(config: RequestNodeConfig, defaults: { time
     url: text(config.url),
     paytoqs,
     responseMode: RETURN_MODES.has(config.ret ?? '') ? (config.ret as ResponseMode) : 'obj',
-    headers: (Array.isArray(config.headers) ? config.headers : [])
-      .filter((h) => h && typeof h.k === 'string' && h.k.trim())
-      .map((h) => ({ name: String(h.k).trim(), value: h.v ?? '' })),
+    headers: (Array.isArray(config.headers) ? config.headers : []).map(headerTemplate).filter((h) => h.name !== ''),
     timeoutMs: numberOr(config.requestTimeout, defaults.timeoutMs),
     retry: retryPolicy({
       maxAttempts: Math.max(1, Math.floor(numberOr(config.maxAttempts, 3))),
@@ -147,9 +171,10 @@ function invalidInput(field: string, reason: string, value?: string): OAuth2Erro
   return new OAuth2Error('OAUTH2_INVALID_INPUT', `Invalid input: ${field} ${reason}`, { params: { field, reason, value } });
 }
 
+/** The mark of response headers: hash-sum of every header but the mark, as the core node computes it. */
 function headersHash(headers: Record<string, unknown>): string {
-  const sorted = Object.keys(headers).filter((k) => k !== RESPONSE_HASH_HEADER).sort();
-  return createHash('sha1').update(JSON.stringify(sorted.map((k) => [k, headers[k]]))).digest('hex');
+  const { [RESPONSE_HASH_HEADER]: _mark, ...rest } = headers;
+  return hashSum(rest);
 }
 
 /** msg.headers to send on: dropped when they are the untouched response headers of a previous request node. */
@@ -191,7 +216,19 @@ function requestHeaders(settings: RequestSettings, msg: RequestMessage, values?:
     out[name] = v;
   };
   for (const [name, value] of Object.entries(inputHeaders(msg))) put(name, value, 'msg.headers');
-  for (const h of settings.headers) put(h.name, render(h.value, msg, values), 'headers');
+  for (const h of settings.headers) {
+    const name = render(h.name, msg, values).trim();
+    if (!name) continue;
+    const value = render(h.value, msg, values);
+    if (value === '') {
+      // The core node's rule: a header left blank in the node removes it (one msg.headers set, say).
+      const previous = names.get(name.toLowerCase());
+      if (previous) delete out[previous];
+      names.delete(name.toLowerCase());
+      continue;
+    }
+    put(name, value, 'headers');
+  }
   return out;
 }
 

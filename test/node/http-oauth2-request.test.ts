@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import hashSum from 'hash-sum';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -9,6 +9,7 @@ import {
   FLOW,
   catchNodes,
   connectionDef,
+  coreRequestModule,
   errorLog,
   eventually,
   helper,
@@ -38,9 +39,10 @@ interface Echo {
 
 const RESPONSE_HASH_HEADER = 'x-node-red-request-node';
 
+/** The core node's mark: hash-sum of the headers without it. */
 function responseHash(headers: Record<string, unknown>): string {
-  const sorted = Object.keys(headers).filter((k) => k !== RESPONSE_HASH_HEADER).sort();
-  return createHash('sha1').update(JSON.stringify(sorted.map((k) => [k, headers[k]]))).digest('hex');
+  const { [RESPONSE_HASH_HEADER]: _mark, ...rest } = headers;
+  return hashSum(rest);
 }
 
 describe('http-oauth2-request node (node-red-node-test-helper)', function () {
@@ -412,6 +414,62 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       assert.equal((await sendAndCatch('req', {})).error.code, 'OAUTH2_ORIGIN_NOT_ALLOWED');
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(outputs.length, 0);
+    });
+  });
+
+  describe("headers in the core node's forms", () => {
+    /** A core http request node with the editor's defaults. */
+    function coreNode(id: string, extra: Msg, wires: string[][]): Msg {
+      return { id, type: 'http request', z: FLOW, name: '', method: 'GET', ret: 'obj', paytoqs: 'ignore', url: '', tls: '', persist: false, proxy: '', authType: '', senderr: false, headers: [], ...extra, wires };
+    }
+
+    async function loadWithCore(nodes: Msg[]): Promise<void> {
+      const conn = serviceConnection(auth, { apiBaseUrl: api.url });
+      await helper.load([...nodeModules, coreRequestModule], [tab(), conn.node, ...nodes], conn.credentials);
+    }
+
+    it("reads a retyped core node's headers: typed names and values, common headers, msg properties, and a blank value that removes a header", async () => {
+      const headers = [
+        { keyType: 'other', keyValue: 'X-Typed', valueType: 'other', valueValue: 'typed value' },
+        { keyType: 'Accept', keyValue: '', valueType: 'application/json', valueValue: '' },
+        { keyType: 'msg', keyValue: 'headerName', valueType: 'msg', valueValue: 'values[1].v' },
+        { keyType: 'other', keyValue: 'X-Removed', valueType: 'other', valueValue: '' },
+      ];
+      await loadFlow([requestNode('req', { url: '/echo', headers }), helperNode()]);
+      const out = await send('req', { headerName: 'X-From-Msg', values: [{ v: 'no' }, { v: 'from msg' }], headers: { 'x-removed': 'set by msg.headers' } });
+      const sent = (out.payload as { headers: Record<string, string> }).headers;
+      assert.equal(sent['x-typed'], 'typed value');
+      assert.equal(sent.accept, 'application/json');
+      assert.equal(sent['x-from-msg'], 'from msg');
+      assert.equal(sent['x-removed'], undefined, 'a blank value removes the header');
+      assert.match(String(api.requests[0].authorization), /^Bearer /, 'the token still comes from the connection');
+    });
+
+    it("this node's own headers: a blank value removes a header msg.headers set", async () => {
+      await loadFlow([requestNode('req', { url: '/echo', headers: [{ k: 'X-Gone', v: '' }, { k: 'X-Kept', v: '{{{payload.v}}}' }] }), helperNode()]);
+      const out = await send('req', { payload: { v: 'kept' }, headers: { 'X-Gone': 'from msg' } });
+      const sent = (out.payload as { headers: Record<string, string> }).headers;
+      assert.equal(sent['x-gone'], undefined);
+      assert.equal(sent['x-kept'], 'kept');
+    });
+
+    it("chained with the core node either way, neither sends the other's response headers on", async () => {
+      await loadWithCore([
+        coreNode('core1', { url: `${api.url}/open` }, [['req']]),
+        requestNode('req', { url: '/echo' }, [['core2']]),
+        coreNode('core2', { url: `${api.url}/open?second` }, [['out']]),
+        helperNode(),
+      ]);
+      const out = await send('core1', { payload: 'x' });
+      // What each node sent: ours after core1 (no content-type, etag, date... of /open), core2 after ours.
+      const ours = api.requests.find((r) => r.path === '/echo' && r.authorization?.startsWith('Bearer '));
+      const core2 = api.requests.filter((r) => r.path === '/open?second');
+      assert.ok(ours && core2.length === 1, 'both requests reached the API');
+      for (const name of ['content-type', 'date', 'content-length', 'x-node-red-request-node']) {
+        assert.equal(ours.headers[name], undefined, `ours resent ${name} from the core node's response`);
+        assert.equal(core2[0].headers[name], undefined, `the core node resent ${name} from ours`);
+      }
+      assert.equal(out.statusCode, 200);
     });
   });
 

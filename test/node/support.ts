@@ -105,6 +105,8 @@ export const requestModule = withCatalog(requestModuleRaw, 'http-oauth2-request'
 /** Core nodes the helper does not load by itself. */
 const changeModule = load(load.resolve('@node-red/nodes/core/function/15-change.js')) as NodeModule;
 export const nodeModules = [connectionModule, requestModule, changeModule];
+/** The core `http request` node, for tests of the contract this node shares with it. */
+export const coreRequestModule = load(load.resolve('@node-red/nodes/core/network/21-httprequest.js')) as NodeModule;
 /** The record trigger, with its catalog (not in nodeModules: it polls on its own once loaded). */
 export const recordChangeModule = withCatalog(load(path.join(distNodes, 'oauth2-record-change.js')) as NodeModule, 'oauth2-record-change');
 
