@@ -20,12 +20,14 @@ import {
   type EditorGlobal,
 } from '../support/browser';
 import { adminCall, deployAndWait, startWatchedAuthServer, startWatchedRuntime } from '../support/e2e';
-import { tab } from '../support/flows';
+import { connectionNode, tab } from '../support/flows';
 import { watchText } from '../support/leaks';
 import type { TestRuntime } from '../support/runtime';
 import { needsSystemPackage } from '../support/system-packages';
-import { closeConnectionDialog, waitConnectionDialog } from './dialogs';
+import { closeConnectionDialog, openConnectionDialog, waitConnectionDialog } from './dialogs';
 
+/** A connection saved before presets existed: no provider field at all. */
+const LEGACY = 'legacy-conn';
 const presets = catalogue as unknown as ProviderPreset[];
 const preset = (id: string): ProviderPreset => {
   const found = presets.find((p) => p.id === id);
@@ -61,7 +63,9 @@ describe('browser: the Provider field of the connection dialog (chromium)', func
     runtime = await startWatchedRuntime();
     redirectUri = new URL('oauth2-connection/callback', runtime.adminUrl).href;
     auth.addRedirectUri(redirectUri);
-    await deployAndWait(runtime, [tab()]);
+    const legacy = connectionNode(auth, { id: LEGACY, clientId: auth.clients.web.clientId, redirectUri });
+    delete legacy.credentials;
+    await deployAndWait(runtime, [tab(), legacy]);
   });
 
   afterEach(async () => {
@@ -239,6 +243,16 @@ describe('browser: the Provider field of the connection dialog (chromium)', func
     const { page } = session;
     const spotify = preset('spotify');
     let connectionId = '';
+    await step(session, 'legacy-is-custom', async () => {
+      await openConnectionDialog(page, LEGACY);
+      await page.waitForFunction((n) => document.querySelectorAll('#node-config-oauth2-provider-list option').length === n, presets.length + 1);
+      assert.equal(await page.inputValue('#node-config-oauth2-provider-list'), '', 'an existing flow loads as Custom');
+      assert.equal(await page.locator('#node-config-oauth2-provider-info').isVisible(), false);
+      assert.equal(await value(page, 'tokenEndpoint'), `${auth.issuer}/token`, 'its fields as saved');
+      assert.equal(await page.inputValue('#node-config-input-pkce'), 'S256');
+      assert.equal(await page.inputValue('#node-config-input-scopeSeparator'), ' ');
+      await closeConnectionDialog(page);
+    });
     await step(session, 'override-login', async () => {
       await openNewConnection(page);
       connectionId = await page.evaluate(() => {
@@ -287,7 +301,7 @@ describe('browser: the Provider field of the connection dialog (chromium)', func
       await deployWithButton(page);
       const flows = await adminCall(runtime, 'flows', { headers: { 'node-red-api-version': 'v1' } });
       assert.equal(flows.status, 200, flows.text);
-      const conn = (flows.body as Record<string, unknown>[]).find((n) => n.type === 'oauth2-connection');
+      const conn = (flows.body as Record<string, unknown>[]).find((n) => n.type === 'oauth2-connection' && n.id !== LEGACY);
       assert.ok(conn, flows.text);
       if (connectionId) assert.equal(conn.id, connectionId);
       assert.equal(conn.provider, 'spotify');
@@ -300,6 +314,19 @@ describe('browser: the Provider field of the connection dialog (chromium)', func
       const saved = fs.readFileSync(path.join(runtime.userDir, 'flows.json'), 'utf8');
       assert.match(saved, /"provider": ?"spotify"/);
       assert.ok(!saved.includes(auth.clients.web.clientSecret), 'no client secret in flows.json');
+    });
+
+    await step(session, 'reopen', async () => {
+      // Opened again, the connection shows its preset with the overrides it was saved with.
+      const id = connectionId || String(((await adminCall(runtime, 'flows', { headers: { 'node-red-api-version': 'v1' } })).body as { id: string; type: string }[])
+        .find((n) => n.type === 'oauth2-connection' && n.id !== LEGACY)?.id);
+      await openConnectionDialog(page, id);
+      await page.locator('#node-config-oauth2-provider-info').waitFor({ state: 'visible' });
+      assert.equal((await page.locator('#node-config-oauth2-provider-title').innerText()).trim(), spotify.name);
+      assert.equal(await page.inputValue('#node-config-oauth2-provider-list'), 'spotify');
+      assert.equal(await value(page, 'tokenEndpoint'), `${auth.issuer}/token`);
+      assert.match(await page.locator('#node-config-oauth2-state').innerText(), /^Logged in$/);
+      await closeConnectionDialog(page);
     });
     assert.deepEqual(runtime.crashes, []);
     assert.deepEqual(session.pageErrors, []);
