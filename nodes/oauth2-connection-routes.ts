@@ -27,6 +27,7 @@ import type { RuntimeTokenStore } from './node-red/token-stores';
 import { renderCallbackPage } from './oauth2-connection-callback-page';
 import { refuseCrossSite } from './node-red/admin-origin-guard';
 import { proxyOf } from './node-red/proxy-node';
+import { editorCatalogue } from './node-red/provider-catalogue';
 
 export interface RouteDeps {
   store: RuntimeTokenStore;
@@ -250,6 +251,12 @@ export function registerConnectionRoutes(RED: NodeAPI, deps: RouteDeps): void {
       issParameterSupported: md.authorizationResponseIssParameterSupported === true,
       scopesSupported: md.scopesSupported,
     });
+  }));
+
+  // The provider presets the dialog's Provider field lists (no secret in them: endpoints, labels, links).
+  RED.httpAdmin.get('/oauth2-connection/providers', read, handle(async (_req, res) => {
+    res.set('cache-control', 'no-cache');
+    res.json({ providers: editorCatalogue() });
   }));
 
   RED.httpAdmin.get('/oauth2-connection/:id/status', read, handle(async (req, res) => {

@@ -103,6 +103,8 @@ describe('e2e: npm pack, palette-style install, stock Node-RED', function () {
         }
       }
       assert.ok([...files].some((f) => /^examples\/.+\.json$/.test(f)), 'no examples');
+      // The connection dialog's Provider field reads the presets from the runtime (oauth2-connection/providers).
+      assert.ok(files.has('dist/nodes/lib/providers/catalogue.json'), 'the provider catalogue is missing from the tarball');
     });
 
     it('does not make node-red a dependency, and npm did not install it', () => {
