@@ -229,6 +229,8 @@ export = function register(RED: NodeAPI): void {
           }
           const response: AuthorisedResponse = await sendAuthorised(request, deps);
           setResponse(msg, response);
+          // As they are now: a refresh during the request may have brought new ones.
+          (msg as NodeMessage & { oauth2?: unknown }).oauth2 = connection.values();
           if (response.decodeWarning) node.warn(t('errors.jsonDecode'));
           const ok = response.statusCode >= 200 && response.statusCode < 300;
           inFlight -= 1;

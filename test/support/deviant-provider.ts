@@ -450,7 +450,7 @@ export async function startDeviantProvider(options: DeviantProviderOptions = {})
     if (company) {
       const realm = options.callbackParams?.realmId;
       if (realm === undefined || decodeURIComponent(company[1] as string) !== realm) return json(404, { error: 'no such company' });
-      return json(200, { companyId: realm, sub: held.subject });
+      return json(200, { companyId: realm, sub: held.subject, kind: held.kind });
     }
     json(404, { error: 'not found' });
   }

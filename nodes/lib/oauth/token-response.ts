@@ -59,12 +59,16 @@ function expiresAtMs(value: unknown): number | undefined {
   return ms;
 }
 
-/** The object at `path` of the response, where the tokens are. */
+/**
+ * The object at `path` of the response, where the tokens are; the top level when the path is absent and the top
+ * level holds the token (a provider that nests a login's user token may answer its refresh at the top level).
+ */
 function tokenObject(body: Record<string, unknown>, path: readonly string[] | undefined): Record<string, unknown> {
   let current: unknown = body;
   for (const part of path ?? []) {
     current = typeof current === 'object' && current !== null && !Array.isArray(current) ? (current as Record<string, unknown>)[part] : undefined;
   }
+  if (current === undefined && typeof body.access_token === 'string' && body.access_token !== '') return body;
   if (typeof current !== 'object' || current === null || Array.isArray(current)) {
     throw invalid((path ?? []).join('.') || 'body', 'is not a JSON object');
   }
