@@ -9,6 +9,7 @@ import mustache from 'mustache';
 import { OAuth2Error } from './errors';
 import { maxResponseBytes } from './http/body';
 import { paginationFromConfig, validatePagination, type PaginationConfig, type PaginationSettings } from './http/pagination';
+import { parseSetCookies } from './http/cookies';
 import { recordsNotFound } from './http/records';
 import { resolveRequestUrl, type AuthorisedRequest, type AuthorisedResponse } from './http/request';
 import { retryPolicy, type RetryPolicy } from './http/retry';
@@ -44,6 +45,8 @@ export interface RequestNodeConfig extends PaginationConfig {
   retryUnsafe?: boolean;
   maxRetryAfterSec?: string | number;
   non2xxAsOutput?: boolean;
+  /** Id of a `tls-config` node: a URL without a scheme then gets `https://`, as in the core node. */
+  tls?: string;
   /** The core node's "Only send errors to Catch": a failed request is not also sent on as a message. */
   senderr?: boolean;
   maxPages?: string | number;
@@ -65,6 +68,8 @@ export interface RequestSettings {
   maxResponseBytes: number;
   /** Non-2xx answers are sent on as messages instead of raised. */
   non2xxAsOutput: boolean;
+  /** The scheme a URL naming a host without one gets: https with a TLS configuration, as in the core node. */
+  defaultScheme: 'http' | 'https';
   /**
    * A request that got no answer (timeout, network, too many redirects, too large) goes to Catch only; otherwise
    * it goes to Catch and is also sent on with msg.statusCode set to the error's code, as the core node does.
@@ -139,6 +144,7 @@ export function parseRequestSettings(config: RequestNodeConfig, defaults: { time
     // on the output, a failed request on the output and to Catch). A node saved by an earlier version of this
     // package has non2xxAsOutput saved (false by default then) and keeps its behaviour: failures to Catch only.
     non2xxAsOutput: config.non2xxAsOutput !== false,
+    defaultScheme: typeof config.tls === 'string' && config.tls !== '' ? 'https' : 'http',
     errorsToCatchOnly: config.senderr === true || (config.senderr === undefined && config.non2xxAsOutput !== undefined),
     pagination: paginationFromConfig(config),
     maxPages: maxPagesText === '' ? 10 : Number(maxPagesText),
@@ -155,6 +161,16 @@ export function parseRequestSettings(config: RequestNodeConfig, defaults: { time
     return { settings, error: err as OAuth2Error };
   }
   return { settings };
+}
+
+/**
+ * A `%` in the query that starts no escape (`?q=20%`) becomes `%25`, as the core node does; escapes that are
+ * there stay as they are (nothing is encoded twice).
+ */
+function normalisePercents(url: string): string {
+  const at = url.indexOf('?');
+  if (at === -1 || !url.includes('%', at)) return url;
+  return url.slice(0, at + 1) + url.slice(at + 1).replace(/%(?![\da-f]{2})/gi, '%25');
 }
 
 /** What a message may carry, as far as the request is concerned. */
@@ -258,7 +274,7 @@ export function messageRequest(
   }
   const request: AuthorisedRequest = {
     method,
-    url: resolveRequestUrl(rawUrl, apiBaseUrl).href,
+    url: resolveRequestUrl(normalisePercents(rawUrl), apiBaseUrl, settings.defaultScheme).href,
     headers: requestHeaders(settings, msg, values),
     body: msg.payload,
     paytoqs: settings.paytoqs,
@@ -282,6 +298,8 @@ export function responseFields(response: AuthorisedResponse): Record<string, unk
     headers,
     responseUrl: response.responseUrl,
     redirectList: response.redirectList,
+    // The core node's msg.responseCookies, when the response set cookies.
+    ...(response.headers['set-cookie'] !== undefined ? { responseCookies: parseSetCookies(response.headers['set-cookie'] as string | string[]) } : {}),
     attempts: response.attempts,
   };
 }

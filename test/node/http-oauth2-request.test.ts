@@ -215,7 +215,7 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       await loadFlow([requestNode('req'), helperNode()]);
       const out = await send('req', { url: `${api.url}/redirect?to=${encodeURIComponent('/echo')}` });
       assert.equal(out.statusCode, 200);
-      assert.deepEqual(out.redirectList, [`${api.url}/echo`]);
+      assert.deepEqual(out.redirectList, [{ location: `${api.url}/echo` }]);
       assert.equal(out.responseUrl, `${api.url}/echo`);
       assert.equal((out.payload as Echo).authorised, true, 'same-origin redirect keeps the token');
     });
@@ -414,6 +414,30 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       assert.equal((await sendAndCatch('req', {})).error.code, 'OAUTH2_ORIGIN_NOT_ALLOWED');
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(outputs.length, 0);
+    });
+  });
+
+  describe("URLs as the core node reads them", () => {
+    it('a URL naming host and port without a scheme goes to that host (http://), then the origin rules apply', async () => {
+      await loadFlow([requestNode('req'), helperNode(), ...catchNodes(['req'])]);
+      const out = await send('req', { url: `127.0.0.1:${api.port}/echo` });
+      assert.equal(out.statusCode, 200);
+      assert.equal(out.responseUrl, `${api.url}/echo`);
+      // localhost is another origin than 127.0.0.1: not allowed, nothing sent.
+      const caught = await sendAndCatch('req', { url: `localhost:${api.port}/echo` });
+      assert.equal(caught.error.code, 'OAUTH2_ORIGIN_NOT_ALLOWED');
+    });
+
+    it('a bare % in the query is sent as %25, escapes that are there stay', async () => {
+      await loadFlow([requestNode('req'), helperNode()]);
+      await send('req', { url: '/echo?a=20%&b=%41%2&c=%zz' });
+      assert.equal(api.requests.at(-1)?.path, '/echo?a=20%25&b=%41%252&c=%25zz');
+    });
+
+    it('sets msg.responseCookies from the response, as the core node does', async () => {
+      await loadFlow([requestNode('req'), helperNode()]);
+      const out = await send('req', { url: '/cookie' });
+      assert.deepEqual(out.responseCookies, { id: { Path: '/', value: '42' } });
     });
   });
 

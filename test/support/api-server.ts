@@ -53,6 +53,11 @@ export async function startApiServer(auth: Pick<AuthServer, 'validateAccessToken
           res.end();
           return;
         }
+        if (url.pathname === '/cookie') {
+          res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': 'id=42; Path=/; Secure' });
+          res.end('cookie set');
+          return;
+        }
         if (url.pathname === '/open') {
           json(200, { open: true, authorizationPresent: Boolean(authorization) });
           return;

@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import { parseSetCookies, type CookieMap } from './cookies';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
 import axios, { type AxiosResponse, isAxiosError } from 'axios';
@@ -37,8 +38,11 @@ export interface AuthorisedResponse {
   body: unknown;
   /** The URL of the response finally returned (after redirects). */
   responseUrl: string;
-  /** Every redirect followed, as absolute URLs, in order (core's msg.redirectList, as strings). */
-  redirectList: string[];
+  /**
+   * Every redirect followed, in order, as the core node gives msg.redirectList: the absolute URL it pointed to,
+   * and the cookies that redirect set, when it set any.
+   */
+  redirectList: Array<{ location: string; cookies?: CookieMap }>;
   /** Attempts made by the retry policy for the last hop (1 when it succeeded first time). */
   attempts: number;
   decodeWarning?: string;
@@ -59,7 +63,25 @@ export const DEFAULT_MAX_REDIRECTS = 5;
  * gives `https://api/v2/users`, which is what people mean by a base URL, unlike RFC 3986 resolution).
  * @throws OAuth2Error OAUTH2_INVALID_INPUT field 'url' for unparseable, relative-without-base or non-http(s) URLs.
  */
-export function resolveRequestUrl(url: string, baseUrl?: string): URL {
+/**
+ * A URL's first segment that names a host the way the core node reads a URL without a scheme: `localhost`, an
+ * IP literal, or a dotted name, with an optional port.
+ */
+const HOST_LIKE = /^(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|\[[\da-f:.]+\]|[a-z\d](?:[a-z\d-]*[a-z\d])?(?:\.[a-z\d](?:[a-z\d-]*[a-z\d])?)+)(?::\d{1,5})?$/i;
+
+/**
+ * A URL without a scheme that the core node would send to a host (it puts `http://` in front, `https://` with a
+ * TLS configuration): one naming a port, `localhost` or an IP literal always; any host-like name when there is
+ * no API base URL to resolve against. Everything else without a scheme is a path of the API base URL.
+ */
+function schemelessHost(text: string, hasBase: boolean): boolean {
+  if (text.startsWith('/') || text.startsWith('.')) return false;
+  const first = text.split(/[/?#]/, 1)[0];
+  if (!HOST_LIKE.test(first)) return false;
+  return !hasBase || /:\d{1,5}$/.test(first) || /^(?:localhost|\d|\[)/i.test(first);
+}
+
+export function resolveRequestUrl(url: string, baseUrl?: string, defaultScheme: 'http' | 'https' = 'http'): URL {
   const invalid = (reason: string, extra: Record<string, string> = {}): OAuth2Error =>
     // The URL itself is left out of the error: its query may hold an API key.
     new OAuth2Error('OAUTH2_INVALID_INPUT', `Invalid msg.url: ${reason}`, { params: { field: 'url', reason, ...extra } });
@@ -67,8 +89,10 @@ export function resolveRequestUrl(url: string, baseUrl?: string): URL {
   const text = url.trim();
   let resolved: URL;
   try {
-    if (/^[a-z][a-z\d+.-]*:/i.test(text)) {
+    if (/^[a-z][a-z\d+.-]*:\/\//i.test(text) || /^[a-z][a-z\d+.-]*:(?!\d)/i.test(text)) {
       resolved = new URL(text);
+    } else if (schemelessHost(text, Boolean(baseUrl))) {
+      resolved = new URL(`${defaultScheme}://${text}`);
     } else if (baseUrl) {
       const base = new URL(baseUrl);
       resolved = text.startsWith('//')
@@ -160,7 +184,7 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
   let attachToken = true;
   let renewed = false;
   let pendingToken: { accessToken: string; tokenType: string } | undefined;
-  const redirectList: string[] = [];
+  const redirectList: AuthorisedResponse['redirectList'] = [];
   let attempts = 1;
 
   for (;;) {
@@ -238,7 +262,8 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
             params: { maxRedirects, host: url.host },
           });
         }
-        redirectList.push(next.href);
+        const setCookie = responseHeaders['set-cookie'];
+        redirectList.push(setCookie === undefined ? { location: next.href } : { location: next.href, cookies: parseSetCookies(setCookie) });
         hop = redirectHop(hop, status, next);
         if (next.origin !== tokenOrigin) attachToken = false;
         attempts = 1;

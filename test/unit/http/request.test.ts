@@ -36,11 +36,48 @@ describe('http/request: sendAuthorised', () => {
       assert.equal(resolveRequestUrl('users', 'https://api.example.com/v2').href, 'https://api.example.com/v2/users');
       assert.equal(resolveRequestUrl('https://other.example/x', 'https://api.example.com/v2').href, 'https://other.example/x');
     });
+    it("reads a URL that names a host without a scheme as the core node does: http://, or https:// with TLS settings", () => {
+      const base = 'https://api.example.com/v2';
+      for (const [url, expected] of [
+        ['localhost:1880/x', 'http://localhost:1880/x'],
+        ['127.0.0.1:1880/x?a=1', 'http://127.0.0.1:1880/x?a=1'],
+        ['localhost/x', 'http://localhost/x'],
+        ['[::1]:8080/x', 'http://[::1]:8080/x'],
+        ['api.other.example:8443/x', 'http://api.other.example:8443/x'],
+        // Without a port, a dotted name with an API base URL stays a path of it (items.json, v1.2/...).
+        ['items.json', 'https://api.example.com/v2/items.json'],
+        ['users', 'https://api.example.com/v2/users'],
+      ] as const) {
+        assert.equal(resolveRequestUrl(url, base).href, expected, url);
+      }
+      assert.equal(resolveRequestUrl('localhost:1880/x', base, 'https').href, 'https://localhost:1880/x');
+      // No API base URL: a host-like name is a host, as in the core node.
+      assert.equal(resolveRequestUrl('api.example.com/x').href, 'http://api.example.com/x');
+    });
     it('rejects non-http(s), unparseable and base-less relative URLs with field url', () => {
       for (const [url, base] of [['ftp://a/x', undefined], ['javascript:alert(1)', 'https://a'], ['/x', undefined], ['http://[::1', undefined], ['', 'https://a']] as const) {
         assert.throws(() => resolveRequestUrl(url, base), (e: unknown) => isOAuth2Error(e, 'OAUTH2_INVALID_INPUT') && e.params.field === 'url');
       }
     });
+  });
+
+  it("lists each redirect with the cookies it set, as the core node's msg.redirectList", async () => {
+    const s = await server((req, res) => {
+      if (req.url === '/start') {
+        res.writeHead(302, { location: '/next', 'set-cookie': ['session=a%20b; Path=/; HttpOnly', 'theme=dark; Max-Age=60'] });
+        res.end();
+      } else if (req.url === '/next') {
+        res.writeHead(301, { location: `${s.origin}/end` });
+        res.end();
+      } else {
+        res.end('end');
+      }
+    });
+    const res = await sendAuthorised(baseRequest(`${s.origin}/start`), { authorizer: testAuthorizer([s.origin]), agents });
+    assert.deepEqual(res.redirectList, [
+      { location: `${s.origin}/next`, cookies: { session: { Path: '/', value: 'a b' }, theme: { 'Max-Age': '60', value: 'dark' } } },
+      { location: `${s.origin}/end` },
+    ]);
   });
 
   it('refuses a non-allowed origin before any network I/O', async () => {
@@ -88,7 +125,7 @@ describe('http/request: sendAuthorised', () => {
     assert.equal(b.seen[0].headers.cookie, undefined);
     assert.equal(b.seen[0].headers['x-other'], 'kept');
     assert.equal(res.responseUrl, `${b.origin}/landing`);
-    assert.deepEqual(res.redirectList, [`${b.origin}/landing`]);
+    assert.deepEqual(res.redirectList, [{ location: `${b.origin}/landing` }]);
   });
 
   it('another host name for the same server is another origin: no token (same for an https→http downgrade)', async () => {
