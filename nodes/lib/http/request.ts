@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { parseSetCookies, type CookieMap } from './cookies';
+import { USER_AGENT } from './user-agent';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
 import axios, { type AxiosResponse, isAxiosError } from 'axios';
@@ -326,10 +327,10 @@ async function sendOnce(
   const onAbort = (): void => controller.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const response = await axios.request<Readable>({
+    const response = await client.request<Readable>({
       url: hop.url.href,
       method: hop.method,
-      headers,
+      headers: withDefaults(headers),
       data: hop.body,
       maxRedirects: 0,
       validateStatus: () => true,
@@ -369,6 +370,31 @@ async function sendOnce(
 }
 
 class TimeoutMarker extends Error {}
+
+/**
+ * axios without its default headers: the core node sends no Accept and no Content-Type the flow did not ask for
+ * (a text or binary body goes without one), and a flow moved from it should see the same answers.
+ */
+const client = axios.create();
+for (const group of Object.values(client.defaults.headers) as unknown[]) {
+  if (group && typeof group === 'object') {
+    for (const name of Object.keys(group)) {
+      if (/^(accept|content-type)$/i.test(name)) delete (group as Record<string, unknown>)[name];
+    }
+  }
+}
+
+/**
+ * The headers as sent: this package's User-Agent unless the request names one; no Content-Type unless it names
+ * one (axios puts a form type on every POST, PUT and PATCH otherwise: `false` is its word for "leave it out").
+ */
+function withDefaults(headers: HeaderMap): Record<string, string | string[] | false> {
+  const names = new Set(Object.keys(headers).map((name) => name.toLowerCase()));
+  const out: Record<string, string | string[] | false> = { ...headers };
+  if (!names.has('user-agent')) out['User-Agent'] = USER_AGENT;
+  if (!names.has('content-type')) out['Content-Type'] = false;
+  return out;
+}
 
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
 

@@ -80,6 +80,28 @@ describe('http/request: sendAuthorised', () => {
     ]);
   });
 
+  it("sends the core node's default headers: no Accept, no Content-Type for a text or binary body, this package's User-Agent", async () => {
+    const seen: Record<string, string | string[] | undefined>[] = [];
+    const s = await server((req, res) => {
+      seen.push(req.headers);
+      res.end('ok');
+    });
+    const auth = testAuthorizer([s.origin]);
+    for (const body of ['plain text', Buffer.from('bytes')]) {
+      await sendAuthorised(baseRequest(`${s.origin}/x`, { method: 'POST', body }), { authorizer: auth, agents });
+    }
+    await sendAuthorised(baseRequest(`${s.origin}/x`, { method: 'POST', body: { a: 1 } }), { authorizer: auth, agents });
+    await sendAuthorised(baseRequest(`${s.origin}/x`, { headers: { 'User-Agent': 'mine/1', Accept: 'text/csv' } }), { authorizer: auth, agents });
+    for (const headers of seen.slice(0, 2)) {
+      assert.equal(headers.accept, undefined);
+      assert.equal(headers['content-type'], undefined);
+      assert.match(String(headers['user-agent']), /^node-red-contrib-http-oauth2\/\d+\.\d+\.\d+/);
+    }
+    assert.equal(seen[2]['content-type'], 'application/json');
+    assert.equal(seen[3]['user-agent'], 'mine/1');
+    assert.equal(seen[3].accept, 'text/csv');
+  });
+
   it('refuses a non-allowed origin before any network I/O', async () => {
     const allowed = await server((_q, res) => res.end('ok'));
     const other = await server((_q, res) => res.end('ok'));
