@@ -1,5 +1,5 @@
 import { isOAuth2Error, type OAuth2Error } from './lib/errors';
-import { createAgents } from './lib/http/agents';
+import { createAgents, type AgentTlsOptions } from './lib/http/agents';
 import { proxySettingsFromEnv, useProxyOptions } from './lib/http/proxy';
 import { collectPages } from './lib/http/pagination';
 import { sendAuthorised, type AuthorisedRequest, type AuthorisedResponse, type SendDeps } from './lib/http/request';
@@ -8,12 +8,15 @@ import { messageRequest, parseRequestSettings, responseFields, type RequestNodeC
 import type { ConnectionState } from './lib/tokens/token-manager';
 import type { ConnectionNode } from './node-red/connection-node';
 import { toNodeError } from './node-red/node-error';
+import { proxyOf } from './node-red/proxy-node';
 import { runtimeSetting } from './node-red/store-backend';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
 
 interface RequestNodeDef extends NodeDef, RequestNodeConfig {
   connection?: string;
   tls?: string;
+  /** Id of an `http proxy` config node (the core node's setting); none: the connection's proxy. */
+  proxy?: string;
 }
 
 interface TlsConfigNode extends Node<never> {
@@ -26,7 +29,7 @@ const REQUEST_FAILURES: ReadonlySet<string> = new Set(['OAUTH2_REQUEST_FAILED', 
 /** The code the core node puts in msg.statusCode for a failed request: the socket's (ECONNREFUSED...), else ours. */
 function failureStatusCode(err: OAuth2Error): string {
   const code = err.params.code;
-  if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return code;
+  if (typeof code === 'string' && /^(?:E|HPE_)[A-Z_]+$/.test(code)) return code;
   return err.code === 'OAUTH2_REQUEST_TIMEOUT' ? 'ETIMEDOUT' : err.code;
 }
 
@@ -46,17 +49,28 @@ export = function register(RED: NodeAPI): void {
     const { settings, error: paginationError } = parseRequestSettings(def, { timeoutMs: timeoutDefault });
     const pagination = settings.pagination;
 
-    // A node with its own TLS settings needs its own agents; otherwise it shares the connection's keep-alive pool.
+    // A node with its own TLS settings or its own `http proxy` node (the core node's settings) needs its own
+    // agents; otherwise it shares the connection's keep-alive pool.
     let ownAgents: ReturnType<typeof createAgents> | undefined;
+    let nodeTls: AgentTlsOptions | undefined;
     if (def.tls) {
       const tlsNode = RED.nodes.getNode(def.tls) as TlsConfigNode | null;
       if (tlsNode && typeof tlsNode.addTLSOptions === 'function') {
         const tls: Record<string, unknown> = {};
         tlsNode.addTLSOptions(tls);
-        // The connection's proxy still applies: one transport, whatever the TLS settings.
-        ownAgents = createAgents({ tls: tls as Parameters<typeof createAgents>[0]['tls'], proxy: connectionNode?.connection?.settings.proxy ?? proxySettingsFromEnv() });
+        nodeTls = tls as AgentTlsOptions;
       }
     }
+    // The node's proxy, else the connection's (its `http proxy` node or the environment's): one transport.
+    const proxy = proxyOf(RED, def.proxy) ?? connectionNode?.connection?.settings.proxy ?? proxySettingsFromEnv();
+    if (nodeTls || proxyOf(RED, def.proxy)) ownAgents = createAgents({ tls: nodeTls, proxy });
+    // msg.rejectUnauthorized false (the core node's): a pool of its own that does not check certificates.
+    let uncheckedAgents: ReturnType<typeof createAgents> | undefined;
+    const agentsFor = (msg: NodeMessage, connectionAgents: SendDeps['agents']): SendDeps['agents'] => {
+      if ((msg as { rejectUnauthorized?: unknown }).rejectUnauthorized !== false) return ownAgents ?? connectionAgents;
+      uncheckedAgents ??= createAgents({ tls: { ...nodeTls, rejectUnauthorized: false }, proxy });
+      return uncheckedAgents;
+    };
 
     let inFlight = 0;
     let connectionState: ConnectionState | undefined;
@@ -221,7 +235,7 @@ export = function register(RED: NodeAPI): void {
           // What the provider told the connection (its instance URL, tenant id...), never a token.
           (msg as NodeMessage & { oauth2?: unknown }).oauth2 = values;
           if (invalidTimeout !== undefined) node.warn(t('errors.invalidTimeout', { value: invalidTimeout }));
-          const deps: SendDeps = { authorizer: connection, agents: ownAgents ?? connection.agents };
+          const deps: SendDeps = { authorizer: connection, agents: agentsFor(msg, connection.agents) };
           if (pagination.kind !== 'none') {
             const failure = await paginate(msg, request, deps, send);
             done(failure && !closing ? translate(failure) : undefined);
@@ -286,6 +300,7 @@ export = function register(RED: NodeAPI): void {
       connectionNode?.connection?.removeListener('state', onState);
       connectionNode?.removeListener('store-status', onStoreStatus);
       ownAgents?.destroy();
+      uncheckedAgents?.destroy();
       node.status({});
       closeDone();
     });

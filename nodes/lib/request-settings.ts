@@ -15,7 +15,7 @@ import { resolveRequestUrl, type AuthorisedRequest, type AuthorisedResponse } fr
 import { retryPolicy, type RetryPolicy } from './http/retry';
 import type { ResponseMode, PayToQs } from './http/body';
 
-export const REQUEST_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
+export const REQUEST_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'TRACE']);
 const RETURN_MODES = new Set(['txt', 'bin', 'obj', 'auto']);
 /**
  * Header the node adds to its output so a following request node does not send response headers on: the core
@@ -47,6 +47,8 @@ export interface RequestNodeConfig extends PaginationConfig {
   non2xxAsOutput?: boolean;
   /** Id of a `tls-config` node: a URL without a scheme then gets `https://`, as in the core node. */
   tls?: string;
+  /** The core node's "Enable insecure HTTP parser": answers with malformed headers are read leniently. */
+  insecureHTTPParser?: boolean;
   /** The core node's "Only send errors to Catch": a failed request is not also sent on as a message. */
   senderr?: boolean;
   maxPages?: string | number;
@@ -70,6 +72,7 @@ export interface RequestSettings {
   non2xxAsOutput: boolean;
   /** The scheme a URL naming a host without one gets: https with a TLS configuration, as in the core node. */
   defaultScheme: 'http' | 'https';
+  insecureHTTPParser: boolean;
   /**
    * A request that got no answer (timeout, network, too many redirects, too large) goes to Catch only; otherwise
    * it goes to Catch and is also sent on with msg.statusCode set to the error's code, as the core node does.
@@ -145,6 +148,7 @@ export function parseRequestSettings(config: RequestNodeConfig, defaults: { time
     // package has non2xxAsOutput saved (false by default then) and keeps its behaviour: failures to Catch only.
     non2xxAsOutput: config.non2xxAsOutput !== false,
     defaultScheme: typeof config.tls === 'string' && config.tls !== '' ? 'https' : 'http',
+    insecureHTTPParser: config.insecureHTTPParser === true,
     errorsToCatchOnly: config.senderr === true || (config.senderr === undefined && config.non2xxAsOutput !== undefined),
     pagination: paginationFromConfig(config),
     maxPages: maxPagesText === '' ? 10 : Number(maxPagesText),
@@ -280,7 +284,10 @@ export function messageRequest(
     paytoqs: settings.paytoqs,
     timeoutMs,
     responseMode: settings.responseMode,
-    followRedirects: settings.followRedirects,
+    // The core node's msg.followRedirects: the message may turn following off (or on) for itself.
+    followRedirects: msg.followRedirects === undefined ? settings.followRedirects : Boolean(msg.followRedirects),
+    ...(settings.insecureHTTPParser ? { insecureHTTPParser: true } : {}),
+    ...(msg.cookies && typeof msg.cookies === 'object' && !Array.isArray(msg.cookies) ? { cookies: msg.cookies as Record<string, unknown> } : {}),
     maxRedirects: settings.maxRedirects,
     retry: settings.retry,
     maxResponseBytes: settings.maxResponseBytes,

@@ -11,6 +11,8 @@ export interface AgentTlsOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   cert?: string | Buffer | Array<string | Buffer>;
   key?: string | Buffer | Array<string | Buffer>;
+  /** A PKCS#12 bundle (certificate and key), as a tls-config of Node-RED 5 gives it. */
+  pfx?: string | Buffer | Array<string | Buffer>;
   passphrase?: string;
   rejectUnauthorized?: boolean;
   servername?: string;
@@ -145,6 +147,7 @@ export function createAgents(options: AgentOptions): AgentPair {
   if (tls.ca !== undefined) tlsOptions.ca = tls.ca;
   if (tls.cert !== undefined) tlsOptions.cert = tls.cert;
   if (tls.key !== undefined) tlsOptions.key = tls.key;
+  if (tls.pfx !== undefined) tlsOptions.pfx = tls.pfx;
   if (tls.passphrase !== undefined && tls.passphrase !== '') tlsOptions.passphrase = tls.passphrase;
   if (typeof tls.rejectUnauthorized === 'boolean') tlsOptions.rejectUnauthorized = tls.rejectUnauthorized;
   if (tls.servername) tlsOptions.servername = tls.servername;

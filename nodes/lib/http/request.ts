@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { parseSetCookies, type CookieMap } from './cookies';
+import { CookieJar, parseSetCookies, type CookieMap } from './cookies';
 import { USER_AGENT } from './user-agent';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
@@ -30,6 +30,10 @@ export interface AuthorisedRequest {
    */
   maxResponseBytes?: number;
   signal?: AbortSignal;
+  /** Node's lenient HTTP parser for answers with malformed headers (the core node's option). */
+  insecureHTTPParser?: boolean;
+  /** The core node's msg.cookies (see CookieJar.addMessageCookies), sent with the request to its URL. */
+  cookies?: Record<string, unknown>;
 }
 
 export interface AuthorisedResponse {
@@ -174,6 +178,16 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
       if (!set.has(name.toLowerCase())) callerHeaders[name] = value;
     }
   }
+  // Cookies live in the request's jar: the message's own for its URL, and those redirects set, each sent to the
+  // origin it belongs to (CookieJar). The Cookie header is the jar's, made for each hop.
+  const jar = new CookieJar();
+  for (const name of Object.keys(callerHeaders)) {
+    if (name.toLowerCase() === 'cookie') {
+      jar.addHeader(callerHeaders[name], url);
+      delete callerHeaders[name];
+    }
+  }
+  if (req.cookies && typeof req.cookies === 'object') jar.addMessageCookies(req.cookies, url);
   const encoded = await encodeRequest(method, url, callerHeaders, req.body, req.paytoqs ?? 'ignore');
 
   let hop: Hop = { url: encoded.url, method, headers: encoded.headers, body: encoded.body };
@@ -191,6 +205,8 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
   for (;;) {
     throwIfAborted(req.signal, hop.url.host, attempts);
     const headers: HeaderMap = { ...hop.headers };
+    const cookie = jar.header(hop.url);
+    if (cookie !== undefined) headers.Cookie = cookie;
     let tokenUsed: string | undefined;
     if (attachToken && hop.url.origin === tokenOrigin && authorizer.allows(hop.url)) {
       const token = pendingToken ?? (await authorizer.getAccessToken());
@@ -202,7 +218,7 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
     let response: OnceResponse;
     const sentAt = Date.now();
     try {
-      response = await sendOnce(hop, headers, timeoutMs, maxResponseBytes, deps.agents, req.signal);
+      response = await sendOnce(hop, headers, timeoutMs, maxResponseBytes, deps.agents, req.signal, req.insecureHTTPParser === true);
     } catch (err) {
       // Too large is the answer itself, not a network fault: asking again would fetch the same body.
       if (isOAuth2Error(err)) throw err;
@@ -223,7 +239,14 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
       const code = failure.kind === 'timeout' ? 'OAUTH2_REQUEST_TIMEOUT' : 'OAUTH2_REQUEST_FAILED';
       const what = failure.kind === 'timeout' ? `timed out after ${timeoutMs} ms` : `failed (${failure.code})`;
       throw new OAuth2Error(code, `The request to ${hop.url.host} ${what} after ${attempts} attempt(s)`, {
-        params: { host: hop.url.host, attempts, code: failure.code, ...(failure.kind === 'timeout' ? { timeoutMs } : {}) },
+        params: {
+          host: hop.url.host,
+          attempts,
+          code: failure.code,
+          ...(failure.kind === 'timeout' ? { timeoutMs } : {}),
+          // Node's HTTP parser refused the answer (HPE_*): the server answered, but not in HTTP.
+          ...(failure.code?.startsWith('HPE_') ? { messageKey: 'errors.requestParseError' } : {}),
+        },
         retryable: true,
       });
     }
@@ -264,6 +287,7 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
           });
         }
         const setCookie = responseHeaders['set-cookie'];
+        jar.addSetCookies(setCookie, hop.url);
         redirectList.push(setCookie === undefined ? { location: next.href } : { location: next.href, cookies: parseSetCookies(setCookie) });
         hop = redirectHop(hop, status, next);
         if (next.origin !== tokenOrigin) attachToken = false;
@@ -319,6 +343,7 @@ async function sendOnce(
   maxResponseBytes: number,
   agents: SendDeps['agents'],
   signal: AbortSignal | undefined,
+  insecureHTTPParser: boolean,
 ): Promise<OnceResponse> {
   // A whole-request timer (axios' own `timeout` is a socket idle timer, and core's is for the whole request).
   const controller = new AbortController();
@@ -344,6 +369,7 @@ async function sendOnce(
       // bearer token included, to the proxy in the clear.
       proxy: false,
       signal: controller.signal,
+      ...(insecureHTTPParser ? { insecureHTTPParser: true } : {}),
       // Bodies are already Buffers; no JSON guessing, no trimming.
       transformRequest: [(data: unknown) => data],
       transformResponse: [(data: unknown) => data],

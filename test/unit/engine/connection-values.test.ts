@@ -30,7 +30,10 @@ describe('connection values (provider deviations)', () => {
     assert.equal(tokens.expiresAt, now + 60_000);
     assert.deepEqual(tokens.scopes, ['a', 'b']);
     assert.deepEqual(tokens.values, { instanceUrl: 'https://acme.my.example.com' });
-    assert.equal(code(() => normalizeTokenResponse({ access_token: 'top' }, { ...ctx, tokenPath: ['authed_user'] })), 'OAUTH2_INVALID_TOKEN_RESPONSE:authed_user');
+    // A refresh answered at the top level (the path is absent there) is read there.
+    assert.equal(normalizeTokenResponse({ access_token: 'top' }, { ...ctx, tokenPath: ['authed_user'] }).accessToken, 'top');
+    assert.equal(code(() => normalizeTokenResponse({ ok: true }, { ...ctx, tokenPath: ['authed_user'] })), 'OAUTH2_INVALID_TOKEN_RESPONSE:authed_user');
+    assert.equal(code(() => normalizeTokenResponse({ access_token: 'top', authed_user: 'x' }, { ...ctx, tokenPath: ['authed_user'] })), 'OAUTH2_INVALID_TOKEN_RESPONSE:authed_user');
   });
 
   it('refuses a token response whose value fails its pattern or is not a safe URL, naming the field', () => {
