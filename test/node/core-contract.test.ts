@@ -796,6 +796,52 @@ const CASES: ContractCase[] = [
   configProxyCase('uses the http proxy config node for an https msg.url', { noproxy: ['foo,bar,baz'], https: true, viaMsg: true, viaProxy: true }),
   configProxyCase("does not use the http proxy config node for an msg.url whose host its no-proxy list names", { noproxy: ['foo,localhost,baz'], https: true, viaMsg: true, viaProxy: false }),
 
+  // -- a moved flow: one core node with every setting it has, retyped --
+  {
+    name: 'a node with every setting at once (a moved flow): method, URL template, headers in every form, TLS, proxy, keep-alive, senderr, return type',
+    items: [1, 2, 4, 6],
+    node: (e) => ({
+      method: 'PUT',
+      ret: 'obj',
+      paytoqs: 'ignore',
+      // No scheme: https:// with the tls-config; the path from the message.
+      url: `localhost:${e.server.sslPort}/{{{route}}}`,
+      tls: 'tls1',
+      proxy: 'proxy1',
+      persist: true,
+      senderr: true,
+      insecureHTTPParser: false,
+      authType: '',
+      headers: [
+        { keyType: 'other', keyValue: 'X-Typed', valueType: 'other', valueValue: 'typed' },
+        { keyType: 'Content-Type', keyValue: '', valueType: 'application/json', valueValue: '' },
+        { keyType: 'msg', keyValue: 'headerName', valueType: 'msg', valueValue: 'headerValue' },
+        { keyType: 'other', keyValue: 'X-Dropped', valueType: 'other', valueValue: '' },
+      ],
+    }),
+    config: (e) => ({ nodes: [...PROXY_NODE(e).nodes, ...TRUSTING_TLS(e).nodes] }),
+    msg: () => ({
+      route: 'inspect',
+      payload: { moved: true },
+      headerName: 'X-From-Msg',
+      headerValue: 'from msg',
+      headers: { 'X-Dropped': 'set by msg.headers' },
+      cookies: { session: { value: 'a b' } },
+    }),
+    expect(o, e) {
+      const seen = inspected(o);
+      assert.equal(seen.method, 'PUT', 'method');
+      assert.equal(seen.body, '{"moved":true}', 'body');
+      assert.equal(seen.headers['x-typed'], 'typed', 'a typed header');
+      startsWith(seen.headers['content-type'], 'application/json', 'a common header');
+      assert.equal(seen.headers['x-from-msg'], 'from msg', 'a header named and valued from msg');
+      assert.equal(seen.headers['x-dropped'], undefined, 'a blank header removes the one msg.headers set');
+      assert.equal(seen.headers.cookie, 'session=a%20b', 'msg.cookies');
+      assert.ok(proxiedTo(o, `localhost:${e.server.sslPort}`), "through the http proxy node's proxy");
+      startsWith(output(o).responseUrl, 'https://', 'msg.responseUrl');
+    },
+  },
+
   // -- authentication --
   {
     name: 'sends a bearer token (the node credential for the core node, the connection token for ours)',
