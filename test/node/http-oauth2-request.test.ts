@@ -153,7 +153,7 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
 
     it('rejects an invalid msg.method with OAUTH2_INVALID_INPUT naming the field; the msg reaches Catch', async () => {
       await loadFlow([requestNode('req', { method: 'use', url: '/echo' }), helperNode(), ...catchNodes(['req'])]);
-      const caught = await sendAndCatch('req', { method: 'TRACE', payload: 'kept', _keep: 42 });
+      const caught = await sendAndCatch('req', { method: 'CONNECT', payload: 'kept', _keep: 42 });
       assert.equal(caught.error.code, 'OAUTH2_INVALID_INPUT');
       assert.equal(caught.error.message, 'Invalid message: msg.method is not a supported method');
       assert.equal(caught.error.source.id, 'req');
