@@ -296,6 +296,26 @@ describe('record trigger node (node-red-node-test-helper)', function () {
     });
   }
 
+  it("connection values: {{{connection.name}}} in the list URL, and msg.oauth2 on every change (never a token)", async () => {
+    const conn = serviceConnection(auth, { apiBaseUrl: api.url });
+    // A token-response field kept as a connection value (oidc-provider's token_type).
+    const connection = { ...conn.node, tokenValues: [{ from: 'token_type', as: 'tokenKind' }] };
+    const trigger = recordChangeNode('trig', { url: '/records?kind={{{connection.tokenKind}}}&base={{connection.apiBaseUrl}}' });
+    const sent: Msg[] = [];
+    await helper.load(modules, [tab(), connection, trigger, helperNode()], conn.credentials);
+    helper.getNode('out').on('input', (msg: Msg) => sent.push(msg));
+    const trig = helper.getNode('trig');
+    await firstPollDone(trig);
+    api.add('one');
+    await poll(trig);
+    const last = api.listRequests.at(-1);
+    assert.equal(last?.query.kind, 'Bearer');
+    assert.equal(last?.query.base, api.url);
+    assert.equal(sent.length, 1);
+    assert.deepEqual(sent[0].oauth2, { tokenKind: 'Bearer', apiBaseUrl: api.url });
+    assert.ok(!JSON.stringify(sent[0]).includes('eyJ'), 'no token on the message');
+  });
+
   it('JSONata records over object pages: the expression\'s records decide the empty page, so every page is read and each record sent once', async () => {
     const pagesApi = await startObjectPagesApi(auth);
     try {
