@@ -5,6 +5,7 @@ import type { Page } from 'playwright-core';
 import catalogue from '../../nodes/lib/providers/catalogue.json';
 import type { ProviderPreset } from '../../nodes/lib/providers/schema';
 import type { AuthServer } from '../support/auth-server';
+import { startDeviantProvider, type DeviantProvider } from '../support/deviant-provider';
 import {
   closeTrays,
   deployWithButton,
@@ -328,6 +329,62 @@ describe('browser: the Provider field of the connection dialog (chromium)', func
       assert.match(await page.locator('#node-config-oauth2-state').innerText(), /^Logged in$/);
       await closeConnectionDialog(page);
     });
+    assert.deepEqual(runtime.crashes, []);
+    assert.deepEqual(session.pageErrors, []);
+  });
+  it('en-US: the Slack (user token) preset logs in against a provider that behaves as Slack does (tokens under authed_user, comma-separated scopes, refusals as ok:false, no lifetime): its behaviour settings make the login work', async () => {
+    const session = await editorIn('en-US');
+    const { page } = session;
+    const slack = preset('slack-user');
+    const provider: DeviantProvider = await startDeviantProvider({
+      tokenPath: 'authed_user',
+      topLevelToken: true,
+      errorIn200: 'ok-false',
+      scopeSeparator: ',',
+      expiry: 'none',
+      neverExpires: true,
+      onSecret: () => undefined,
+    });
+    try {
+      provider.addRedirectUri(redirectUri);
+      await step(session, 'slack-like-login', async () => {
+        await openNewConnection(page);
+        await page.fill('#node-config-oauth2-provider-search', 'Slack (user');
+        await page.press('#node-config-oauth2-provider-search', 'Enter');
+        assert.equal(await page.inputValue('#node-config-input-provider'), 'slack-user');
+        assert.equal(await value(page, 'tokenEndpoint'), slack.endpoints.token);
+        // The preset's behaviour, as the Advanced tab shows it.
+        assert.equal(await value(page, 'tokenPath'), 'authed_user');
+        assert.equal(await value(page, 'scopeSeparator'), ',');
+
+        // Its endpoints pointed at the imitation, the imitation's client.
+        await page.fill('#node-config-input-authorizationEndpoint', provider.authorizeUrl);
+        await page.fill('#node-config-input-tokenEndpoint', provider.tokenUrl);
+        await page.fill('#node-config-input-revocationEndpoint', '');
+        await openTab(page, 1, '#node-config-input-clientId');
+        await page.fill('#node-config-input-clientId', provider.client.clientId);
+        await page.fill('#node-config-input-clientSecret', provider.client.clientSecret);
+        await page.fill('#node-config-input-scopes', 'chat:write users:read');
+
+        const popupPromise = session.context.waitForEvent('page');
+        await page.click('#node-config-oauth2-login');
+        const popup = await popupPromise;
+        await popup.waitForEvent('close', { timeout: 30_000 }).catch(() => undefined);
+        await page.locator('#node-config-oauth2-details li', { hasText: 'until the API refuses it' }).waitFor({ timeout: 15_000 });
+        watchText(await trayText(page));
+        // The scopes went comma-separated (the imitation refuses a space), the code was exchanged, and the token
+        // read is the user's under authed_user, not the top-level bot token.
+        assert.equal(provider.authorizeRequests[0]?.params.scope, 'chat:write,users:read');
+        assert.equal(provider.authorizeRequests[0]?.params.user_scope, 'users:read', 'the preset\'s extra authorize parameter');
+        assert.deepEqual(provider.tokenRequests.map((r) => r.outcome), ['issued']);
+        const details = (await page.locator('#node-config-oauth2-details').innerText()).replace(/\s+/g, ' ');
+        assert.match(details, /Granted scopes: [^.]*chat:write/, details);
+        await session.shot('connection-provider-slack-login');
+        await closeConnectionDialog(page);
+      });
+    } finally {
+      await provider.close();
+    }
     assert.deepEqual(runtime.crashes, []);
     assert.deepEqual(session.pageErrors, []);
   });
