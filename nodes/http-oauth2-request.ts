@@ -10,7 +10,8 @@ import type { ConnectionNode } from './node-red/connection-node';
 import { toNodeError } from './node-red/node-error';
 import { proxyOf } from './node-red/proxy-node';
 import { runtimeSetting } from './node-red/store-backend';
-import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
+import { localizedStatus } from './node-red/status-text';
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './node-red/types';
 
 interface RequestNodeDef extends NodeDef, RequestNodeConfig {
   connection?: string;
@@ -80,34 +81,34 @@ export = function register(RED: NodeAPI): void {
     const translate = (err: unknown): Error =>
       connectionNode ? connectionNode.toNodeError(err) : toNodeError(err, (key, params) => t(key, params));
 
-    function configErrorStatus(err: OAuth2Error): { fill: 'red'; shape: 'ring'; text: string } {
-      return { fill: 'red', shape: 'ring', text: t('status.failed', { code: err.code }) };
+    function configErrorStatus(err: OAuth2Error): NodeStatus {
+      return localizedStatus('red', 'ring', { key: 'status.failed', params: { code: err.code } }, 'http-oauth2-request', t);
     }
 
     function showConnectionState(): boolean {
       if (connectionNode?.storeUnavailable && connectionState?.kind !== 'login-required') {
-        node.status({ fill: 'yellow', shape: 'ring', text: 'http-oauth2-request.status.storeUnavailable' });
+        node.status(localizedStatus('yellow', 'ring', { key: 'status.storeUnavailable' }, 'http-oauth2-request', t));
         return true;
       }
       if (!connectionState) return false;
       if (connectionState.kind === 'login-required') {
         const lost = connectionState.error?.params.reason === 'refreshAnswerLost';
-        node.status({ fill: 'red', shape: 'ring', text: lost ? 'http-oauth2-request.status.loginRequiredAnswerLost' : 'http-oauth2-request.status.loginRequired' });
+        node.status(localizedStatus('red', 'ring', { key: lost ? 'status.loginRequiredAnswerLost' : 'status.loginRequired' }, 'http-oauth2-request', t));
         return true;
       }
       if (connectionState.kind === 'refused') {
         // The token endpoint refused the connection's client (invalid_client...): no request can succeed until
         // its settings are corrected and deployed.
-        node.status({ fill: 'red', shape: 'ring', text: t('status.refused', { error: connectionState.error.oauthError ?? connectionState.error.code }) });
+        node.status(localizedStatus('red', 'ring', { key: 'status.refused', params: { error: connectionState.error.oauthError ?? connectionState.error.code } }, 'http-oauth2-request', t));
         return true;
       }
       if (connectionState.kind === 'unavailable' && connectionState.error.code === 'OAUTH2_TOKEN_ENDPOINT_UNAVAILABLE') {
-        node.status({ fill: 'yellow', shape: 'ring', text: 'http-oauth2-request.status.unavailable' });
+        node.status(localizedStatus('yellow', 'ring', { key: 'status.unavailable' }, 'http-oauth2-request', t));
         return true;
       }
       if (connectionState.kind === 'unavailable' && connectionState.error.code === 'OAUTH2_TOKEN_STORE_FAILED') {
         // Redis (or the token file) is failing: held tokens still work until they expire, renewals wait.
-        node.status({ fill: 'yellow', shape: 'ring', text: 'http-oauth2-request.status.storeUnavailable' });
+        node.status(localizedStatus('yellow', 'ring', { key: 'status.storeUnavailable' }, 'http-oauth2-request', t));
         return true;
       }
       return false;
@@ -126,9 +127,9 @@ export = function register(RED: NodeAPI): void {
       connectionState = connectionNode.connection.state();
       showConnectionState();
     } else if (connectionNode?.configError) {
-      node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: connectionNode.configError.code }) });
+      node.status(localizedStatus('red', 'ring', { key: 'status.failed', params: { code: connectionNode.configError.code ?? 'OAUTH2_INVALID_CONFIG' } }, 'http-oauth2-request', t));
     } else {
-      node.status({ fill: 'red', shape: 'ring', text: 'http-oauth2-request.errors.noConnection' });
+      node.status(localizedStatus('red', 'ring', { key: 'errors.noConnection' }, 'http-oauth2-request', t));
     }
     if (paginationError && connectionNode?.connection && !showConnectionState()) node.status(configErrorStatus(paginationError));
 
@@ -159,7 +160,7 @@ export = function register(RED: NodeAPI): void {
                 node.warn(t('errors.jsonDecode'));
               }
               if (inFlight === 1 && !showConnectionState()) {
-                node.status({ fill: 'blue', shape: 'dot', text: t('status.page', { page: page.index + 1 }) });
+                node.status(localizedStatus('blue', 'dot', { key: 'status.page', params: { page: page.index + 1 } }, 'http-oauth2-request', t));
               }
             },
             sendPage: (page) => {
@@ -189,16 +190,17 @@ export = function register(RED: NodeAPI): void {
         if (settings.pageOutput === 'each') msg.page = result.last.index;
         msg.pages = result.count;
         msg.complete = false;
-        node.status({ fill: 'red', shape: 'ring', text: t('status.error', { statusCode: last.statusCode }) });
+        node.status(localizedStatus('red', 'ring', { key: 'status.error', params: { statusCode: last.statusCode } }, 'http-oauth2-request', t));
         return httpStatusError(last);
       }
       if (!showConnectionState()) {
         node.status(inFlight > 0
-          ? { fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) }
+          ? localizedStatus('blue', 'dot', { key: 'status.inFlight', params: { count: inFlight } }, 'http-oauth2-request', t)
           : {
               fill: ok && result.complete ? 'green' : 'yellow',
               shape: 'dot',
               text: t(result.complete ? 'status.pages' : 'status.pagesIncomplete', { statusCode: last.statusCode, count: result.count }),
+              i18n: { key: `http-oauth2-request.${result.complete ? 'status.pages' : 'status.pagesIncomplete'}`, params: { statusCode: last.statusCode, count: result.count } },
             });
       }
       if (settings.pageOutput === 'all') {
@@ -226,7 +228,7 @@ export = function register(RED: NodeAPI): void {
         }
         const connection = connectionNode.connection;
         inFlight += 1;
-        node.status({ fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) });
+        node.status(localizedStatus('blue', 'dot', { key: 'status.inFlight', params: { count: inFlight } }, 'http-oauth2-request', t));
         try {
           if (paginationError) throw paginationError;
           const values = connection.values();
@@ -249,14 +251,14 @@ export = function register(RED: NodeAPI): void {
           const ok = response.statusCode >= 200 && response.statusCode < 300;
           inFlight -= 1;
           if (!ok && !settings.non2xxAsOutput) {
-            node.status({ fill: 'red', shape: 'ring', text: t('status.error', { statusCode: response.statusCode }) });
+            node.status(localizedStatus('red', 'ring', { key: 'status.error', params: { statusCode: response.statusCode } }, 'http-oauth2-request', t));
             done(translate(httpStatusError(response)));
             return;
           }
           if (!showConnectionState()) {
             node.status(inFlight > 0
-              ? { fill: 'blue', shape: 'dot', text: t('status.inFlight', { count: inFlight }) }
-              : { fill: ok ? 'green' : 'yellow', shape: 'dot', text: t('status.ok', { statusCode: response.statusCode }) });
+              ? localizedStatus('blue', 'dot', { key: 'status.inFlight', params: { count: inFlight } }, 'http-oauth2-request', t)
+              : localizedStatus(ok ? 'green' : 'yellow', 'dot', { key: 'status.ok', params: { statusCode: response.statusCode } }, 'http-oauth2-request', t));
           }
           send(msg);
           done();
@@ -272,9 +274,9 @@ export = function register(RED: NodeAPI): void {
             if (isOAuth2Error(err) && code === 'OAUTH2_LOGIN_REQUIRED') {
               // Never logged in: the connection has no state to show yet, but the words are the same.
               const lost = err.params.reason === 'refreshAnswerLost';
-              node.status({ fill: 'red', shape: 'ring', text: lost ? 'http-oauth2-request.status.loginRequiredAnswerLost' : 'http-oauth2-request.status.loginRequired' });
+              node.status(localizedStatus('red', 'ring', { key: lost ? 'status.loginRequiredAnswerLost' : 'status.loginRequired' }, 'http-oauth2-request', t));
             } else {
-              node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code }) });
+              node.status(localizedStatus('red', 'ring', { key: 'status.failed', params: { code } }, 'http-oauth2-request', t));
             }
           }
           const error = translate(err);

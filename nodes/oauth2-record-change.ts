@@ -10,6 +10,7 @@ import type { ConnectionNode } from './node-red/connection-node';
 import { DELIVERY_TIMEOUT_MS, DeliveryTracker } from './node-red/delivery-tracker';
 import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
 import { NodeError, toNodeError } from './node-red/node-error';
+import { localizedStatus } from './node-red/status-text';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
 import type { RecordChangeNode } from './node-red/record-change-node';
 import { registerRecordChangeRoutes } from './oauth2-record-change-routes';
@@ -68,7 +69,7 @@ export = function register(RED: NodeAPI): void {
     }
     if (setupError) {
       node.error(setupError);
-      node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: setupError.code ?? 'ERROR' }) });
+      node.status(localizedStatus('red', 'ring', { key: 'status.failed', params: { code: setupError.code ?? 'ERROR' } }, 'oauth2-record-change', t));
       node.on('input', (_msg, _send, done) => done(setupError));
       return;
     }
@@ -85,7 +86,7 @@ export = function register(RED: NodeAPI): void {
         const error = toNodeError(new Error(t(errorKey, { message: err instanceof Error ? err.message : String(err) })), () => '');
         error.code = 'OAUTH2_INVALID_CONFIG';
         node.error(error);
-        node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: 'OAUTH2_INVALID_CONFIG' }) });
+        node.status(localizedStatus('red', 'ring', { key: 'status.failed', params: { code: 'OAUTH2_INVALID_CONFIG' } }, 'oauth2-record-change', t));
         node.on('input', (_msg, _send, done) => done(error));
         return undefined;
       }
@@ -179,7 +180,7 @@ export = function register(RED: NodeAPI): void {
     const report = new TriggerReport(node, t, translate, () => inputPolls > 0);
     poller.on('poll-start', () => {
       node.trace('poll started');
-      node.status({ fill: 'blue', shape: 'dot', text: t('status.polling') });
+      node.status(localizedStatus('blue', 'dot', { key: 'status.polling' }, 'oauth2-record-change', t));
     });
     poller.on('poll-end', (outcome: PollOutcome) => {
       node.trace(
@@ -197,7 +198,7 @@ export = function register(RED: NodeAPI): void {
       if (msg.reset === true) {
         poller.reset().then(
           () => {
-            node.status({ fill: 'grey', shape: 'ring', text: t('status.reset') });
+            node.status(localizedStatus('grey', 'ring', { key: 'status.reset' }, 'oauth2-record-change', t));
             done();
           },
           (err: unknown) => done(translate(err)),
@@ -251,7 +252,7 @@ export = function register(RED: NodeAPI): void {
     const onLeaseLost = (): void => {
       if (redis && redis.status() !== 'ready') {
         lapsedInOutage = true;
-        node.status({ fill: 'red', shape: 'ring', text: t('status.redisAway') });
+        node.status(localizedStatus('red', 'ring', { key: 'status.redisAway' }, 'oauth2-record-change', t));
       } else {
         report.standby();
       }

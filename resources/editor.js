@@ -54,6 +54,39 @@
             return typeof error.message === 'string' ? error.message : '';
         },
 
+        /**
+         * A status the runtime sent with its catalog entry (nodes/node-red/status-text.ts), in the editor's
+         * language: each value that is an entry of its own is said first, and the values named in `times`
+         * (epoch milliseconds) become a time of day in the editor's locale, with the date when not today.
+         */
+        statusText: function (node, entry) {
+            const params = {};
+            Object.keys(entry.params || {}).forEach(function (name) {
+                const value = entry.params[name];
+                params[name] = value && typeof value === 'object' && typeof value.key === 'string'
+                    ? window.HttpOAuth2Editor.statusText(node, value)
+                    : value;
+            });
+            (Array.isArray(entry.times) ? entry.times : []).forEach(function (name) {
+                if (typeof params[name] === 'number') {
+                    params[name] = window.HttpOAuth2Editor.localTime(params[name]);
+                }
+            });
+            return node._(entry.key, params);
+        },
+
+        /** A time of day in the editor's language; with the date when it is not today. */
+        localTime: function (ms) {
+            const lang = (RED.i18n && typeof RED.i18n.lang === 'function' && RED.i18n.lang()) || undefined;
+            const at = new Date(ms);
+            try {
+                return at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString(lang) : at.toLocaleString(lang);
+            } catch {
+                // A language tag the browser does not know: its own locale.
+                return at.toLocaleTimeString();
+            }
+        },
+
         isBlank: function (value) {
             return value === undefined || value === null || String(value).trim() === '';
         },
@@ -145,4 +178,31 @@
             }
         }
     };
+
+    // Statuses of this package's nodes in the editor's language, once per page (each node file loads this
+    // script). Node-RED's own handler has set the status (and translated a bare key); this one says a status
+    // with values from its catalog entry instead of the server's text.
+    if (!window.HttpOAuth2EditorStatusHook && RED.comms && typeof RED.comms.subscribe === 'function') {
+        window.HttpOAuth2EditorStatusHook = true;
+        const TYPES = ['http-oauth2-request', 'oauth2-record-change', 'oauth2-connection'];
+        RED.comms.subscribe('status/#', function (topic, msg) {
+            if (!msg || !msg.i18n || typeof msg.i18n.key !== 'string') {
+                return;
+            }
+            const node = RED.nodes.node(topic.split('/')[1]);
+            if (!node || TYPES.indexOf(node.type) === -1 || typeof node._ !== 'function') {
+                return;
+            }
+            const text = window.HttpOAuth2Editor.statusText(node, msg.i18n);
+            msg.text = text;
+            if (node.status && typeof node.status === 'object') {
+                node.status.text = text;
+            }
+            node.dirty = true;
+            node.dirtyStatus = true;
+            if (RED.view && typeof RED.view.redrawStatus === 'function') {
+                RED.view.redrawStatus(node);
+            }
+        });
+    }
 })();

@@ -6,14 +6,9 @@
 import type { PollOutcome } from '../lib/changes/poller';
 import type { ErrorParams, OAuth2Error } from '../lib/errors';
 import { toNodeError, type NodeError } from './node-error';
+import { localizedStatus } from './status-text';
 import { redisUnavailable } from './trigger-stores';
-import type { Node } from './types';
-
-/** A time of day for statuses; with the date when it is not today (a daily trigger's retry is tomorrow). */
-function time(ms = Date.now()): string {
-  const at = new Date(ms);
-  return at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
-}
+import type { Node, NodeStatusFill, StatusText } from './types';
 
 export class TriggerReport {
   private skipped = 0;
@@ -33,26 +28,31 @@ export class TriggerReport {
   ) {}
 
   standby(): void {
-    this.node.status({ fill: 'grey', shape: 'ring', text: this.t('status.standby') });
+    this.say('grey', 'ring', { key: 'status.standby' });
+  }
+
+  /** A status the editor says in its user's language (status-text.ts). */
+  private say(fill: NodeStatusFill, shape: 'ring' | 'dot', text: StatusText): void {
+    this.node.status(localizedStatus(fill, shape, text, 'oauth2-record-change', this.t));
   }
 
   /** The poller's backoff state: when the next attempt is, and why. */
   showState(state: { kind: string; nextPollAt?: number; lastError?: OAuth2Error }): void {
-    const { node, t } = this;
     if (state.kind !== 'backoff' || !state.lastError) return;
+    const at = state.nextPollAt ?? Date.now();
     if (redisUnavailable(state.lastError)) {
-      node.status({ fill: 'red', shape: 'ring', text: t('status.redisUnavailable', { time: time(state.nextPollAt) }) });
+      this.say('red', 'ring', { key: 'status.redisUnavailable', params: { time: at }, times: ['time'] });
     } else if (state.lastError.code === 'OAUTH2_LOGIN_REQUIRED') {
       this.loginRequired(state.lastError);
     } else {
-      node.status({ fill: 'yellow', shape: 'ring', text: t('status.backoff', { time: time(state.nextPollAt), code: state.lastError.code }) });
+      this.say('yellow', 'ring', { key: 'status.backoff', params: { time: at, code: state.lastError.code }, times: ['time'] });
     }
   }
 
   showOutcome(outcome: PollOutcome): void {
     const { node, t } = this;
     if (outcome.skipped && outcome.otherConfig) {
-      node.status({ fill: 'grey', shape: 'ring', text: t('status.standbyOtherConfig') });
+      this.say('grey', 'ring', { key: 'status.standbyOtherConfig' });
       return;
     }
     if (outcome.skipped && outcome.standby) {
@@ -61,7 +61,7 @@ export class TriggerReport {
     }
     if (outcome.skipped) {
       this.skipped += 1;
-      node.status({ fill: 'yellow', shape: 'ring', text: t('status.skipped', { count: this.skipped }) });
+      this.say('yellow', 'ring', { key: 'status.skipped', params: { count: this.skipped } });
       return;
     }
     if ('error' in outcome) {
@@ -74,19 +74,22 @@ export class TriggerReport {
         return;
       }
       this.raise(this.translate(outcome.error));
-      node.status({ fill: 'red', shape: 'ring', text: t('status.failed', { code: outcome.error.code }) });
+      this.say('red', 'ring', { key: 'status.failed', params: { code: outcome.error.code } });
       return;
     }
     this.loginRequiredSaid = false;
     const counts = { created: 0, updated: 0, deleted: 0 };
     for (const c of outcome.emitted ?? []) counts[c] += 1;
-    const summary =
-      outcome.firstPoll && outcome.changes === 0 ? t('status.first', { count: outcome.stats.records, time: time() }) : t('status.idle', { ...counts, time: time() });
+    const now = Date.now();
+    const summary: StatusText =
+      outcome.firstPoll && outcome.changes === 0
+        ? { key: 'status.first', params: { count: outcome.stats.records, time: now }, times: ['time'] }
+        : { key: 'status.idle', params: { ...counts, time: now }, times: ['time'] };
     const continuing = outcome.continuing;
     if (!continuing) this.continuingSaid = false;
     if (outcome.incomplete) {
       this.raise(toNodeError(outcome.incomplete, t));
-      node.status({ fill: 'yellow', shape: 'ring', text: t('status.incomplete', { summary, code: outcome.incomplete.code }) });
+      this.say('yellow', 'ring', { key: 'status.incomplete', params: { summary, code: outcome.incomplete.code } });
       return;
     }
     if (continuing) {
@@ -94,7 +97,7 @@ export class TriggerReport {
         this.continuingSaid = true;
         node.warn(t('errors.continuing', { pages: continuing.pages }));
       }
-      node.status({ fill: 'green', shape: 'ring', text: t('status.continuing', { summary, pages: continuing.total }) });
+      this.say('green', 'ring', { key: 'status.continuing', params: { summary, pages: continuing.total } });
       return;
     }
     if (outcome.future && !this.futureSaid) {
@@ -103,15 +106,15 @@ export class TriggerReport {
       this.futureSaid = true;
       const { id, updatedAt, apiNow, count } = outcome.future;
       node.warn(t('errors.futureTimestamp', { id, updatedAt: new Date(updatedAt).toISOString(), apiNow: new Date(apiNow).toISOString(), count }));
-      node.status({ fill: 'yellow', shape: 'dot', text: t('status.future', { summary, id }) });
+      this.say('yellow', 'dot', { key: 'status.future', params: { summary, id } });
       return;
     }
-    node.status({ fill: 'green', shape: 'dot', text: summary });
+    this.say('green', 'dot', summary);
   }
 
   private loginRequired(err: OAuth2Error): void {
     const lost = err.params.reason === 'refreshAnswerLost';
-    this.node.status({ fill: 'red', shape: 'ring', text: this.t(lost ? 'status.loginRequiredAnswerLost' : 'status.loginRequired') });
+    this.say('red', 'ring', { key: lost ? 'status.loginRequiredAnswerLost' : 'status.loginRequired' });
   }
 
   /** A scheduled poll's failure reaches the log and Catch through a message of its own. */

@@ -11,6 +11,18 @@ export interface NodeStatus {
   fill?: NodeStatusFill;
   shape?: 'ring' | 'dot';
   text?: string;
+  /** The text as a catalog entry, for the editor to say in each user's language (status-text.ts). */
+  i18n?: StatusText;
+}
+
+/**
+ * A status text as a catalog key and its values: a value may be a text of its own (a summary inside a
+ * status), and the values named in `times` are epoch milliseconds, shown as a time of day.
+ */
+export interface StatusText {
+  key: string;
+  params?: Record<string, string | number | StatusText>;
+  times?: string[];
 }
 
 export interface NodeMessage {

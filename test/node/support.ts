@@ -249,7 +249,16 @@ export function currentStatusSpy(): Spy {
 }
 
 /** Every status the node has set since the helper loaded the flow, in order. */
+/**
+ * The statuses a node set, as the server's-language text (`i18n`, the catalog entry the editor says in its
+ * user's language, is left out: i18nStatusLog has it).
+ */
 export function statusLog(node: RuntimeNode, spy: Spy = currentStatusSpy()): Record<string, unknown>[] {
+  return i18nStatusLog(node, spy).map(({ i18n: _i18n, ...status }) => status);
+}
+
+/** The statuses a node set, whole. */
+export function i18nStatusLog(node: RuntimeNode, spy: Spy = currentStatusSpy()): Record<string, unknown>[] {
   return spy.getCalls().filter((c) => c.thisValue === node).map((c) => c.args[0] as Record<string, unknown>);
 }
 

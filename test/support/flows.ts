@@ -84,6 +84,9 @@ export function requestLane(r: RouteOptions, tab = 'tab1'): Record<string, unkno
       maxRetryAfterSec: 5,
       followRedirects: true,
       maxRedirects: 5,
+      // As this node saves it (a non-2xx answer raised to the lane's Catch node); a lane may ask for the core
+      // node's outputs in `extra`.
+      non2xxAsOutput: false,
       ...r.extra,
       wires: [[`${base}-strip`]],
     },
