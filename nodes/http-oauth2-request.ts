@@ -10,7 +10,7 @@ import type { ConnectionNode } from './node-red/connection-node';
 import { toNodeError } from './node-red/node-error';
 import { proxyOf } from './node-red/proxy-node';
 import { runtimeSetting } from './node-red/store-backend';
-import { localizedStatus } from './node-red/status-text';
+import { localizedStatus, publishStatusEntries } from './node-red/status-text';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './node-red/types';
 
 interface RequestNodeDef extends NodeDef, RequestNodeConfig {
@@ -44,6 +44,8 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- Node-RED constructors are called with `this`
     const node = this;
+    // The status's catalog entry goes to the editor, which says it in its user's language.
+    publishStatusEntries(RED as unknown as Parameters<typeof publishStatusEntries>[0], node);
     const connectionNode = def.connection ? (RED.nodes.getNode(def.connection) as ConnectionNode | null) : null;
     const timeoutDefault = typeof RED.settings.httpRequestTimeout === 'number' ? RED.settings.httpRequestTimeout : Number(RED.settings.httpRequestTimeout) || 120_000;
     // A bad pagination setting shows at deploy (red status) and fails each message with its field named.

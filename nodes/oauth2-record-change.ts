@@ -10,7 +10,7 @@ import type { ConnectionNode } from './node-red/connection-node';
 import { DELIVERY_TIMEOUT_MS, DeliveryTracker } from './node-red/delivery-tracker';
 import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
 import { NodeError, toNodeError } from './node-red/node-error';
-import { localizedStatus } from './node-red/status-text';
+import { localizedStatus, publishStatusEntries } from './node-red/status-text';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
 import type { RecordChangeNode } from './node-red/record-change-node';
 import { registerRecordChangeRoutes } from './oauth2-record-change-routes';
@@ -43,6 +43,8 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- Node-RED constructors are called with `this`
     const node = this;
+    // The status's catalog entry goes to the editor, which says it in its user's language.
+    publishStatusEntries(RED as unknown as Parameters<typeof publishStatusEntries>[0], node);
     const t = (key: string, params?: ErrorParams): string => RED._(`oauth2-record-change.${key}`, params);
     const connectionNode = def.connection ? (RED.nodes.getNode(def.connection) as ConnectionNode | null) : null;
     const jsonataApi = RED.util as unknown as JsonataApi;

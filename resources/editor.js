@@ -180,29 +180,48 @@
     };
 
     // Statuses of this package's nodes in the editor's language, once per page (each node file loads this
-    // script). Node-RED's own handler has set the status (and translated a bare key); this one says a status
-    // with values from its catalog entry instead of the server's text.
+    // script). The runtime sends each status's catalog entry on a topic of its own, with the server's text it
+    // belongs to (nodes/node-red/status-text.ts): while that text is the node's status, the status is said from
+    // the entry instead. Node-RED's own handler sets the status; this one runs after it.
     if (!window.HttpOAuth2EditorStatusHook && RED.comms && typeof RED.comms.subscribe === 'function') {
         window.HttpOAuth2EditorStatusHook = true;
-        const TYPES = ['http-oauth2-request', 'oauth2-record-change', 'oauth2-connection'];
-        RED.comms.subscribe('status/#', function (topic, msg) {
-            if (!msg || !msg.i18n || typeof msg.i18n.key !== 'string') {
+        const entries = {};
+        const apply = function (id) {
+            const entry = entries[id];
+            const node = RED.nodes.node(id);
+            if (!entry || !node || typeof node._ !== 'function' || !node.status || node.status.text !== entry.text) {
                 return;
             }
-            const node = RED.nodes.node(topic.split('/')[1]);
-            if (!node || TYPES.indexOf(node.type) === -1 || typeof node._ !== 'function') {
-                return;
-            }
-            const text = window.HttpOAuth2Editor.statusText(node, msg.i18n);
-            msg.text = text;
-            if (node.status && typeof node.status === 'object') {
-                node.status.text = text;
-            }
+            node.status.text = window.HttpOAuth2Editor.statusText(node, entry);
             node.dirty = true;
             node.dirtyStatus = true;
             if (RED.view && typeof RED.view.redrawStatus === 'function') {
                 RED.view.redrawStatus(node);
             }
+        };
+        RED.comms.subscribe('http-oauth2-status/#', function (topic, msg) {
+            const id = topic.split('/')[1];
+            if (!msg || typeof msg.key !== 'string' || typeof msg.text !== 'string') {
+                delete entries[id];
+                return;
+            }
+            entries[id] = msg;
+            apply(id);
         });
+        RED.comms.subscribe('status/#', function (topic) {
+            const id = topic.split('/')[1];
+            if (entries[id]) {
+                // After Node-RED's own handler, whichever was subscribed first.
+                window.setTimeout(function () {
+                    apply(id);
+                }, 0);
+            }
+        });
+        // Flows loaded after the entries arrived (the editor's start): say the statuses already shown.
+        if (RED.events && typeof RED.events.on === 'function') {
+            RED.events.on('flows:loaded', function () {
+                Object.keys(entries).forEach(apply);
+            });
+        }
     }
 })();

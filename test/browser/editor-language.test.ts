@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import type { AuthServer } from '../support/auth-server';
 import { closeTrays, openEditor, settleTray, startBrowser, step, type BrowserSession } from '../support/browser';
-import { deployAndWait, serviceConnection, startWatchedAuthServer, startWatchedRuntime } from '../support/e2e';
+import { adminCall, deployAndWait, serviceConnection, startWatchedAuthServer, startWatchedRuntime, waitFor } from '../support/e2e';
 import { RECORD_CHANGE_DEFAULTS, tab } from '../support/flows';
 import { startRecordsApi, type RecordsApi } from '../support/records-api';
 import type { TestRuntime } from '../support/runtime';
@@ -50,7 +50,7 @@ describe('browser: statuses and error details in the editor language (chromium, 
       serviceConnection(auth, api, CONN),
       trigger(TRIG_OK, '/records', 80),
       trigger(TRIG_FAIL, '/records/missing', 160),
-      { id: 'inj', type: 'inject', z: 'tab1', name: '', props: [{ p: 'payload' }], repeat: '', once: true, onceDelay: 0.5, topic: '', payload: '', payloadType: 'date', x: 100, y: 240, wires: [[REQ_FAIL]] },
+      { id: 'inj', type: 'inject', z: 'tab1', name: '', props: [{ p: 'payload' }], repeat: '', once: false, onceDelay: 0.1, topic: '', payload: '', payloadType: 'date', x: 100, y: 240, wires: [[REQ_FAIL]] },
       {
         id: REQ_FAIL, type: 'http-oauth2-request', z: 'tab1', name: '', connection: CONN, method: 'GET', url: 'http://127.0.0.2:9/nowhere', ret: 'obj',
         paytoqs: 'ignore', headers: [], maxAttempts: 1, x: 300, y: 240, wires: [[]],
@@ -83,13 +83,20 @@ describe('browser: statuses and error details in the editor language (chromium, 
       const { page } = session;
       await openEditor(page, runtime.adminUrl);
       const texts: string[] = [];
+      // The failing request, once the triggers have their token (a connection state change clears a request
+      // node's last status).
+      await waitFor(() => runtime.logs.length > 0, 5000, 'the runtime log');
+      const injected = await adminCall(runtime, 'inject/inj', { method: 'POST' });
+      assert.equal(injected.status, 200, injected.text);
 
       await step(session, 'canvas', async () => {
         // The failing trigger retries: its status names the next attempt; the other has read the list.
         await page.waitForFunction((id) => /OAUTH2_HTTP_STATUS/.test(document.querySelector(`[id="${id}"] .red-ui-flow-node-status-label`)?.textContent ?? ''), TRIG_FAIL, { timeout: 20_000 });
         for (const id of [TRIG_OK, TRIG_FAIL, REQ_FAIL]) texts.push(await statusOf(page, id));
         assert.match(texts[2], /OAUTH2_ORIGIN_NOT_ALLOWED/, texts[2]);
-        await session.shot(`editor-language-${locale}-canvas`);
+        // Pictures of the German editor only: this machine's Chromium has no Japanese font (the texts are read
+        // from the page, not the picture).
+        if (locale === 'de') await session.shot(`editor-language-${locale}-canvas`);
       });
 
       await step(session, 'preview', async () => {
@@ -99,7 +106,7 @@ describe('browser: statuses and error details in the editor language (chromium, 
         await page.waitForFunction(() => (document.querySelector('#node-input-oauth2-rc-preview-message')?.textContent ?? '').trim() !== '', undefined, { timeout: 20_000 });
         texts.push(((await message.textContent()) ?? '').trim());
         await settleTray(page);
-        await session.shot(`editor-language-${locale}-preview`);
+        if (locale === 'de') await session.shot(`editor-language-${locale}-preview`);
         await closeNodeDialog(page);
       });
 
