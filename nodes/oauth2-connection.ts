@@ -1,13 +1,13 @@
-import { Connection } from './lib/connection';
+import { Connection, type ConnectionOptions } from './lib/connection';
 import { parseConnectionConfig, type ConnectionConfig } from './lib/connection-settings';
-import { isOAuth2Error, type ErrorParams } from './lib/errors';
+import { OAuth2Error, isOAuth2Error, type ErrorParams } from './lib/errors';
 import type { RedisConnection, RedisStatus } from './lib/redis/client';
 import { describeRedis } from './lib/redis/settings';
 import type { ConnectionState } from './lib/tokens/token-manager';
 import type { StoredTokens } from './lib/tokens/token-store';
 import type { ConnectionNode } from './node-red/connection-node';
 import { toNodeError, type NodeError } from './node-red/node-error';
-import type { Node, NodeAPI, NodeDef } from './node-red/types';
+import type { JsonataApi, Node, NodeAPI, NodeDef } from './node-red/types';
 import { registerConnectionRoutes } from './oauth2-connection-routes';
 import { runtimeSetting, storeBackend } from './node-red/store-backend';
 import { tokenStoreSelector, type AttachedTokenStore, type RuntimeTokenStore } from './node-red/token-stores';
@@ -120,6 +120,28 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
+  /**
+   * The connection's "token expired" condition (ConnectionConfig.expiredWhen), compiled with Node-RED's own
+   * JSONata; undefined when there is none. A condition that is not JSONata fails the node, naming the field.
+   */
+  function expiredCondition(source: unknown, node: unknown): ConnectionOptions['expiredWhen'] {
+    const text = typeof source === 'string' ? source.trim() : '';
+    if (!text) return undefined;
+    const jsonata = RED.util as unknown as JsonataApi;
+    let expression: unknown;
+    try {
+      expression = jsonata.prepareJSONataExpression(text, node);
+    } catch {
+      throw new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid configuration: expiredWhen is not a valid JSONata expression', {
+        params: { field: 'expiredWhen', reason: 'invalidExpression' },
+      });
+    }
+    return (answer) =>
+      new Promise<boolean>((resolve, reject) => {
+        jsonata.evaluateJSONataExpression(expression, answer, (err, result) => (err ? reject(err) : resolve(result === true)));
+      });
+  }
+
   function OAuth2ConnectionNode(this: ConnectionNode, def: NodeDef & ConnectionConfig & { tls?: string }): void {
     RED.nodes.createNode(this as unknown as Node<never>, def);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- Node-RED constructors are called with `this`
@@ -144,6 +166,7 @@ export = function register(RED: NodeAPI): void {
         settings: { ...parseConnectionConfig(def, node.credentials?.clientSecret, { secretRequired: false }), proxy: proxyOf(RED, def.proxy) },
         store: attached.store,
         coordination: attached.coordination,
+        expiredWhen: expiredCondition(def.expiredWhen, node),
       });
     } catch (err) {
       attached.release();

@@ -11,16 +11,12 @@ import { DELIVERY_TIMEOUT_MS, DeliveryTracker } from './node-red/delivery-tracke
 import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
 import { NodeError, toNodeError } from './node-red/node-error';
 import { localizedStatus, publishStatusEntries } from './node-red/status-text';
-import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
+import type { JsonataApi, Node, NodeAPI, NodeDef, NodeMessage } from './node-red/types';
 import type { RecordChangeNode } from './node-red/record-change-node';
 import { registerRecordChangeRoutes } from './oauth2-record-change-routes';
 import { TriggerReport } from './node-red/trigger-report';
 import { sharedStoreEntry, sharedStoreError, sweepRemovedTriggers, triggerStoreSelector, type AttachedTriggerStore } from './node-red/trigger-stores';
 
-interface JsonataApi {
-  prepareJSONataExpression(expr: string, node: unknown): { assign(name: string, value: unknown): void };
-  evaluateJSONataExpression(expr: unknown, msg: unknown, callback: (err: Error | null, result: unknown) => void): void;
-}
 
 export = function register(RED: NodeAPI): void {
   // The file store (default) or the shared one on Redis, as settings.js says (httpOAuth2.store).

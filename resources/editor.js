@@ -183,7 +183,7 @@
     // script). The runtime sends each status's catalog entry on a topic of its own, with the server's text it
     // belongs to (nodes/node-red/status-text.ts): while that text is the node's status, the status is said from
     // the entry instead. Node-RED's own handler sets the status; this one runs after it.
-    if (!window.HttpOAuth2EditorStatusHook && RED.comms && typeof RED.comms.subscribe === 'function') {
+    if (!window.HttpOAuth2EditorStatusHook && typeof RED !== 'undefined' && RED.comms && typeof RED.comms.subscribe === 'function') {
         window.HttpOAuth2EditorStatusHook = true;
         const entries = {};
         const apply = function (id) {

@@ -25,6 +25,12 @@ export interface ConnectionConfig {
   apiBaseUrl?: string;
   allowedOrigins?: string;
   expiredStatuses?: string;
+  /**
+   * A JSONata condition over `{statusCode, headers, payload}` of an API answer that also means "token expired"
+   * (`payload.ok = false and payload.error = 'token_expired'`); the adapter compiles it (Connection's
+   * expiredWhen option).
+   */
+  expiredWhen?: string;
   refreshSkewSec?: number | string;
   redirectUri?: string;
   /** Id of a Node-RED `http proxy` config node; the adapter resolves it into ConnectionSettings.proxy. */

@@ -27,6 +27,11 @@ export interface ConnectionOptions {
   tls?: TlsOptions;
   /** Timeout for discovery and token-endpoint calls. */
   timeoutMs?: number;
+  /**
+   * The connection's "token expired" condition on API answers besides its statuses (the adapter compiles the
+   * configured JSONata): true means refresh once and retry, as for an expired status.
+   */
+  expiredWhen?: (answer: { statusCode: number; headers: Record<string, string | string[]>; payload: unknown }) => Promise<boolean>;
 }
 
 /**
@@ -118,12 +123,14 @@ export class Connection extends EventEmitter implements Authorizer {
   private starting: Promise<void> | undefined;
   private readonly allowlist: OriginAllowlist;
   private readonly store: TokenStore;
+  readonly expiredAnswer?: ConnectionOptions['expiredWhen'];
 
   constructor(options: ConnectionOptions) {
     super();
     this.id = options.id;
     this.settings = options.settings;
     this.store = options.store;
+    if (options.expiredWhen) this.expiredAnswer = options.expiredWhen;
     const timeoutMs = options.timeoutMs ?? 30_000;
     this.allowlist = new OriginAllowlist(options.settings.apiBaseUrl, parseOriginList(options.settings.allowedOrigins.join(' ')));
     this.agents = createAgents({ tls: options.tls, proxy: options.settings.proxy ?? proxySettingsFromEnv() });

@@ -71,5 +71,7 @@ export function localizedStatus(
   prefix: string,
   t: (key: string, params?: Record<string, string | number>) => string,
 ): NodeStatus {
+  // A text without values is its catalog key, as Node-RED's own nodes send it: the editor translates that itself.
+  if (!text.params || Object.keys(text.params).length === 0) return { fill, shape, text: `${prefix}.${text.key}` };
   return { fill, shape, text: renderStatusText(text, t), i18n: qualified(text, prefix) };
 }

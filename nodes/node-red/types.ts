@@ -104,3 +104,9 @@ export interface NodeAPI {
     getMessageProperty(msg: NodeMessage, path: string): unknown;
   };
 }
+
+/** Node-RED's JSONata helpers on RED.util (not in its typings): compile once, evaluate per input. */
+export interface JsonataApi {
+  prepareJSONataExpression(expr: string, node: unknown): { assign(name: string, value: unknown): void };
+  evaluateJSONataExpression(expr: unknown, msg: unknown, callback: (err: Error | null, result: unknown) => void): void;
+}

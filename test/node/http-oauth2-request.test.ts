@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import hashSum from 'hash-sum';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { startApiServer, type ApiServer } from '../support/api-server';
@@ -414,6 +415,76 @@ describe('http-oauth2-request node (node-red-node-test-helper)', function () {
       assert.equal((await sendAndCatch('req', {})).error.code, 'OAUTH2_ORIGIN_NOT_ALLOWED');
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(outputs.length, 0);
+    });
+  });
+
+  describe('"expired when": an API that says the token expired in its body, with a real refresh behind it', () => {
+    /** A real API that takes the first token it sees for expired (as a provider that revoked it early would), each way. */
+    async function signallingApi(): Promise<{ url: string; close(): Promise<void>; seen: string[] }> {
+      const seen: string[] = [];
+      let expired: string | undefined;
+      const server = http.createServer((req, res) => {
+        void (async () => {
+          const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+          const valid = token !== '' && (await auth.validateAccessToken(token)).active;
+          expired ??= token;
+          const style = new URL(req.url ?? '/', 'http://x').pathname.slice(1);
+          seen.push(`${style}:${token === expired ? 'expired' : valid ? 'valid' : 'invalid'}`);
+          const answer = (status: number, body: unknown): void => {
+            res.writeHead(status, { 'content-type': 'application/json' });
+            res.end(JSON.stringify(body));
+          };
+          if (!valid) return answer(401, { error: 'invalid_token' });
+          if (token !== expired) return answer(200, { ok: true });
+          if (style === 'ok-false') return answer(200, { ok: false, error: 'token_expired' });
+          if (style === 'code-602') return answer(400, { errorCode: 602, message: 'Access token expired' });
+          return answer(403, [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }]);
+        })();
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return {
+        url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+        seen,
+        close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      };
+    }
+
+    const conditions: Record<string, string> = {
+      'ok-false': "payload.ok = false and payload.error = 'token_expired'",
+      'code-602': 'payload.errorCode = 602',
+      session: "statusCode = 401 or payload[0].errorCode = 'INVALID_SESSION_ID'",
+    };
+    for (const [style, condition] of Object.entries(conditions)) {
+      it(`${style}: the condition \`${condition}\` refreshes once and the retry is answered`, async () => {
+        const signal = await signallingApi();
+        try {
+          await loadFlow([requestNode('req', { url: `/${style}` }), helperNode()], { apiBaseUrl: signal.url, expiredWhen: condition });
+          const out = await send('req', {});
+          assert.equal(out.statusCode, 200);
+          assert.deepEqual(out.payload, { ok: true });
+          assert.deepEqual(signal.seen, [`${style}:expired`, `${style}:valid`]);
+          assert.equal(auth.counts().token.client_credentials, 2, 'one token, then one renewal');
+        } finally {
+          await signal.close();
+        }
+      });
+    }
+
+    it('without a condition the answer goes back as it is (one token); a condition that is not JSONata fails the connection naming the field', async () => {
+      const signal = await signallingApi();
+      try {
+        await loadFlow([requestNode('req', { url: '/ok-false', non2xxAsOutput: true }), helperNode()], { apiBaseUrl: signal.url });
+        const out = await send('req', {});
+        assert.deepEqual(out.payload, { ok: false, error: 'token_expired' });
+        assert.equal(auth.counts().token.client_credentials, 1);
+      } finally {
+        await signal.close();
+      }
+      await helper.unload();
+      await loadFlow([requestNode('req', { url: '/x' }), helperNode(), ...catchNodes(['req'])], { expiredWhen: 'payload.ok = = false' });
+      const caught = await sendAndCatch('req', {});
+      assert.equal(caught.error.code, 'OAUTH2_INVALID_CONFIG');
+      assert.match(caught.error.message, /Expired when/);
     });
   });
 

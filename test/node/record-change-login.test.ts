@@ -19,6 +19,7 @@ import {
   recordChangeModule,
   recordChangeNode,
   requestNode,
+  shown,
   statusLog,
   tab,
   useTempUserDir,
@@ -76,7 +77,8 @@ describe('node: oauth2-record-change on a connection not logged in yet', functio
     assert.match(String((errors[0].err as Error).message ?? errors[0].err), /log in/i);
     const last = statusLog(trigger, currentStatusSpy()).at(-1);
     assert.deepEqual({ fill: last?.fill, shape: last?.shape }, { fill: 'red', shape: 'ring' });
-    assert.equal(last?.text, 'login required');
+    assert.equal(last?.text, 'oauth2-record-change.status.loginRequired', 'the catalog key, which the editor says in its language');
+    assert.equal(shown(last?.text), 'login required');
     assert.doesNotMatch(statusLog(trigger, currentStatusSpy()).map((s) => String(s.text)).join('\n'), /OAUTH2_/);
 
     // The request node shows the same words for the same state when a message meets it.
@@ -87,8 +89,8 @@ describe('node: oauth2-record-change on a connection not logged in yet', functio
       await new Promise((r) => setTimeout(r, 20));
     }
     // A catalog key the editor translates (the request node's statuses for connection states are keys).
-    const shown = statusLog(request, currentStatusSpy()).filter(loginStatus).at(-1);
-    assert.deepEqual({ fill: shown?.fill, shape: shown?.shape }, { fill: 'red', shape: 'ring' });
+    const requestStatus = statusLog(request, currentStatusSpy()).filter(loginStatus).at(-1);
+    assert.deepEqual({ fill: requestStatus?.fill, shape: requestStatus?.shape }, { fill: 'red', shape: 'ring' });
     assert.doesNotMatch(statusLog(request, currentStatusSpy()).map((s) => String(s.text)).join('\n'), /OAUTH2_/);
   });
 });

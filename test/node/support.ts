@@ -257,6 +257,16 @@ export function statusLog(node: RuntimeNode, spy: Spy = currentStatusSpy()): Rec
   return i18nStatusLog(node, spy).map(({ i18n: _i18n, ...status }) => status);
 }
 
+/**
+ * A status text as the editor shows it in English: a bare catalog key of one of the package's nodes (a status
+ * without values, which the editor translates itself) in words; any other text as it is.
+ */
+export function shown(text: unknown): string {
+  const value = String(text);
+  const match = /^(oauth2-record-change|http-oauth2-request|oauth2-connection)\.[\w.]+$/.exec(value);
+  return match ? i18n._(`${namespaceOf(match[1])}:${value}`) : value;
+}
+
 /** The statuses a node set, whole. */
 export function i18nStatusLog(node: RuntimeNode, spy: Spy = currentStatusSpy()): Record<string, unknown>[] {
   return spy.getCalls().filter((c) => c.thisValue === node).map((c) => c.args[0] as Record<string, unknown>);

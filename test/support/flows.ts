@@ -13,6 +13,8 @@ export interface ConnectionOptions {
   refreshSkewSec?: number;
   useDiscovery?: boolean;
   issParameterSupported?: boolean;
+  /** The "expired when" condition (JSONata). */
+  expiredWhen?: string;
 }
 
 /** An oauth2-connection config node as the editor saves it, with its credentials for a deploy. */
@@ -37,6 +39,7 @@ export function connectionNode(auth: Pick<AuthServer, 'issuer'>, o: ConnectionOp
     apiBaseUrl: o.apiBaseUrl ?? '',
     allowedOrigins: o.allowedOrigins ?? '',
     expiredStatuses: '401',
+    expiredWhen: o.expiredWhen ?? '',
     refreshSkewSec: o.refreshSkewSec ?? 0,
     redirectUri: o.redirectUri ?? '',
   };

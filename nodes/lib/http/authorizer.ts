@@ -17,4 +17,9 @@ export interface Authorizer {
   requestHeaders?(): Record<string, string> | undefined;
   /** Statuses that mean "token expired" for this connection (default [401]). */
   readonly expiredStatuses: readonly number[];
+  /**
+   * Besides the statuses: whether an answer says the token expired some other way (a 200 with `ok: false`, an
+   * error code in the body), as the connection's condition says. Absent: the statuses alone decide.
+   */
+  expiredAnswer?(answer: { statusCode: number; headers: Record<string, string | string[]>; payload: unknown }): Promise<boolean>;
 }

@@ -254,7 +254,7 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
     const status = response.status;
     const responseHeaders = lowerCaseHeaders(response.headers);
 
-    if (tokenUsed !== undefined && !renewed && authorizer.expiredStatuses.includes(status)) {
+    if (tokenUsed !== undefined && !renewed && (authorizer.expiredStatuses.includes(status) || (await expiredByCondition(authorizer, status, responseHeaders, response.data)))) {
       // Once per request, redirects included: a second rejection is the API's answer, not an expired token.
       renewed = true;
       // The retry takes about as long again: its token must live at least that long.
@@ -306,6 +306,26 @@ async function send(req: AuthorisedRequest, deps: SendDeps): Promise<AuthorisedR
       attempts,
       ...(decoded.decodeWarning ? { decodeWarning: decoded.decodeWarning } : {}),
     };
+  }
+}
+
+/**
+ * The connection's "token expired" condition on an answer (Authorizer.expiredAnswer), with the body as JSON when
+ * it is JSON, else as text. A condition that fails to evaluate says no: the answer goes back as it is.
+ */
+async function expiredByCondition(authorizer: Authorizer, statusCode: number, headers: Record<string, string | string[]>, data: Buffer): Promise<boolean> {
+  if (!authorizer.expiredAnswer) return false;
+  const text = data.toString('utf8');
+  let payload: unknown = text;
+  try {
+    payload = text === '' ? '' : JSON.parse(text);
+  } catch {
+    // not JSON: the text
+  }
+  try {
+    return (await authorizer.expiredAnswer({ statusCode, headers, payload })) === true;
+  } catch {
+    return false;
   }
 }
 

@@ -99,6 +99,11 @@ export interface PresetDeviations {
   errorInSuccessStatus?: 'error-field' | 'ok-false';
   /** The tokens sit under this field of the token response (Slack user tokens: `authed_user`). */
   tokenPath?: string;
+  /**
+   * The API says "token expired" in the body: a JSONata condition over `{statusCode, headers, payload}`, the
+   * connection's "Expired when" (`payload.ok = false and payload.error = 'token_expired'`).
+   */
+  expiredWhen?: string;
   /** How the access token's lifetime is given: `expires_in` (standard), an absolute `expires_at`, or not at all. */
   tokenExpiry?: 'expires-in' | 'expires-at' | 'none';
   /** Token-response fields that become connection values. */
@@ -168,6 +173,7 @@ export const FACT_FIELDS: readonly string[] = [
   'deviations.formEncodedTokenResponse',
   'deviations.errorInSuccessStatus',
   'deviations.tokenPath',
+  'deviations.expiredWhen',
   'deviations.tokenExpiry',
   'deviations.tokenResponseValues',
   'deviations.callbackValues',
@@ -321,6 +327,7 @@ function checkDeviations(value: unknown, field: string, examples: ReadonlyMap<st
     if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(path)) fail(`${field}.tokenPath`, 'must be a dotted field path');
   }
   if (value.tokenExpiry !== undefined) oneOf(value.tokenExpiry, EXPIRY, `${field}.tokenExpiry`);
+  if (value.expiredWhen !== undefined) text(value, 'expiredWhen', `${field}.expiredWhen`);
   if (value.tokenResponseValues !== undefined) checkValueSources(value.tokenResponseValues, `${field}.tokenResponseValues`);
   if (value.callbackValues !== undefined) checkValueSources(value.callbackValues, `${field}.callbackValues`);
   if (value.postLoginLookup !== undefined) {

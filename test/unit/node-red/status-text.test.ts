@@ -25,6 +25,9 @@ describe('node-red/status-text: statuses the editor says in its language', () =>
       key: 'oauth2-record-change.status.incomplete',
       params: { summary: { key: 'oauth2-record-change.status.idle', params: { created: 1, updated: 2, time: at }, times: ['time'] }, code: 'X' },
     });
-    assert.deepEqual(localizedStatus('red', 'ring', { key: 'status.loginRequired' }, 'http-oauth2-request', t).i18n, { key: 'http-oauth2-request.status.loginRequired' });
+    // Without values, the catalog key itself, which the editor translates as it does for Node-RED's own nodes.
+    assert.deepEqual(localizedStatus('red', 'ring', { key: 'status.loginRequired' }, 'http-oauth2-request', t), {
+      fill: 'red', shape: 'ring', text: 'http-oauth2-request.status.loginRequired',
+    });
   });
 });
