@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { startDeviantProvider, type DeviantProvider, type DeviantProviderOptions, type TokenRecord } from '../support/deviant-provider';
 import { CookieJar, openCallback, startLogin } from '../support/editor-login';
 import { connectionStatus, deployAndWait, sleep, startWatchedRuntime } from '../support/e2e';
-import { dialogConfig, tab } from '../support/flows';
+import { catchToResponse, dialogConfig, tab } from '../support/flows';
 import { addSecret, watchText } from '../support/leaks';
 import { tempUserDir, type TestRuntime } from '../support/runtime';
 
@@ -304,18 +304,7 @@ function lane(id: string, connection: string, url: string): Record<string, unkno
       wires: [[`${base}-out`]],
     },
     { id: `${base}-out`, type: 'http response', z: 'tab1', statusCode: '', headers: {}, wires: [] },
-    { id: `${base}-catch`, type: 'catch', z: 'tab1', scope: [base], uncaught: false, wires: [[`${base}-err`]] },
-    {
-      id: `${base}-err`,
-      type: 'change',
-      z: 'tab1',
-      rules: [
-        { t: 'set', p: 'payload', pt: 'msg', to: '{"code": error.code, "message": error.message, "statusCode": statusCode}', tot: 'jsonata' },
-        { t: 'set', p: 'statusCode', pt: 'msg', to: '599', tot: 'num' },
-        { t: 'delete', p: 'headers', pt: 'msg' },
-      ],
-      wires: [[`${base}-out`]],
-    },
+    ...catchToResponse(base),
   ];
 }
 

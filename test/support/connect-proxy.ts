@@ -9,6 +9,27 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
+/**
+ * Answers a CONNECT for `authority` (host:port) with a tunnel to it: 200, then bytes both ways; 502 when the
+ * target cannot be reached. `mapHost` picks the address to dial (a test name such as localhost). The upstream
+ * socket joins `sockets`, so closing the proxy closes it too.
+ */
+export function openTunnel(client: net.Socket, authority: string, head: Buffer, sockets: Set<net.Socket>, mapHost: (host: string) => string = (h) => h): void {
+  const at = authority.lastIndexOf(':');
+  const host = authority.slice(0, at).replace(/^\[|\]$/g, '');
+  const upstream = net.connect(Number(authority.slice(at + 1)), mapHost(host), () => {
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) upstream.write(head);
+    upstream.pipe(client);
+    client.pipe(upstream);
+  });
+  sockets.add(upstream);
+  upstream.on('close', () => sockets.delete(upstream));
+  upstream.on('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n'));
+  client.on('close', () => upstream.destroy());
+  client.on('error', () => upstream.destroy());
+}
+
 export interface ConnectProxy {
   url: string;
   /** Authorities (host:port) of the tunnels asked for, in order. */
@@ -48,19 +69,7 @@ export async function startConnectProxy(): Promise<ConnectProxy> {
       client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    const at = authority.lastIndexOf(':');
-    const host = authority.slice(0, at).replace(/^\[|\]$/g, '');
-    const port = Number(authority.slice(at + 1));
-    const upstream = net.connect(port, host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n'));
-    client.on('error', () => upstream.destroy());
+    openTunnel(client, authority, head, sockets);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

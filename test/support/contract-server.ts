@@ -5,6 +5,7 @@
  * server answering with a malformed status line and headers, and a forward proxy (plain requests and CONNECT)
  * that records what passes. Each request the app receives is kept with its host, path, headers and cookies.
  */
+import { openTunnel } from './connect-proxy';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -343,18 +344,7 @@ export async function startForwardProxy(): Promise<ForwardProxy> {
       client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    const at = authority.lastIndexOf(':');
-    const host = authority.slice(0, at).replace(/^\[|\]$/g, '');
-    const upstream = net.connect(Number(authority.slice(at + 1)), host === 'localhost' ? '127.0.0.1' : host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n'));
-    client.on('close', () => upstream.destroy());
+    openTunnel(client, authority, head, sockets, (host) => (host === 'localhost' ? '127.0.0.1' : host));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

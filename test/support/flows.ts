@@ -96,6 +96,16 @@ export function requestLane(r: RouteOptions, tab = 'tab1'): Record<string, unkno
     // The API's response headers (content-length, transfer-encoding) must not become this answer's headers.
     { id: `${base}-strip`, type: 'change', z: tab, rules: [{ t: 'delete', p: 'headers', pt: 'msg' }], wires: [[`${base}-out`]] },
     { id: `${base}-out`, type: 'http response', z: tab, statusCode: '', headers: {}, wires: [] },
+    ...catchToResponse(base, tab),
+  ];
+}
+
+/**
+ * A catch node on request node `base` whose error the lane's http response (`<base>-out`) answers with status
+ * 599 and `{code, message, statusCode}`: what a Catch node receives, as the test sees it.
+ */
+export function catchToResponse(base: string, tab = 'tab1'): Record<string, unknown>[] {
+  return [
     { id: `${base}-catch`, type: 'catch', z: tab, scope: [base], uncaught: false, wires: [[`${base}-err`]] },
     {
       id: `${base}-err`,
