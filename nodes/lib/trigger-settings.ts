@@ -22,6 +22,8 @@ export interface TriggerConfig extends PaginationConfig {
   emitUpdated?: boolean;
   emitDeleted?: boolean;
   firstRun?: string;
+  /** With firstRun `since`: the date and time (ISO 8601, or what Date.parse reads) the first poll sends from. */
+  firstRunSince?: string;
   includePrevious?: boolean;
   batch?: boolean;
   watermarkParam?: string;
@@ -165,11 +167,21 @@ export function parseTriggerConfig(config: TriggerConfig): ParsedTrigger {
   const delivery = pick(config.delivery, ['at-least-once', 'at-most-once'] as const, 'at-least-once', 'delivery');
   const maxResponse = maxResponseBytes(config.maxResponseMb);
   if (Number.isNaN(maxResponse)) throw invalid('maxResponseMb', 'invalidSize', String(config.maxResponseMb));
+  const firstRun = pick(config.firstRun, ['remember', 'emit', 'since'] as const, 'remember', 'firstRun');
+  let since: number | undefined;
+  if (firstRun === 'since') {
+    const sinceText = text(config.firstRunSince);
+    since = sinceText ? Date.parse(sinceText) : Number.NaN;
+    if (!Number.isFinite(since)) throw invalid('firstRunSince', sinceText ? 'invalidDate' : 'required', sinceText);
+    // A time to compare needs versions that are times.
+    if (detection.kind !== 'updatedAt') throw invalid('firstRun', 'needsUpdatedAt');
+  }
   const settings: TriggerSettings = {
     idPath,
     detection,
     events: { created: config.emitCreated !== false, updated: config.emitUpdated !== false, deleted: emitDeleted },
-    emitExistingOnFirstPoll: pick(config.firstRun, ['remember', 'emit'] as const, 'remember', 'firstRun') === 'emit',
+    emitExistingOnFirstPoll: firstRun === 'emit',
+    ...(since !== undefined ? { emitSinceOnFirstPoll: since } : {}),
     includePrevious: config.includePrevious === true,
     maxRemembered: count(config.maxRemembered, 'maxRemembered', 100_000, 1),
     watermark,

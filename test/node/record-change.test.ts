@@ -296,6 +296,19 @@ describe('record trigger node (node-red-node-test-helper)', function () {
     });
   }
 
+  it('first poll "send the records changed since": the records updated since then arrive as created, the others are remembered', async () => {
+    const old = api.add('old', new Date(Date.now() - 3 * DAY_MS));
+    const recent = api.add('recent', new Date(Date.now() - DAY_MS));
+    const since = new Date(Date.now() - 2 * DAY_MS).toISOString();
+    const trig = await load(recordChangeNode('trig', { firstRun: 'since', firstRunSince: since }));
+    await eventually(() => arrivals.length >= 1, 5000, 'the first poll');
+    await sleep(200);
+    assert.deepEqual(arrivals, [`created ${recent.id}`]);
+    api.update(old.id, { name: 'old, changed' });
+    await poll(trig);
+    assert.deepEqual(arrivals, [`created ${recent.id}`, `updated ${old.id}`]);
+  });
+
   it("connection values: {{{connection.name}}} in the list URL, and msg.oauth2 on every change (never a token)", async () => {
     const conn = serviceConnection(auth, { apiBaseUrl: api.url });
     // A token-response field kept as a connection value (oidc-provider's token_type).

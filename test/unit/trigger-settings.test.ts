@@ -65,3 +65,15 @@ describe('trigger settings: the list request by GET or POST', () => {
     assert.deepEqual(body.filter[0], { value: '{{since}}' }, 'the configured body is not changed');
   });
 });
+
+describe('trigger settings: the first poll sends what changed since a time', () => {
+  it('reads the time, and refuses a missing or unreadable one and a detection without times, naming the field', () => {
+    const since = parseTriggerConfig({ ...base, firstRun: 'since', firstRunSince: '2026-12-01T09:00:00Z' });
+    assert.equal(since.settings.emitSinceOnFirstPoll, Date.UTC(2026, 11, 1, 9));
+    assert.equal(since.settings.emitExistingOnFirstPoll, false);
+    assert.equal(parseTriggerConfig(base).settings.emitSinceOnFirstPoll, undefined);
+    assert.deepEqual(fieldOf({ ...base, firstRun: 'since' }), { field: 'firstRunSince', reason: 'required' });
+    assert.deepEqual(fieldOf({ ...base, firstRun: 'since', firstRunSince: 'yesterday' }), { field: 'firstRunSince', reason: 'invalidDate' });
+    assert.deepEqual(fieldOf({ ...base, detection: 'hash', firstRun: 'since', firstRunSince: '2026-12-01T09:00:00Z' }), { field: 'firstRun', reason: 'needsUpdatedAt' });
+  });
+});

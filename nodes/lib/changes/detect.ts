@@ -209,7 +209,9 @@ export function detectChanges(state: TriggerState, records: unknown[], settings:
     if (firstPoll) {
       seen.push([id, now]);
       noteFuture(id, version);
-      if (settings.emitExistingOnFirstPoll && events.created) changes.push(created(id, record, version, watch));
+      const since = settings.emitSinceOnFirstPoll;
+      const sendIt = settings.emitExistingOnFirstPoll || (since !== undefined && Number(version) >= since);
+      if (sendIt && events.created) changes.push(created(id, record, version, watch));
     } else if (before === undefined) {
       seen.push([id, now]);
       noteFuture(id, version);

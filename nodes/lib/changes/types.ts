@@ -38,6 +38,11 @@ export interface TriggerSettings {
   events: { created: boolean; updated: boolean; deleted: boolean };
   /** First poll: false (default) remembers what exists and emits nothing; true emits everything as created. */
   emitExistingOnFirstPoll: boolean;
+  /**
+   * First poll: emit as created the records updated at or after this time (epoch ms; detection by updated-at),
+   * remember the rest. A sync started from a known point.
+   */
+  emitSinceOnFirstPoll?: number;
   /** Put the previous version (updated-at or version value) in msg.previous on updates. */
   includePrevious: boolean;
   /** Cap on remembered records; the least recently seen are forgotten first. */

@@ -36,6 +36,15 @@ describe('changes/detect', () => {
     assert.equal(changes[0].version, String(T0));
   });
 
+  it('first poll with emitSinceOnFirstPoll emits the records updated at or after that time, and remembers the rest', () => {
+    const s = settings({ emitSinceOnFirstPoll: T0 + 1000 });
+    const { changes, next } = detectChanges(emptyState(), [rec('old', T0), rec('at', T0 + 1000), rec('new', T0 + 5000)], s, { fullList: true });
+    assert.deepEqual(events(changes), ['created:at', 'created:new']);
+    // The old one is remembered: its next change is an update, not a creation.
+    const later = detectChanges(next, [rec('old', T0 + 9000), rec('at', T0 + 1000), rec('new', T0 + 5000)], s, { fullList: true });
+    assert.deepEqual(events(later.changes), ['updated:old']);
+  });
+
   it('created, updated, unchanged and deleted (deleted once missing from two complete lists in a row)', () => {
     const s = settings({ events: { created: true, updated: true, deleted: true }, includePrevious: true });
     const state = remembered([rec('a', T0), rec('b', T0), rec('c', T0)], s);
