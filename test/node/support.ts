@@ -79,6 +79,7 @@ export function loadCatalogs(): Promise<void> {
     await i18n.registerMessageCatalog(namespaceOf('oauth2-connection'), dir, 'oauth2-connection.json');
     await i18n.registerMessageCatalog(namespaceOf('http-oauth2-request'), dir, 'http-oauth2-request.json');
     await i18n.registerMessageCatalog(namespaceOf('oauth2-record-change'), dir, 'oauth2-record-change.json');
+    await i18n.registerMessageCatalog(namespaceOf('oauth2-connection-status'), dir, 'oauth2-connection-status.json');
   })();
   return catalogsReady;
 }
@@ -109,6 +110,8 @@ export const nodeModules = [connectionModule, requestModule, changeModule];
 export const coreRequestModule = load(load.resolve('@node-red/nodes/core/network/21-httprequest.js')) as NodeModule;
 /** The record trigger, with its catalog (not in nodeModules: it polls on its own once loaded). */
 export const recordChangeModule = withCatalog(load(path.join(distNodes, 'oauth2-record-change.js')) as NodeModule, 'oauth2-record-change');
+/** The connection status node, with its catalog. */
+export const connectionStatusModule = withCatalog(load(path.join(distNodes, 'oauth2-connection-status.js')) as NodeModule, 'oauth2-connection-status');
 
 /** An oauth2-record-change node on the records API, polling once a day (tests poll it by message), wired to `wires`. */
 export function recordChangeNode(id: string, extra: Record<string, unknown> = {}, wires: string[][] = [['out']]): Record<string, unknown> {
@@ -263,7 +266,7 @@ export function statusLog(node: RuntimeNode, spy: Spy = currentStatusSpy()): Rec
  */
 export function shown(text: unknown): string {
   const value = String(text);
-  const match = /^(oauth2-record-change|http-oauth2-request|oauth2-connection)\.[\w.]+$/.exec(value);
+  const match = /^(oauth2-connection-status|oauth2-record-change|http-oauth2-request|oauth2-connection)\.[\w.]+$/.exec(value);
   return match ? i18n._(`${namespaceOf(match[1])}:${value}`) : value;
 }
 

@@ -39,6 +39,11 @@ export function watchAuthServer(auth: AuthServer): void {
   secrets.add(auth.account.password);
 }
 
+/** Every secret recorded so far (tokens the watched servers issued, client secrets, the account's password). */
+export function watchedSecrets(): ReadonlySet<string> {
+  return secrets;
+}
+
 export function addSecret(value: string | undefined): void {
   if (value && value.length >= 8) secrets.add(value);
 }
