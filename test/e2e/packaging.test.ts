@@ -1,5 +1,5 @@
 // Palette readiness: the published tarball, installed into a fresh user directory the way Node-RED's palette
-// manager does it, gives a stock Node-RED the three node types, their editor files, help, catalogs, icons and
+// manager does it, gives a stock Node-RED the four node types, their editor files, help, catalogs, icons and
 // examples. Also the part of the Flow Library scorecard (`node-red-dev validate`) that needs no network.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -156,7 +156,8 @@ describe('e2e: npm pack, palette-style install, stock Node-RED', function () {
   });
 
   describe('a stock Node-RED on the user directory', () => {
-    it('GET /nodes lists the three types from the installed module, enabled and without error', async () => {
+    it('GET /nodes lists the four types from the installed module, enabled and without error', async () => {
+      assert.deepEqual([...TYPES].sort(), ['http-oauth2-request', 'oauth2-connection', 'oauth2-connection-status', 'oauth2-record-change']);
       const res = await get('nodes');
       assert.equal(res.status, 200);
       const sets = ((await res.json()) as NodeSet[]).filter((s) => s.module === MODULE);
