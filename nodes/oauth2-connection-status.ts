@@ -70,9 +70,12 @@ function healthOf(state: ConnectionState, storeUnavailable: boolean): Health {
   }
 }
 
-/** Two healths a flow would not tell apart (the retry time of a refusal moves with each attempt). */
+/**
+ * The same state for a flow: the same kind and code. A retry that fails for another reason (connection refused,
+ * then a 503) or a refusal's moving retry time is not news: a flow that emails on a state would email again.
+ */
 function sameHealth(a: Health, b: Health): boolean {
-  return a.kind === b.kind && a.code === b.code && a.reason === b.reason;
+  return a.kind === b.kind && a.code === b.code;
 }
 
 const STATUS: Record<ConnectionState['kind'], { fill: NodeStatusFill; shape: 'ring' | 'dot' }> = {

@@ -11,6 +11,9 @@ import type { StoredTokens } from '../../nodes/lib/tokens/token-store';
 import type { TokenSet } from '../../nodes/lib/types';
 import { startAuthServer, type AuthServer } from '../support/auth-server';
 import { faults, startFaultProxy, type FaultProxy } from '../support/fault-proxy';
+import { startRedis, type RedisServer } from '../support/redis';
+import { needsSystemPackage } from '../support/system-packages';
+import { freshPrefix } from '../unit/tokens/support/redis-instances';
 import { watchAuthServer, watchedSecrets } from '../support/leaks';
 import { loginTokens } from '../support/login-tokens';
 import { clientSettings } from '../unit/oauth/helpers';
@@ -269,5 +272,49 @@ describe('node: oauth2-connection-status through a real provider', function () {
     assert.deepEqual(routine.map((m) => [m.topic, m.payload.previous]), [['refreshing', 'ready'], ['ready', 'refreshing']]);
     assert.deepEqual(quiet, [], 'a routine refresh is not news by default');
     assertNoSecrets(routine);
+  });
+
+  describe('with the token store on Redis', function () {
+    needsSystemPackage(this, 'redis-server');
+    let redis: RedisServer;
+
+    before(async () => {
+      redis = await startRedis();
+    });
+    after(async () => {
+      await helper.unload();
+      await redis?.close();
+    });
+    afterEach(async () => {
+      if (!redis.pid) await redis.start();
+    });
+
+    it('the shared token store away, then back: unavailable with the store\'s code, then recovered', async () => {
+      helper.settings({
+        userDir,
+        credentialSecret: 'the-cluster-credential-secret',
+        httpOAuth2: { store: { type: 'redis', url: redis.url, keyPrefix: freshPrefix(), commandTimeoutMs: 500 } },
+      });
+      const conn = serviceConnection(auth);
+      await helper.load([...nodeModules, connectionStatusModule], [tab(), conn.node, statusNode('status'), helperNode()], conn.credentials);
+      const got = collect();
+      seenTokens.add((await engine().getAccessToken()).accessToken);
+      await new Promise((r) => setTimeout(r, 250));
+      assert.equal(got.length, 0, JSON.stringify(got));
+
+      await redis.stop();
+      await eventually(() => got.length > 0, 10_000, 'the store reported unavailable');
+      assert.equal(got[0].topic, 'unavailable');
+      assert.equal(got[0].payload.code, 'OAUTH2_TOKEN_STORE_FAILED');
+      assert.equal(got[0].payload.previous, 'ready');
+      assert.equal(lastStatus(helper.getNode('status')), 'oauth2-connection-status.status.storeUnavailable');
+
+      await redis.start();
+      await eventually(() => got.length > 1, 10_000, 'the store reported reachable again');
+      assert.deepEqual(got.map((m) => m.topic), ['unavailable', 'recovered']);
+      assert.equal(got[1].payload.previous, 'unavailable');
+      assert.equal(lastStatus(helper.getNode('status')), 'oauth2-connection-status.status.ready');
+      assertNoSecrets(got);
+    });
   });
 });
