@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import type { AuthServer } from '../support/auth-server';
-import { closeTrays, openEditor, settleTray, startBrowser, step, type BrowserSession } from '../support/browser';
+import { closeTrays, dialogLayoutProblems, openEditor, settleTray, startBrowser, step, type BrowserSession } from '../support/browser';
 import { adminCall, deployAndWait, serviceConnection, startWatchedAuthServer, startWatchedRuntime, waitFor } from '../support/e2e';
 import { RECORD_CHANGE_DEFAULTS, tab } from '../support/flows';
 import { startRecordsApi, type RecordsApi } from '../support/records-api';
@@ -28,6 +28,7 @@ const CONN = 'conn-lang';
 const TRIG_OK = 'trig-ok';
 const TRIG_FAIL = 'trig-fail';
 const REQ_FAIL = 'req-fail';
+const CONN_STATUS = 'conn-status';
 
 describe('browser: statuses and error details in the editor language (chromium, de and ja)', function () {
   needsSystemPackage(this, 'chromium');
@@ -55,6 +56,7 @@ describe('browser: statuses and error details in the editor language (chromium, 
         id: REQ_FAIL, type: 'http-oauth2-request', z: 'tab1', name: '', connection: CONN, method: 'GET', url: 'http://127.0.0.2:9/nowhere', ret: 'obj',
         paytoqs: 'ignore', headers: [], maxAttempts: 1, x: 300, y: 240, wires: [[]],
       },
+      { id: CONN_STATUS, type: 'oauth2-connection-status', z: 'tab1', name: '', connection: CONN, routineRefreshes: false, sendAtStart: true, x: 200, y: 320, wires: [[]] },
     ]);
   });
 
@@ -92,11 +94,23 @@ describe('browser: statuses and error details in the editor language (chromium, 
       await step(session, 'canvas', async () => {
         // The failing trigger retries: its status names the next attempt; the other has read the list.
         await page.waitForFunction((id) => /OAUTH2_HTTP_STATUS/.test(document.querySelector(`[id="${id}"] .red-ui-flow-node-status-label`)?.textContent ?? ''), TRIG_FAIL, { timeout: 20_000 });
-        for (const id of [TRIG_OK, TRIG_FAIL, REQ_FAIL]) texts.push(await statusOf(page, id));
+        for (const id of [TRIG_OK, TRIG_FAIL, REQ_FAIL, CONN_STATUS]) texts.push(await statusOf(page, id));
         assert.match(texts[2], /OAUTH2_ORIGIN_NOT_ALLOWED/, texts[2]);
         // Pictures of the German editor only: this machine's Chromium has no Japanese font (the texts are read
         // from the page, not the picture).
         if (locale === 'de') await session.shot(`editor-language-${locale}-canvas`);
+      });
+
+      await step(session, 'status-node-dialog', async () => {
+        // The connection status node's dialog: in the editor's language, and laid out.
+        await openNodeDialog(page, CONN_STATUS);
+        await settleTray(page);
+        const problems = await dialogLayoutProblems(page);
+        assert.deepEqual(problems, []);
+        // Its labels and hints (the connection select shows the connection's own name, which is the user's).
+        texts.push(...(await page.locator('.red-ui-tray-body label, .red-ui-tray-body .form-tips').allInnerTexts()).map((t) => t.trim()));
+        if (locale === 'de') await session.shot(`editor-language-${locale}-connection-status`);
+        await closeNodeDialog(page);
       });
 
       await step(session, 'preview', async () => {
