@@ -1,5 +1,5 @@
 /**
- * Helpers shared by the package's three editor files (nodes/*.html). Node-RED serves a module's resources/
+ * Helpers shared by the package's editor files (nodes/*.html). Node-RED serves a module's resources/
  * folder at resources/<module>/; each editor file loads this script before its own.
  */
 (function () {

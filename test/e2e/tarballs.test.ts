@@ -75,7 +75,7 @@ describe('e2e: both tarballs, the runtime installed globally from its tarball', 
     assert.equal(health.status, 'ok');
     const sets = (await (await cli.admin('nodes', { headers: { accept: 'application/json' } })).json()) as Array<{ module: string; types: string[]; enabled: boolean; err?: string }>;
     const ours = sets.filter((set) => set.module === PALETTE);
-    assert.deepEqual(ours.flatMap((set) => set.types).sort(), ['http-oauth2-request', 'oauth2-connection', 'oauth2-record-change']);
+    assert.deepEqual(ours.flatMap((set) => set.types).sort(), ['http-oauth2-request', 'oauth2-connection', 'oauth2-connection-status', 'oauth2-record-change']);
     assert.ok(ours.every((set) => set.enabled && !set.err), JSON.stringify(ours));
     // The demo flow is deployed from the installed copy: its trigger waits for the login.
     const flows = (await (await cli.admin('flows', { headers: { 'node-red-api-version': 'v1' } })).json()) as Array<{ type: string }>;
