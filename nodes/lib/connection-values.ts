@@ -46,6 +46,13 @@ export const NO_BEHAVIOUR: ProviderBehaviour = { tokenPath: [], tokenValues: [],
 const VALUE_NAME = /^[A-Za-z_$][\w$]{0,63}$/;
 /** A field of a provider's answer: letters, digits, `_`, `-`, `.` (no path). */
 const FIELD_NAME = /^[\w.-]{1,100}$/;
+/**
+ * Fields that hold a credential, never a connection value: a value goes into URLs, headers and `msg.oauth2`, and
+ * a token or code there would leave the connection (a token response's top level holds Slack's bot token, say).
+ */
+const CREDENTIAL_FIELDS: ReadonlySet<string> = new Set([
+  'access_token', 'refresh_token', 'id_token', 'token', 'code', 'state', 'code_verifier', 'device_code', 'client_secret',
+]);
 /** Longest value kept: an id or a URL, never a document. */
 const MAX_VALUE_LENGTH = 2048;
 
@@ -76,6 +83,7 @@ export function parseValueSources(value: unknown, field: 'tokenValues' | 'callba
     const from = typeof record.from === 'string' ? record.from.trim() : '';
     const as = typeof record.as === 'string' && record.as.trim() ? record.as.trim() : from;
     if (!FIELD_NAME.test(from)) throw invalid(field, 'invalidValue', from);
+    if (CREDENTIAL_FIELDS.has(from.toLowerCase())) throw invalid(field, 'credentialField', from);
     if (!VALUE_NAME.test(as) || as === 'apiBaseUrl' || names.has(as)) throw invalid(field, 'invalidName', as);
     names.add(as);
     const setsApiBaseUrl = record.setsApiBaseUrl === true || record.setsApiBaseUrl === 'true';

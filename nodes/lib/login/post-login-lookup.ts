@@ -19,6 +19,25 @@ function lookupFailed(host: string, answer: string): OAuth2Error {
   });
 }
 
+/** The answer's text, read no further than `max` bytes: undefined when it is longer (the rest is not read). */
+async function cappedText(response: Response, max: number): Promise<string | undefined> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** The first item of the answer's list: the answer itself, or the one list-valued field of an object. */
 function firstItem(answer: unknown): Record<string, unknown> | undefined {
   let list: unknown = answer;
@@ -53,21 +72,21 @@ export async function runPostLoginLookup(input: {
     });
   }
   let status: number;
-  let text: string;
+  let text: string | undefined;
   try {
     const response = await agentFetch(input.agents)(url.href, {
       headers: { authorization: `Bearer ${tokens.accessToken}`, accept: 'application/json' },
       signal: AbortSignal.timeout(input.timeoutMs),
     });
     status = response.status;
-    text = await response.text();
+    text = await cappedText(response, MAX_ANSWER_BYTES);
   } catch (err) {
     // Only the kind of failure leaves: the error of a request can hold its headers.
     const name = err instanceof Error ? err.name : 'Error';
     throw lookupFailed(url.host, name === 'TimeoutError' ? 'timeout' : 'network error');
   }
   if (status < 200 || status >= 300) throw lookupFailed(url.host, `HTTP ${status}`);
-  if (Buffer.byteLength(text) > MAX_ANSWER_BYTES) throw lookupFailed(url.host, 'answer too large');
+  if (text === undefined) throw lookupFailed(url.host, 'answer too large');
   let answer: unknown;
   try {
     answer = JSON.parse(text);

@@ -91,6 +91,13 @@ describe('connection values (provider deviations)', () => {
     assert.equal(code(() => parseValueSources([{ from: 'a', as: 'apiBaseUrl' }], 'tokenValues')), 'OAUTH2_INVALID_CONFIG:tokenValues');
     assert.equal(code(() => parseValueSources([{ from: 'a', pattern: '(' }], 'callbackValues')), 'OAUTH2_INVALID_CONFIG:callbackValues');
     assert.equal(code(() => parseValueSources('x', 'tokenValues')), 'OAUTH2_INVALID_CONFIG:tokenValues');
+    // A credential is never a connection value (it would go into URLs, headers and msg.oauth2).
+    for (const from of ['access_token', 'refresh_token', 'id_token', 'Access_Token']) {
+      assert.equal(code(() => parseValueSources([{ from, as: 'x' }], 'tokenValues')), 'OAUTH2_INVALID_CONFIG:tokenValues', from);
+    }
+    for (const from of ['code', 'state']) {
+      assert.equal(code(() => parseValueSources([{ from, as: 'x' }], 'callbackValues')), 'OAUTH2_INVALID_CONFIG:callbackValues', from);
+    }
     assert.equal(code(() => parseConnectionConfig({ ...base, scopeSeparator: ';' })), 'OAUTH2_INVALID_CONFIG:scopeSeparator');
     assert.equal(code(() => parseConnectionConfig({ ...base, pkce: 'plain' })), 'OAUTH2_INVALID_CONFIG:pkce');
     assert.equal(code(() => parseConnectionConfig({ ...base, tokenPath: 'a..b' })), 'OAUTH2_INVALID_CONFIG:tokenPath');
