@@ -9,10 +9,15 @@ interface ConnectionStatusNodeDef extends NodeDef {
   routineRefreshes?: boolean;
   /** Send the connection's state once at start (after deploy or restart). */
   sendAtStart?: boolean;
+  /**
+   * Days before the refresh token's end (when the provider says it) to send `refresh-expiring`; empty: 7,
+   * 0: never.
+   */
+  refreshExpiryDays?: string | number;
 }
 
-/** What the node says: the connection's state kinds, a store that is away, and `recovered`. */
-type ReportedState = ConnectionState['kind'] | 'recovered';
+/** What the node says: the connection's state kinds, a store that is away, `recovered`, and `refresh-expiring`. */
+type ReportedState = ConnectionState['kind'] | 'recovered' | 'refresh-expiring';
 
 /** The connection's health as the flow sees it: a kind plus the codes that explain it, never an error object. */
 interface Health {
@@ -34,7 +39,13 @@ interface ConnectionStatusPayload {
   connectionId: string;
   time: string;
   retryAt?: string;
+  /** With refresh-expiring: when the refresh token stops working (a new login is needed by then). */
+  expiresAt?: string;
 }
+
+/** The longest a Node.js timer can wait (about 24.8 days): longer waits are taken in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** States after which a `ready` is news: the connection got better. */
 const TROUBLE: ReadonlySet<ConnectionState['kind']> = new Set(['login-required', 'unavailable', 'refused']);
@@ -111,6 +122,11 @@ export = function register(RED: NodeAPI): void {
       return;
     }
     const routine = def.routineRefreshes === true;
+    const daysText = def.refreshExpiryDays === undefined || def.refreshExpiryDays === '' ? '7' : String(def.refreshExpiryDays);
+    const warnMs = Number.isFinite(Number(daysText)) && Number(daysText) > 0 ? Number(daysText) * DAY_MS : 0;
+    /** The refresh token end already said (said once per end: a new login with a later end is said again). */
+    let warnedFor: number | undefined;
+    let expiryTimer: NodeJS.Timeout | undefined;
 
     /** The connection's health as last seen (refreshes of a healthy connection hidden unless asked for). */
     let seen = healthOf(connection.state(), connectionNode.storeUnavailable === true);
@@ -174,8 +190,37 @@ export = function register(RED: NodeAPI): void {
       send(next.kind, next, previous);
     }
 
+    /** Sends refresh-expiring when the refresh token's end is within the warning time; else waits for it. */
+    function checkRefreshExpiry(): void {
+      if (expiryTimer) clearTimeout(expiryTimer);
+      expiryTimer = undefined;
+      if (closed || !live || warnMs === 0 || !connection) return;
+      const snapshot = connection.snapshot();
+      const end = snapshot.hasRefreshToken ? snapshot.refreshExpiresAt : undefined;
+      if (end === undefined || end === warnedFor) return;
+      const wait = end - warnMs - Date.now();
+      if (wait <= 0) {
+        warnedFor = end;
+        const health = healthOf(connection.state(), connectionNode?.storeUnavailable === true);
+        const payload: ConnectionStatusPayload = {
+          state: 'refresh-expiring',
+          previous: health.kind,
+          connection: connectionNode?.name || def.connection || '',
+          connectionId: def.connection ?? '',
+          time: new Date().toISOString(),
+          expiresAt: new Date(end).toISOString(),
+        };
+        node.send({ topic: 'refresh-expiring', payload });
+        return;
+      }
+      expiryTimer = setTimeout(checkRefreshExpiry, Math.min(wait + 10, MAX_TIMER_MS));
+      expiryTimer.unref?.();
+    }
+
     const onState = (state: ConnectionState): void => {
       observe(healthOf(state, connectionNode.storeUnavailable === true));
+      // New tokens (a refresh, a login) may bring a new end for the refresh token.
+      checkRefreshExpiry();
     };
     const onStoreStatus = (): void => {
       observe(healthOf(connection.state(), connectionNode.storeUnavailable === true));
@@ -193,12 +238,14 @@ export = function register(RED: NodeAPI): void {
         if (closed) return;
         live = true;
         if (def.sendAtStart === true) send(seen.kind === 'refreshing' ? settled.kind : seen.kind, seen.kind === 'refreshing' ? settled : seen, undefined);
+        checkRefreshExpiry();
       }, START_DELAY_MS);
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
       if (startTimer) clearTimeout(startTimer);
+      if (expiryTimer) clearTimeout(expiryTimer);
       connection.removeListener('state', onState);
       connectionNode.removeListener('store-status', onStoreStatus);
       node.status({});

@@ -77,6 +77,11 @@ export interface TokenSet {
   scopes: string[];
   obtainedAt: number;
   /**
+   * When the refresh token itself stops working, when the provider says (`refresh_token_expires_in`, or
+   * `refresh_expires_in`): after it, only a new login helps. Absent: the provider did not say.
+   */
+  refreshExpiresAt?: number;
+  /**
    * Connection values the provider gave with the tokens (connection-values.ts): token-response fields, callback
    * parameters and the post-login lookup, checked before they were kept. Never a token or a secret.
    */

@@ -48,6 +48,7 @@ interface Payload {
   connectionId: string;
   time: string;
   retryAt?: string;
+  expiresAt?: string;
 }
 
 interface StatusMessage {
@@ -115,7 +116,7 @@ describe('node: oauth2-connection-status through a real provider', function () {
     assert.ok(secrets.length > 3, 'the provider issued tokens this test knows');
     for (const secret of secrets) assert.ok(!text.includes(secret), `a message carries a secret (${secret.slice(0, 4)}...)`);
     for (const msg of messages) {
-      assert.deepEqual(Object.keys(msg.payload).filter((k) => !['state', 'previous', 'reason', 'code', 'message', 'connection', 'connectionId', 'time', 'retryAt'].includes(k)), []);
+      assert.deepEqual(Object.keys(msg.payload).filter((k) => !['state', 'previous', 'reason', 'code', 'message', 'connection', 'connectionId', 'time', 'retryAt', 'expiresAt'].includes(k)), []);
       assert.equal(msg.topic, msg.payload.state);
       assert.ok(!Number.isNaN(Date.parse(msg.payload.time)) && msg.payload.time === new Date(msg.payload.time).toISOString());
       assert.equal(msg.payload.connection, 'test connection');
@@ -250,6 +251,52 @@ describe('node: oauth2-connection-status through a real provider', function () {
     assert.deepEqual(got.map((m) => m.topic), ['login-required', 'recovered']);
     assert.equal(got[1].payload.previous, 'login-required');
     assert.equal(lastStatus(helper.getNode('status')), 'oauth2-connection-status.status.ready');
+    assertNoSecrets(got);
+  });
+
+  /** A connection holding a valid login whose refresh token ends at `refreshExpiresAt` (as GitHub Apps say it). */
+  async function endingConnection(refreshExpiresAt: number): Promise<ReturnType<typeof connectionDef>> {
+    const tokens = await webLogin();
+    const stored: StoredTokens = { tokens: { ...tokens, expiresAt: Date.now() + 3_600_000, refreshExpiresAt }, updatedAt: Date.now() };
+    const conn = connectionDef(auth, { clientId: auth.clients.web.clientId, clientSecret: auth.clients.web.clientSecret, redirectUri: REDIRECT_URI });
+    conn.credentials.conn1.tokens = JSON.stringify(stored);
+    return conn;
+  }
+
+  it('a refresh token ending within the warning days: refresh-expiring once, with its end; 0 days: never', async () => {
+    const end = Date.now() + 2 * 24 * 3_600_000;
+    const conn = await endingConnection(end);
+    await helper.load(
+      [...nodeModules, connectionStatusModule],
+      [tab(), conn.node, statusNode('status'), statusNode('never', { refreshExpiryDays: 0 }, [['neverOut']]), helperNode(), helperNode('neverOut')],
+      conn.credentials,
+    );
+    const got = collect();
+    const never = collect('neverOut');
+    await eventually(() => got.length > 0, 5000, 'refresh-expiring');
+    assert.equal(got[0].topic, 'refresh-expiring');
+    assert.equal(got[0].payload.state, 'refresh-expiring');
+    assert.equal(got[0].payload.previous, 'ready', 'the connection still works');
+    assert.equal(got[0].payload.expiresAt, new Date(end).toISOString());
+    // A token fetched (state events, same refresh token): not said again.
+    seenTokens.add((await engine().getAccessToken()).accessToken);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(got.length, 1, JSON.stringify(got));
+    assert.deepEqual(never, []);
+    assertNoSecrets(got);
+  });
+
+  it('a refresh token ending later: refresh-expiring when the warning time comes, not before', async () => {
+    // Warn 0.00004 days (3.5 s) before an end 5 s away: about 1.5 s after start.
+    const start = Date.now();
+    const conn = await endingConnection(start + 5000);
+    await helper.load([...nodeModules, connectionStatusModule], [tab(), conn.node, statusNode('status', { refreshExpiryDays: 0.00004 }), helperNode()], conn.credentials);
+    const got = collect();
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(got.length, 0, 'not yet');
+    await eventually(() => got.length > 0, 5000, 'refresh-expiring');
+    assert.ok(Date.now() - start >= 1400, `sent after ${Date.now() - start} ms`);
+    assert.equal(got[0].topic, 'refresh-expiring');
     assertNoSecrets(got);
   });
 

@@ -75,6 +75,21 @@ function tokenObject(body: Record<string, unknown>, path: readonly string[] | un
   return current as Record<string, unknown>;
 }
 
+/**
+ * When the refresh token ends: `refresh_token_expires_in` (GitHub Apps, Dropbox...) or `refresh_expires_in`
+ * (Keycloak; 0 there is an offline token without end), in seconds; else what was known of the same refresh
+ * token before (`kept`). A value that is not a positive number is ignored (the lifetime is advisory: only a
+ * new login helps after it, and the connection learns that from the provider's refusal anyway).
+ */
+function refreshLifetimeEnd(body: Record<string, unknown>, now: number, kept: number | undefined): number | undefined {
+  for (const field of ['refresh_token_expires_in', 'refresh_expires_in']) {
+    const raw = body[field];
+    const seconds = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+    if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) return now + seconds * 1000;
+  }
+  return kept;
+}
+
 /** Seconds from expires_in, which some servers send as a numeric string. */
 function expiresInSeconds(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
@@ -182,6 +197,8 @@ export function normalizeTokenResponse(raw: unknown, ctx: NormalizeContext): Tok
     obtainedAt: ctx.now,
   };
   if (refreshToken) tokens.refreshToken = refreshToken;
+  const refreshExpiresAt = refreshLifetimeEnd(body, ctx.now, refreshToken !== undefined && refreshToken === ctx.previous?.refreshToken ? ctx.previous?.refreshExpiresAt : undefined);
+  if (refreshToken && refreshExpiresAt !== undefined) tokens.refreshExpiresAt = refreshExpiresAt;
   const keptIdToken = idToken ?? ctx.previous?.idToken;
   if (keptIdToken) tokens.idToken = keptIdToken;
   const subject = subjectFromIdToken(idToken) ?? ctx.previous?.subject;

@@ -12,5 +12,7 @@ export function keepPreviousRefreshToken(login: TokenSet, previous: TokenSet | u
   if (login.refreshToken || !previous?.refreshToken) return login;
   if (!login.issuedTo || !previous.issuedTo || !sameCredentialTarget(login.issuedTo, previous.issuedTo)) return login;
   if (login.subject !== undefined && previous.subject !== undefined && login.subject !== previous.subject) return login;
-  return { ...login, refreshToken: previous.refreshToken };
+  const kept: TokenSet = { ...login, refreshToken: previous.refreshToken };
+  if (previous.refreshExpiresAt !== undefined) kept.refreshExpiresAt = previous.refreshExpiresAt;
+  return kept;
 }

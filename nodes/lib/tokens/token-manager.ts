@@ -133,6 +133,8 @@ export interface TokenSnapshot {
   scopes?: string[];
   subject?: string;
   hasRefreshToken: boolean;
+  /** When the refresh token ends, when the provider said. */
+  refreshExpiresAt?: number;
   expirySource?: TokenSet['expirySource'];
   /** The connection values the provider gave (never a token or secret), shown in the dialog. */
   values?: Record<string, string>;
@@ -152,6 +154,7 @@ export function snapshotOf(stored: StoredTokens | undefined, state?: ConnectionS
     scopes: tokens ? [...tokens.scopes] : undefined,
     subject: tokens?.subject,
     hasRefreshToken: Boolean(tokens?.refreshToken),
+    ...(tokens?.refreshToken && tokens.refreshExpiresAt !== undefined ? { refreshExpiresAt: tokens.refreshExpiresAt } : {}),
     expirySource: tokens?.expirySource,
     ...(tokens?.values ? { values: { ...tokens.values } } : {}),
     ...(state?.kind === 'refused' ? { retryAt: state.retryAt } : {}),

@@ -19,6 +19,24 @@ describe('oauth/token-response', () => {
     assert.equal(normalizeTokenResponse({ access_token: 'a', expires_in: '90' }, ctx).expiresAt, now + 90_000);
   });
 
+  it('reads when the refresh token ends (refresh_token_expires_in, refresh_expires_in), keeps it for the same refresh token only', () => {
+    const github = normalizeTokenResponse({ access_token: 'ghu_a', expires_in: 28800, refresh_token: 'ghr_1', refresh_token_expires_in: 15897600 }, ctx);
+    assert.equal(github.refreshExpiresAt, now + 15_897_600_000);
+    const keycloak = normalizeTokenResponse({ access_token: 'a', expires_in: 300, refresh_token: 'r', refresh_expires_in: '1800' }, ctx);
+    assert.equal(keycloak.refreshExpiresAt, now + 1_800_000);
+    // Keycloak's offline token: 0, no end.
+    assert.equal(normalizeTokenResponse({ access_token: 'a', refresh_token: 'r', refresh_expires_in: 0 }, ctx).refreshExpiresAt, undefined);
+    assert.equal(normalizeTokenResponse({ access_token: 'a', refresh_token: 'r', refresh_token_expires_in: 'soon' }, ctx).refreshExpiresAt, undefined);
+    // No refresh token: no end to keep.
+    assert.equal(normalizeTokenResponse({ access_token: 'a', refresh_token_expires_in: 100 }, ctx).refreshExpiresAt, undefined);
+    // A refresh answer that keeps the refresh token (none sent back) keeps its end; a new refresh token without one has none.
+    const kept = normalizeTokenResponse({ access_token: 'b', expires_in: 60 }, { ...ctx, now: now + 1000, previous: github });
+    assert.equal(kept.refreshToken, 'ghr_1');
+    assert.equal(kept.refreshExpiresAt, github.refreshExpiresAt);
+    const rotated = normalizeTokenResponse({ access_token: 'c', expires_in: 60, refresh_token: 'ghr_2' }, { ...ctx, previous: github });
+    assert.equal(rotated.refreshExpiresAt, undefined);
+  });
+
   it('falls back to the JWT exp, then to the default lifetime', () => {
     const exp = Math.floor(now / 1000) + 300;
     const fromJwt = normalizeTokenResponse({ access_token: jwt({ exp }), token_type: 'Bearer' }, ctx);
