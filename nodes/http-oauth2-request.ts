@@ -1,4 +1,6 @@
-import { isOAuth2Error, type OAuth2Error } from './lib/errors';
+import { OAuth2Error, isOAuth2Error } from './lib/errors';
+import { HoldQueue, holdReason, type HeldMessage, type HoldReason } from './lib/hold/hold-queue';
+import { decodeMessage, encodeMessage } from './lib/hold/message-codec';
 import { createAgents, type AgentTlsOptions } from './lib/http/agents';
 import { proxySettingsFromEnv, useProxyOptions } from './lib/http/proxy';
 import { collectPages } from './lib/http/pagination';
@@ -7,6 +9,8 @@ import { httpStatusError } from './lib/http/status';
 import { messageRequest, parseRequestSettings, responseFields, type RequestNodeConfig } from './lib/request-settings';
 import type { ConnectionState } from './lib/tokens/token-manager';
 import type { ConnectionNode } from './node-red/connection-node';
+import { configuredIds, registerDeploySweep } from './node-red/deploy-sweep';
+import { heldStoreSelector, sweepRemovedHolders } from './node-red/held-stores';
 import { toNodeError } from './node-red/node-error';
 import { proxyOf } from './node-red/proxy-node';
 import { runtimeSetting } from './node-red/store-backend';
@@ -38,8 +42,23 @@ function setResponse(msg: NodeMessage, response: AuthorisedResponse): void {
   Object.assign(msg, responseFields(response));
 }
 
+/** A held message as this process received it: the original and its callbacks. */
+interface LocalMessage {
+  msg: NodeMessage;
+  send: (msg: NodeMessage) => void;
+  done: (err?: Error) => void;
+}
+
 export = function register(RED: NodeAPI): void {
   useProxyOptions(runtimeSetting(RED, 'proxyOptions'));
+  // Held messages (file in the user directory, or Redis as settings.js says); a removed node's are forgotten.
+  const heldStore = heldStoreSelector(RED);
+  const removedHolders = new Set<string>();
+  registerDeploySweep('http-oauth2-request', RED, async () => {
+    const store = heldStore();
+    if (store.kind === 'invalid') return;
+    await sweepRemovedHolders(store, configuredIds(RED, 'http-oauth2-request'), removedHolders);
+  });
   function HttpOAuth2RequestNode(this: Node<never>, def: RequestNodeDef): void {
     RED.nodes.createNode(this, def);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- Node-RED constructors are called with `this`
@@ -76,6 +95,9 @@ export = function register(RED: NodeAPI): void {
     };
 
     let inFlight = 0;
+    /** Messages held while the connection needs a login (made below, once the node can send). */
+    let queue: HoldQueue<LocalMessage> | undefined;
+    let holdRelease: (() => void) | undefined;
     let connectionState: ConnectionState | undefined;
 
     const t = (key: string, params?: Record<string, unknown>): string => RED._(`http-oauth2-request.${key}`, params);
@@ -88,6 +110,11 @@ export = function register(RED: NodeAPI): void {
     }
 
     function showConnectionState(): boolean {
+      if (queue && queue.size > 0) {
+        const reason: HoldReason = queue.reason ?? 'loginRequired';
+        node.status(localizedStatus('yellow', 'ring', { key: reason === 'unavailable' ? 'status.holdingUnavailable' : 'status.holdingLogin', params: { count: queue.size } }, 'http-oauth2-request', t));
+        return true;
+      }
       if (connectionNode?.storeUnavailable && connectionState?.kind !== 'login-required') {
         node.status(localizedStatus('yellow', 'ring', { key: 'status.storeUnavailable' }, 'http-oauth2-request', t));
         return true;
@@ -121,6 +148,8 @@ export = function register(RED: NodeAPI): void {
     };
     const onState = (state: ConnectionState): void => {
       connectionState = state;
+      // A new login (or the token endpoint back): what is held goes out now.
+      if (state.kind === 'ready' && (settings.hold || (queue?.size ?? 0) > 0)) queue?.wake();
       onStoreStatus();
     };
     if (connectionNode?.connection) {
@@ -220,93 +249,213 @@ export = function register(RED: NodeAPI): void {
       return undefined;
     }
 
-    node.on('input', (msg, send, done) => {
+    /**
+     * One message's request. `mayHold`: a failure it may be held for (a login needed, the token endpoint away,
+     * nothing of it sent on yet) is returned instead of raised, and the caller holds the message.
+     */
+    async function run(msg: NodeMessage, send: (msg: NodeMessage) => void, done: (err?: Error) => void, mayHold: boolean): Promise<OAuth2Error | undefined> {
       let requestUrl: string | undefined;
-      void (async () => {
-        if (!connectionNode?.connection) {
-          // A connection that failed its configuration says why, with its code; none at all is a node error.
-          done(connectionNode?.configError ?? toNodeError(new Error(t('errors.noConnection')), () => ''));
-          return;
+      if (!connectionNode?.connection) {
+        // A connection that failed its configuration says why, with its code; none at all is a node error.
+        done(connectionNode?.configError ?? toNodeError(new Error(t('errors.noConnection')), () => ''));
+        return undefined;
+      }
+      const connection = connectionNode.connection;
+      let sentAny = false;
+      const sendOn = (out: NodeMessage): void => {
+        sentAny = true;
+        send(out);
+      };
+      inFlight += 1;
+      node.status(localizedStatus('blue', 'dot', { key: 'status.inFlight', params: { count: inFlight } }, 'http-oauth2-request', t));
+      try {
+        if (paginationError) throw paginationError;
+        const values = connection.values();
+        const { request, invalidTimeout } = messageRequest(settings, msg, connection.apiBaseUrl, values);
+        requestUrl = request.url;
+        // What the provider told the connection (its instance URL, tenant id...), never a token.
+        (msg as NodeMessage & { oauth2?: unknown }).oauth2 = values;
+        if (invalidTimeout !== undefined) node.warn(t('errors.invalidTimeout', { value: invalidTimeout }));
+        const deps: SendDeps = { authorizer: connection, agents: agentsFor(msg, connection.agents) };
+        if (pagination.kind !== 'none') {
+          const failure = await paginate(msg, request, deps, sendOn);
+          done(failure && !closing ? translate(failure) : undefined);
+          return undefined;
         }
-        const connection = connectionNode.connection;
-        inFlight += 1;
-        node.status(localizedStatus('blue', 'dot', { key: 'status.inFlight', params: { count: inFlight } }, 'http-oauth2-request', t));
-        try {
-          if (paginationError) throw paginationError;
-          const values = connection.values();
-          const { request, invalidTimeout } = messageRequest(settings, msg, connection.apiBaseUrl, values);
-          requestUrl = request.url;
-          // What the provider told the connection (its instance URL, tenant id...), never a token.
-          (msg as NodeMessage & { oauth2?: unknown }).oauth2 = values;
-          if (invalidTimeout !== undefined) node.warn(t('errors.invalidTimeout', { value: invalidTimeout }));
-          const deps: SendDeps = { authorizer: connection, agents: agentsFor(msg, connection.agents) };
-          if (pagination.kind !== 'none') {
-            const failure = await paginate(msg, request, deps, send);
-            done(failure && !closing ? translate(failure) : undefined);
-            return;
-          }
-          const response: AuthorisedResponse = await sendAuthorised(request, deps);
-          setResponse(msg, response);
-          // As they are now: a refresh during the request may have brought new ones.
-          (msg as NodeMessage & { oauth2?: unknown }).oauth2 = connection.values();
-          if (response.decodeWarning) node.warn(t('errors.jsonDecode'));
-          const ok = response.statusCode >= 200 && response.statusCode < 300;
-          inFlight -= 1;
-          if (!ok && !settings.non2xxAsOutput) {
-            node.status(localizedStatus('red', 'ring', { key: 'status.error', params: { statusCode: response.statusCode } }, 'http-oauth2-request', t));
-            done(translate(httpStatusError(response)));
-            return;
-          }
-          if (!showConnectionState()) {
-            node.status(inFlight > 0
-              ? localizedStatus('blue', 'dot', { key: 'status.inFlight', params: { count: inFlight } }, 'http-oauth2-request', t)
-              : localizedStatus(ok ? 'green' : 'yellow', 'dot', { key: 'status.ok', params: { statusCode: response.statusCode } }, 'http-oauth2-request', t));
-          }
-          send(msg);
+        const response: AuthorisedResponse = await sendAuthorised(request, deps);
+        setResponse(msg, response);
+        // As they are now: a refresh during the request may have brought new ones.
+        (msg as NodeMessage & { oauth2?: unknown }).oauth2 = connection.values();
+        if (response.decodeWarning) node.warn(t('errors.jsonDecode'));
+        const ok = response.statusCode >= 200 && response.statusCode < 300;
+        inFlight -= 1;
+        if (!ok && !settings.non2xxAsOutput) {
+          node.status(localizedStatus('red', 'ring', { key: 'status.error', params: { statusCode: response.statusCode } }, 'http-oauth2-request', t));
+          done(translate(httpStatusError(response)));
+          return undefined;
+        }
+        if (!showConnectionState()) {
+          node.status(inFlight > 0
+            ? localizedStatus('blue', 'dot', { key: 'status.inFlight', params: { count: inFlight } }, 'http-oauth2-request', t)
+            : localizedStatus(ok ? 'green' : 'yellow', 'dot', { key: 'status.ok', params: { statusCode: response.statusCode } }, 'http-oauth2-request', t));
+        }
+        send(msg);
+        done();
+        return undefined;
+      } catch (err) {
+        inFlight -= 1;
+        if (closing && pagination.kind !== 'none') {
+          // Stopped between pages because the node is closing (redeploy): not an error of the flow.
           done();
-        } catch (err) {
-          inFlight -= 1;
-          if (closing && pagination.kind !== 'none') {
-            // Stopped between pages because the node is closing (redeploy): not an error of the flow.
-            done();
-            return;
-          }
-          if (!showConnectionState()) {
-            const code = isOAuth2Error(err) ? err.code : 'ERROR';
-            if (isOAuth2Error(err) && code === 'OAUTH2_LOGIN_REQUIRED') {
-              // Never logged in: the connection has no state to show yet, but the words are the same.
-              const lost = err.params.reason === 'refreshAnswerLost';
-              node.status(localizedStatus('red', 'ring', { key: lost ? 'status.loginRequiredAnswerLost' : 'status.loginRequired' }, 'http-oauth2-request', t));
-            } else {
-              node.status(localizedStatus('red', 'ring', { key: 'status.failed', params: { code } }, 'http-oauth2-request', t));
-            }
-          }
-          const error = translate(err);
-          if (!settings.errorsToCatchOnly && isOAuth2Error(err) && REQUEST_FAILURES.has(err.code) && requestUrl !== undefined) {
-            // The core node's contract: the message goes on with the failure as its status and payload (a flow
-            // switching on msg.statusCode sees it), and Catch hears of it too.
-            const out = msg as NodeMessage & { statusCode?: unknown };
-            out.statusCode = failureStatusCode(err);
-            out.payload = `${error.message} : ${requestUrl}`;
-            node.error(error, out);
-            send(out);
-            done();
-            return;
-          }
-          done(error);
+          return undefined;
         }
-      })();
+        if (mayHold && !sentAny && isOAuth2Error(err) && holdReason(err)) return err;
+        fail(msg, send, done, err, requestUrl);
+        return undefined;
+      }
+    }
+
+    /** A message's failure: to Catch, and on the output too for failed requests (the core node's contract). */
+    function fail(msg: NodeMessage, send: (msg: NodeMessage) => void, done: (err?: Error) => void, err: unknown, requestUrl: string | undefined): void {
+      if (!showConnectionState()) {
+        const code = isOAuth2Error(err) ? err.code : 'ERROR';
+        if (isOAuth2Error(err) && code === 'OAUTH2_LOGIN_REQUIRED') {
+          // Never logged in: the connection has no state to show yet, but the words are the same.
+          const lost = err.params.reason === 'refreshAnswerLost';
+          node.status(localizedStatus('red', 'ring', { key: lost ? 'status.loginRequiredAnswerLost' : 'status.loginRequired' }, 'http-oauth2-request', t));
+        } else {
+          node.status(localizedStatus('red', 'ring', { key: 'status.failed', params: { code } }, 'http-oauth2-request', t));
+        }
+      }
+      const error = translate(err);
+      if (!settings.errorsToCatchOnly && isOAuth2Error(err) && REQUEST_FAILURES.has(err.code) && requestUrl !== undefined) {
+        // The core node's contract: the message goes on with the failure as its status and payload (a flow
+        // switching on msg.statusCode sees it), and Catch hears of it too.
+        const out = msg as NodeMessage & { statusCode?: unknown };
+        out.statusCode = failureStatusCode(err);
+        out.payload = `${error.message} : ${requestUrl}`;
+        node.error(error, out);
+        send(out);
+        done();
+        return;
+      }
+      done(error);
+    }
+
+    /** Holds a message that failed for a login needed (or arrived while others are held); else fails it. */
+    async function holdOrFail(id: string, local: LocalMessage, error: OAuth2Error): Promise<void> {
+      if (!queue) {
+        fail(local.msg, local.send, local.done, error, undefined);
+        return;
+      }
+      let text: string;
+      try {
+        text = encodeMessage(local.msg as unknown as Record<string, unknown>);
+      } catch {
+        fail(local.msg, local.send, local.done, error, undefined);
+        return;
+      }
+      const outcome = await queue.hold(id, text, local, error);
+      if (outcome === 'held') {
+        showConnectionState();
+        // Usable again meanwhile (a login that finished while this request failed): send now.
+        if (connectionNode?.connection?.state().kind === 'ready') queue.wake();
+        return;
+      }
+      if (outcome === 'storeFailed') node.warn(t('errors.holdStoreFailed'));
+      fail(local.msg, local.send, local.done, error, undefined);
+    }
+
+    /** The error a message arriving behind held ones would fail with, were it not held too. */
+    function heldError(): OAuth2Error {
+      return new OAuth2Error('OAUTH2_LOGIN_REQUIRED', 'Messages are held until the connection is logged in again', { params: { reason: 'held' } });
+    }
+
+    node.on('input', (msg, send, done) => {
+      const local: LocalMessage = { msg, send, done };
+      if (!settings.hold || !queue) {
+        void run(msg, send, done, false);
+        return;
+      }
+      const id = queue.arrival();
+      if (queue.holding()) {
+        // Behind the held ones, in arrival order.
+        void holdOrFail(id, local, queue.error ?? heldError());
+        return;
+      }
+      void run(msg, send, done, true).then((error) => (error ? holdOrFail(id, local, error) : undefined));
     });
 
-    node.on('close', (_removed: boolean, closeDone: () => void) => {
+    if (connectionNode?.connection) {
+      try {
+        const attached = heldStore().attach();
+        queue = new HoldQueue<LocalMessage>({
+          nodeId: node.id,
+          store: attached.store,
+          settings: settings.hold,
+          // Longer than a request with its retries can take: another instance never sends it meanwhile.
+          claimMs: settings.timeoutMs * settings.retry.maxAttempts + 5 * 60_000,
+          attempt: async (entry: HeldMessage<LocalMessage>) => {
+            let local = entry.local;
+            if (!local) {
+              let msg: NodeMessage;
+              try {
+                msg = decodeMessage(entry.message) as NodeMessage;
+              } catch {
+                node.warn(t('errors.heldUnreadable'));
+                return undefined;
+              }
+              // Held before a restart or redeploy: sent on as a message of this node, errors to Catch.
+              local = { msg, send: (out) => node.send(out), done: (err) => (err ? node.error(err, msg) : undefined) };
+            }
+            return run(local.msg, local.send, local.done, settings.hold !== undefined);
+          },
+          expire: (entry, error) => {
+            const local = entry.local;
+            if (local) {
+              fail(local.msg, local.send, local.done, error, undefined);
+              return;
+            }
+            try {
+              const msg = decodeMessage(entry.message) as NodeMessage;
+              fail(msg, (out) => node.send(out), (err) => (err ? node.error(err, msg) : undefined), error, undefined);
+            } catch {
+              node.warn(t('errors.heldUnreadable'));
+            }
+          },
+          dropped: (entry) => entry.local?.done(),
+          onChange: () => {
+            if (!showConnectionState() && inFlight === 0) node.status(paginationError ? configErrorStatus(paginationError) : {});
+          },
+          // Without holding, only a failure to send what an earlier configuration held would matter here.
+          onStoreError: (err, doing) => {
+            if (settings.hold || doing !== 'restore') node.warn(translate(err).message);
+          },
+        });
+        holdRelease = attached.release;
+        void queue.restore();
+      } catch (err) {
+        // The store setting is invalid (httpOAuth2.store): nothing can be held; messages fail as before.
+        if (settings.hold) node.warn(translate(err).message);
+      }
+    }
+
+    node.on('close', (removed: boolean, closeDone: () => void) => {
       closing = true;
+      if (removed) removedHolders.add(node.id);
       for (const controller of running) controller.abort();
       connectionNode?.connection?.removeListener('state', onState);
       connectionNode?.removeListener('store-status', onStoreStatus);
-      ownAgents?.destroy();
-      uncheckedAgents?.destroy();
-      node.status({});
-      closeDone();
+      // The message being sent from the hold finishes first: the next node must not send it again.
+      // At most 12 s: Node-RED gives a closing node 15 s.
+      const closed = Promise.race([queue?.close() ?? Promise.resolve(), new Promise<void>((resolve) => setTimeout(resolve, 12_000).unref())]);
+      void closed.finally(() => {
+        holdRelease?.();
+        ownAgents?.destroy();
+        uncheckedAgents?.destroy();
+        node.status({});
+        closeDone();
+      });
     });
   }
 

@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   'OAUTH2_RECORDS_NOT_FOUND',
   /** A trigger's remembered state could not be read or written. */
   'OAUTH2_TRIGGER_STATE_FAILED',
+  /** A request node's held messages (kept while its connection needs a login) could not be read or written. */
+  'OAUTH2_HOLD_STORE_FAILED',
   /** A record trigger's polls, cut at Max pages, stopped reading anything new of the list (params.polls). */
   'OAUTH2_TRIGGER_INCOMPLETE',
   /** An admin route was called by a page of another origin (no admin login needed for that): nothing was done. */

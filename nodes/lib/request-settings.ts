@@ -14,6 +14,7 @@ import { recordsNotFound } from './http/records';
 import { resolveRequestUrl, type AuthorisedRequest, type AuthorisedResponse } from './http/request';
 import { retryPolicy, type RetryPolicy } from './http/retry';
 import type { ResponseMode, PayToQs } from './http/body';
+import { DEFAULT_HOLD, type HoldSettings } from './hold/hold-queue';
 
 export const REQUEST_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'TRACE']);
 const RETURN_MODES = new Set(['txt', 'bin', 'obj', 'auto']);
@@ -54,6 +55,12 @@ export interface RequestNodeConfig extends PaginationConfig {
   maxPages?: string | number;
   recordsPath?: string;
   pageOutput?: string;
+  /** "While the connection needs a login: hold messages" (off by default). */
+  holdWhileLoginNeeded?: boolean;
+  /** At most this many held messages; empty: DEFAULT_HOLD. */
+  holdMaxMessages?: string | number;
+  /** The longest hold, in hours; empty: DEFAULT_HOLD. */
+  holdMaxHours?: string | number;
 }
 
 export interface RequestSettings {
@@ -83,6 +90,8 @@ export interface RequestSettings {
   recordsPath: string;
   /** 'all': one message with every page's records; 'each': one message per page. */
   pageOutput: 'all' | 'each';
+  /** Messages wait while the connection needs a login (or its token endpoint is away); undefined: they fail. */
+  hold: HoldSettings | undefined;
 }
 
 /** A message property as a mustache tag: the core node's `msg` header name or value, in this node's form. */
@@ -110,6 +119,21 @@ function numberOr(value: unknown, fallback: number): number {
 
 function text(value: unknown): string {
   return typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+}
+
+/** Hold settings, or the error naming the field (a count of 1 to 100,000; hours above 0, at most 720). */
+function holdSettings(config: RequestNodeConfig): HoldSettings | OAuth2Error {
+  const countText = text(config.holdMaxMessages);
+  const hoursText = text(config.holdMaxHours);
+  const count = countText === '' ? DEFAULT_HOLD.maxMessages : Number(countText);
+  const hours = hoursText === '' ? DEFAULT_HOLD.maxHoldMs / 3_600_000 : Number(hoursText);
+  if (!(Number.isInteger(count) && count >= 1 && count <= 100_000)) {
+    return new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid setting: holdMaxMessages', { params: { field: 'holdMaxMessages', reason: 'invalidNumber' } });
+  }
+  if (!(Number.isFinite(hours) && hours > 0 && hours <= 720)) {
+    return new OAuth2Error('OAUTH2_INVALID_CONFIG', 'Invalid setting: holdMaxHours', { params: { field: 'holdMaxHours', reason: 'invalidNumber' } });
+  }
+  return { maxMessages: count, maxHoldMs: Math.round(hours * 3_600_000) };
 }
 
 /**
@@ -154,7 +178,13 @@ export function parseRequestSettings(config: RequestNodeConfig, defaults: { time
     maxPages: maxPagesText === '' ? 10 : Number(maxPagesText),
     recordsPath: text(config.recordsPath),
     pageOutput: config.pageOutput === 'each' ? 'each' : 'all',
+    hold: undefined,
   };
+  if (config.holdWhileLoginNeeded === true) {
+    const held = holdSettings(config);
+    if (held instanceof OAuth2Error) return { settings, error: held };
+    settings.hold = held;
+  }
   if (settings.pagination.kind === 'none') return { settings };
   try {
     validatePagination(settings.pagination);

@@ -18,6 +18,7 @@ export const STORE_KEY_FILE = '.http-oauth2-tokens.key';
 export const GENERATED_SECRET_COPY_FILE = '.http-oauth2-generated-secret.key';
 export const TOKEN_STORE_FILE = '.http-oauth2-tokens.json';
 export const TRIGGER_STORE_FILE = '.http-oauth2-triggers.json';
+export const HELD_STORE_FILE = '.http-oauth2-held.json';
 
 export type InstanceSecrets = () => { credentialSecret?: string | false; generatedSecret?: string };
 
@@ -30,7 +31,7 @@ export interface StoreKeys {
 
 /** Every file the package seals in `userDir`: a change of secret re-seals them together. */
 function sealedFiles(userDir: string): string[] {
-  return [TOKEN_STORE_FILE, TRIGGER_STORE_FILE].flatMap((name) => {
+  return [TOKEN_STORE_FILE, TRIGGER_STORE_FILE, HELD_STORE_FILE].flatMap((name) => {
     const filePath = path.join(userDir, name);
     return [filePath, journalPath(filePath)];
   });

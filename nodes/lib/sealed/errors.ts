@@ -53,7 +53,7 @@ export function isErrno(err: unknown, ...codes: string[]): boolean {
  */
 export function storeFailure(
   err: unknown,
-  code: 'OAUTH2_TOKEN_STORE_FAILED' | 'OAUTH2_TRIGGER_STATE_FAILED',
+  code: 'OAUTH2_TOKEN_STORE_FAILED' | 'OAUTH2_TRIGGER_STATE_FAILED' | 'OAUTH2_HOLD_STORE_FAILED',
   label: string,
   advice: string,
 ): OAuth2Error {
