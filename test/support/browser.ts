@@ -228,9 +228,10 @@ export async function deployWithButton(page: Page): Promise<void> {
   await dismissNotifications(page);
   await page.waitForFunction(() => !document.querySelector('#red-ui-header-button-deploy')?.classList.contains('disabled'));
   await page.locator('#red-ui-header-button-deploy').click();
-  // A confirmation (unused config, invalid nodes) would stop here: confirm it if it shows.
+  // A confirmation (unused config, invalid nodes) would stop here: confirm it if it shows. German says
+  // "Erfolgreich übernommen (deploy)".
   const confirm = page.locator('button:has-text("Confirm deploy"):visible');
-  const done = page.locator('.red-ui-notification-success', { hasText: /deployed|bereitgestellt/i });
+  const done = page.locator('.red-ui-notification-success', { hasText: /deployed|bereitgestellt|übernommen/i });
   await Promise.race([done.waitFor({ timeout: 15_000 }), confirm.first().waitFor({ timeout: 15_000 }).then(() => confirm.first().click())]);
   await done.waitFor({ timeout: 15_000 });
   await page.waitForFunction(() => document.querySelector('#red-ui-header-button-deploy')?.classList.contains('disabled'));

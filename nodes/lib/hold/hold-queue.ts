@@ -56,7 +56,7 @@ export interface HoldQueueOptions<Local> {
   /** The count or the reason changed (for the node's status). */
   onChange(count: number, reason: HoldReason | undefined): void;
   /** The store failed (never called with a message's content). */
-  onStoreError(err: unknown, doing: 'restore' | 'remove' | 'claim'): void;
+  onStoreError(err: unknown, doing: 'restore' | 'hold' | 'remove' | 'claim'): void;
   /** How long a claim on a message being sent lasts (shared store): longer than its request can take. */
   claimMs?: number;
   /** The longest time between probes of the oldest message while held; default 30 s (from 1 s, doubling). */
@@ -152,9 +152,12 @@ export class HoldQueue<Local> {
     this.lastError = error;
     try {
       await this.options.store.add(this.options.nodeId, { id: entry.id, at: entry.at, message });
-    } catch {
+    } catch (err) {
+      this.options.onStoreError(err, 'hold');
       const at = this.queue.indexOf(entry);
       if (at >= 0) this.queue.splice(at, 1);
+      // The message fails now: a later write of the store must not carry it (a restart would send it too).
+      void this.options.store.remove(this.options.nodeId, entry.id).catch(() => undefined);
       this.changed();
       return 'storeFailed';
     }
