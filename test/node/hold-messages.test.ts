@@ -14,6 +14,8 @@ import type { TokenSet } from '../../nodes/lib/types';
 import { startApiServer, type ApiServer } from '../support/api-server';
 import { startAuthServer, type AuthServer } from '../support/auth-server';
 import { faults, startFaultProxy, type FaultProxy } from '../support/fault-proxy';
+import { startRedis, type RedisServer } from '../support/redis';
+import { needsSystemPackage } from '../support/system-packages';
 import { watchAuthServer, watchedSecrets } from '../support/leaks';
 import { loginTokens } from '../support/login-tokens';
 import { clientSettings } from '../unit/oauth/helpers';
@@ -316,5 +318,41 @@ describe('node: http-oauth2-request holds messages while its connection needs a 
     await new Promise((r) => setTimeout(r, 1500));
     assert.deepEqual(out, [], 'nothing held any more');
     assert.deepEqual(received(), []);
+  });
+
+  describe('with the shared store on Redis', function () {
+    needsSystemPackage(this, 'redis-server');
+    let redis: RedisServer;
+    before(async () => {
+      redis = await startRedis();
+    });
+    after(async () => {
+      await redis?.close();
+    });
+
+    it('held messages live in Redis, sealed (not in the user directory), and go out after a restart and a new login', async () => {
+      const prefix = `hold-${Date.now()}:`;
+      helper.settings({ userDir, credentialSecret: 'hold-test-credential-secret', httpOAuth2: { store: { type: 'redis', url: redis.url, keyPrefix: prefix } } });
+      const conn = connection(await revokedLogin());
+      await helper.load(nodeModules, flow(conn), conn.credentials);
+      const req = helper.getNode('req');
+      for (let n = 0; n < 20; n += 1) req.receive({ payload: { n, note: `record ${n}` } });
+      await eventually(() => lastStatus(req) === 'holding 20: login required', 10_000, `held (status: ${lastStatus(req)})`);
+      assert.equal(fs.existsSync(path.join(userDir, HELD_FILE)), false, 'nothing in the user directory');
+      const { execFileSync } = await import('node:child_process');
+      const dump = execFileSync('redis-cli', ['-u', redis.url, '--no-raw', 'HGETALL', `${prefix}held:req`]).toString('latin1');
+      assert.ok(dump.length > 1000, 'the messages are in Redis');
+      assert.ok(!dump.includes('record 7'), 'sealed in Redis');
+
+      await helper.unload();
+      helper.settings({ userDir, credentialSecret: 'hold-test-credential-secret', httpOAuth2: { store: { type: 'redis', url: redis.url, keyPrefix: prefix } } });
+      await helper.load(nodeModules, flow(conn), conn.credentials);
+      const out = collect('out');
+      await eventually(() => lastStatus(helper.getNode('req')) === 'holding 20: login required', 10_000, 'held after the restart');
+      assert.equal(await engine().adoptTokens(await webLogin()), true);
+      await eventually(() => out.length === 20, 20_000, `20 sent (got ${out.length})`);
+      assert.deepEqual(received(), Array.from({ length: 20 }, (_, i) => i));
+      await eventually(() => execFileSync('redis-cli', ['-u', redis.url, 'EXISTS', `${prefix}held:req`]).toString().trim() === '0', 5000, 'nothing left in Redis');
+    });
   });
 });
