@@ -8,11 +8,13 @@ import {
   STORE_KEY_FILE,
   TOKEN_STORE_FILE,
   TRIGGER_STORE_FILE,
+  HELD_STORE_FILE,
   migrateEarly,
   storeKeys,
   type InstanceSecrets,
 } from '../../../nodes/node-red/instance-secret';
 import { openTriggerStateStore } from '../../../nodes/lib/changes/state-store';
+import { openHeldStore } from '../../../nodes/lib/hold/held-store';
 import { openJson, sealJson } from '../../../nodes/lib/sealed/crypto';
 import { journalPath } from '../../../nodes/lib/sealed/encrypted-json-file';
 import { openFileTokenStore } from '../../../nodes/lib/tokens/file-token-store';
@@ -22,6 +24,8 @@ import { entry } from './support/token-store-contract';
 
 const posix = process.platform !== 'win32';
 const NEW_SECRET = 'credential-secret-from-settings';
+/** A message a request node held while its connection needed a login. */
+const HELD = { id: '000001700000000000-000000-abcdef', at: 1_700_000_000_000, message: '{"payload":{"n":1}}' };
 
 /** The instance's secrets as the adapters read them from Node-RED's settings. */
 const settings = (credentialSecret?: string | false, generatedSecret?: string): InstanceSecrets => () => ({ credentialSecret, generatedSecret });
@@ -31,21 +35,24 @@ describe('tokens: a change of credential secret re-seals the stores', () => {
   let generated: string;
   const tokensPath = (): string => path.join(dir, TOKEN_STORE_FILE);
   const triggersPath = (): string => path.join(dir, TRIGGER_STORE_FILE);
+  const heldPath = (): string => path.join(dir, HELD_STORE_FILE);
   const copyPath = (): string => path.join(dir, GENERATED_SECRET_COPY_FILE);
 
   /** The runtime's stores opened the way the adapters open them. */
   async function openStores(secrets: InstanceSecrets) {
     const tokens = await openFileTokenStore({ filePath: tokensPath(), ...(await storeKeys(dir, secrets)) });
     const triggers = await openTriggerStateStore({ filePath: triggersPath(), ...(await storeKeys(dir, secrets)) });
-    return { tokens, triggers };
+    const held = await openHeldStore({ filePath: heldPath(), ...(await storeKeys(dir, secrets)) });
+    return { tokens, triggers, held };
   }
 
   /** A login and a trigger memory written while Node-RED ran on its generated secret. */
   async function runOnGeneratedSecret(): Promise<void> {
-    const { tokens, triggers } = await openStores(settings(undefined, generated));
+    const { tokens, triggers, held } = await openStores(settings(undefined, generated));
     await tokens.set('conn1', entry(1));
     await triggers.set('trig1', state(1));
-    await Promise.all([tokens.flush(), triggers.flush()]);
+    await held.add('req1', HELD);
+    await Promise.all([tokens.flush(), triggers.flush(), held.flush()]);
   }
 
   function sealedWith(filePath: string, secret: string): unknown {
@@ -54,9 +61,10 @@ describe('tokens: a change of credential secret re-seals the stores', () => {
 
   /** The login and the memory, read back by stores opened on `secrets` (as after a restart). */
   async function assertKeptUnder(secrets: InstanceSecrets): Promise<void> {
-    const { tokens, triggers } = await openStores(secrets);
+    const { tokens, triggers, held } = await openStores(secrets);
     assert.deepEqual(await tokens.get('conn1'), entry(1));
     assert.deepEqual(await triggers.get('trig1'), state(1));
+    assert.deepEqual(await held.list('req1'), [HELD]);
   }
 
   /**
@@ -114,6 +122,7 @@ describe('tokens: a change of credential secret re-seals the stores', () => {
     assert.equal(keys.secret, NEW_SECRET);
     sealedWith(tokensPath(), NEW_SECRET);
     sealedWith(triggersPath(), NEW_SECRET);
+    sealedWith(heldPath(), NEW_SECRET);
     assert.equal(existsSync(copyPath()), false);
     await assertKeptUnder(settings(NEW_SECRET));
   });
@@ -152,8 +161,10 @@ describe('tokens: a change of credential secret re-seals the stores', () => {
     const before = await openStores(settings(false));
     await before.tokens.set('conn1', entry(1));
     await before.triggers.set('trig1', state(1));
+    await before.held.add('req1', HELD);
     await storeKeys(dir, settings(NEW_SECRET));
     sealedWith(tokensPath(), NEW_SECRET);
+    sealedWith(heldPath(), NEW_SECRET);
     assert.equal(existsSync(path.join(dir, STORE_KEY_FILE)), false);
     await assertKeptUnder(settings(NEW_SECRET));
   });
