@@ -1,6 +1,6 @@
 /**
  * 5. Cold start to editor served: time from spawning the process to the first GET / answering 200, for
- *   ours   the embedded runtime (runtime/, started by test/support/runtime.ts's startRuntime, in a child)
+ *   ours   the embedded runtime the way users start it: `node runtime/dist/cli.js start` in a child process
  *   plain  Node-RED's own CLI (node-red/red.js) with a minimal settings.js loading the same nodes (nodesDir)
  * Both start the same flows.json (a connection, a request node, a record-change trigger, http in/out) from a
  * fresh copy of the same user directory, with the same credential secret. Starts alternate; ratio per pair.
@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { startRuntime, tempUserDir } from '../test/support/runtime';
+import { tempUserDir } from '../test/support/runtime';
 import { ROOT } from './lib/runtime';
 import { median, sleep } from './lib/stats';
 
@@ -74,16 +74,30 @@ function userDirWithFlows(): string {
   return dir;
 }
 
+/** Waits for a child to exit after SIGTERM. */
+async function stop(child: ReturnType<typeof spawn>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
 async function startOurs(): Promise<number> {
   const port = await freePort();
   const userDir = userDirWithFlows();
+  const cli = path.join(ROOT, 'runtime', 'dist', 'cli.js');
   const since = performance.now();
-  const starting = startRuntime({ userDir, port, credentialSecret: SECRET });
-  const ms = await waitForEditor(`http://127.0.0.1:${port}/`, since);
-  const runtime = await starting;
-  await runtime.stop();
-  fs.rmSync(userDir, { recursive: true, force: true });
-  return ms;
+  const child = spawn(process.execPath, [cli, 'start', '--port', String(port), '--user-dir', userDir, '--log-level', 'fatal'], {
+    stdio: 'ignore',
+    env: { ...process.env, NODE_RED_CREDENTIAL_SECRET: SECRET },
+  });
+  try {
+    return await waitForEditor(`http://127.0.0.1:${port}/`, since);
+  } finally {
+    await stop(child);
+    fs.rmSync(userDir, { recursive: true, force: true });
+  }
 }
 
 async function startPlain(): Promise<number> {
@@ -102,11 +116,7 @@ async function startPlain(): Promise<number> {
   try {
     return await waitForEditor(`http://127.0.0.1:${port}/`, since);
   } finally {
-    await new Promise<void>((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
+    await stop(child);
     fs.rmSync(userDir, { recursive: true, force: true });
   }
 }
